@@ -1,0 +1,3 @@
+from jeeves_runner.cli import main
+
+main()

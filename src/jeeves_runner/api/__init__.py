@@ -1,0 +1,1 @@
+"""HTTP API: one module per resource, one place (errors.py) mapping errors to status codes."""

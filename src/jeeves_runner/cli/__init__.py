@@ -1,0 +1,65 @@
+"""`jeeves-runner`: parse, call, print, exit code. Every error is one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from jeeves_runner import __version__
+from jeeves_runner.cli.common import EXIT_USAGE, CliError
+from jeeves_runner.cli.config_commands import config_show, init, validate
+from jeeves_runner.cli.job_commands import add_job, list_jobs
+from jeeves_runner.cli.service_commands import service
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jeeves-runner")
+def cli() -> None:
+    """jeeves-runner: cron jobs, run history, state and queues in one SQLite file."""
+
+
+for command in (init, validate, config_show, add_job, list_jobs, service):
+    cli.add_command(command)
+
+
+def _register_optional() -> None:
+    # Command groups that arrive with later modules; each registers itself if present.
+    import importlib
+
+    for module_name in (
+        "jeeves_runner.cli.schedule_commands",
+        "jeeves_runner.cli.api_commands",
+        "jeeves_runner.cli.data_commands",
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="jeeves-runner", standalone_mode=False)
+    except CliError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        # Usage problems: one line, not click's three-line usage block.
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

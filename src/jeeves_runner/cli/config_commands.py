@@ -1,0 +1,43 @@
+"""init, validate, config-show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.config import STARTER_CONFIG
+
+
+@click.command()
+@click.option("-o", "--output", default="jeeves-runner.config.json", show_default=True)
+def init(output: str) -> None:
+    """Write a starter config file (never overwrites)."""
+    path = Path(output)
+    try:
+        with path.open("x", encoding="utf-8") as fh:
+            fh.write(json.dumps(STARTER_CONFIG, indent=2) + "\n")
+    except FileExistsError:
+        raise CliError(f"{path} already exists; not overwriting it") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    click.echo(f"Wrote {path}")
+
+
+@click.command()
+@config_option
+def validate(config_path: str | None) -> None:
+    """Check a config file and print the resolved values."""
+    config = load(config_path)
+    click.echo("Config is valid.")
+    click.echo(json.dumps(config.to_json_dict(redact=True), indent=2))
+
+
+@click.command("config-show")
+@config_option
+def config_show(config_path: str | None) -> None:
+    """Print the resolved config as JSON (token paths redacted)."""
+    config = load(config_path)
+    click.echo(json.dumps(config.to_json_dict(redact=True), indent=2))

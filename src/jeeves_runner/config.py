@@ -1,0 +1,229 @@
+"""Settings: the JSON config file, its validation, and its defaults.
+
+Every problem in a file is reported at once, each naming its key, and none as a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api"
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:18789"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if len(self.problems) == 1:
+            return f"{self.source}: {self.problems[0]}"
+        lines = [f"{self.source}: {len(self.problems)} problems"]
+        lines.extend(f"  - {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+class _Section(BaseModel):
+    # strict: "4" is not 4 and 4.0 is not an integer; a config file should say what it means.
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
+
+
+class NotificationsConfig(_Section):
+    slack_token_path: str | None = Field(default=None, alias="slackTokenPath")
+    default_on_failure: str | None = Field(default=None, alias="defaultOnFailure")
+    default_on_success: str | None = Field(default=None, alias="defaultOnSuccess")
+    slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, alias="slackApiUrl", min_length=1)
+
+
+class LogConfig(_Section):
+    level: LogLevel = "info"
+    file: str | None = None
+
+
+class GatewayConfig(_Section):
+    url: str = Field(default=DEFAULT_GATEWAY_URL, min_length=1)
+    token_path: str | None = Field(default=None, alias="tokenPath")
+    poll_interval_ms: int = Field(default=5000, alias="pollIntervalMs", ge=1)
+
+
+class Config(_Section):
+    port: int = Field(default=1937, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    db_path: str = Field(default="./data/runner.sqlite", alias="dbPath", min_length=1)
+    max_concurrency: int = Field(default=4, alias="maxConcurrency", ge=1)
+    run_retention_days: int = Field(default=30, alias="runRetentionDays", ge=1)
+    state_cleanup_interval_ms: int = Field(
+        default=3_600_000, alias="stateCleanupIntervalMs", ge=1000
+    )
+    shutdown_grace_ms: int = Field(default=30_000, alias="shutdownGraceMs", ge=0)
+    timezone: str | None = None
+    reconcile_interval_ms: int = Field(default=60_000, alias="reconcileIntervalMs", ge=0)
+    notifications: NotificationsConfig = NotificationsConfig()
+    log: LogConfig = LogConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    schema_: str | None = Field(default=None, alias="$schema", exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def to_json_dict(self, *, redact: bool = False) -> dict[str, Any]:
+        data = self.model_dump(by_alias=True, exclude={"schema_"})
+        if redact:
+            for section, key in (("notifications", "slackTokenPath"), ("gateway", "tokenPath")):
+                if data[section][key] is not None:
+                    data[section][key] = "<redacted>"
+        return data
+
+
+# What each constrained key must be, in words an operator reads in an error message.
+_EXPECTATIONS: dict[str, str] = {
+    "port": "an integer from 1 to 65535",
+    "host": "a non-empty string",
+    "dbPath": "a non-empty string",
+    "maxConcurrency": "an integer ≥ 1",
+    "runRetentionDays": "an integer ≥ 1",
+    "stateCleanupIntervalMs": "an integer ≥ 1000",
+    "shutdownGraceMs": "an integer ≥ 0",
+    "timezone": "an IANA time zone name such as 'Europe/London'",
+    "reconcileIntervalMs": "an integer ≥ 0 (0 = never)",
+    "notifications": "an object",
+    "notifications.slackTokenPath": "a file path string",
+    "notifications.defaultOnFailure": "a Slack channel id string or null",
+    "notifications.defaultOnSuccess": "a Slack channel id string or null",
+    "notifications.slackApiUrl": "a URL string",
+    "log": "an object",
+    "log.level": "one of trace, debug, info, warn, error, fatal",
+    "log.file": "a file path string",
+    "gateway": "an object",
+    "gateway.url": "a URL string",
+    "gateway.tokenPath": "a file path string",
+    "gateway.pollIntervalMs": "an integer ≥ 1",
+    "$schema": "a string",
+}
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _section_model(path: tuple[str, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Config
+    for part in path:
+        for name, field in model.model_fields.items():
+            if (field.alias or name) == part and isinstance(field.annotation, type):
+                if issubclass(field.annotation, BaseModel):
+                    model = field.annotation
+    return model
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(str(p) for p in error["loc"])
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(_section_model(loc[:-1]))
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{key}: unknown key{hint}"
+    got = json.dumps(error.get("input"), ensure_ascii=False)
+    if error["type"] == "value_error":
+        reason = str(error.get("ctx", {}).get("error", error["msg"]))
+        return f"{key}: {reason}"
+    expected = _EXPECTATIONS.get(key, error["msg"].lower())
+    return f"{key}: must be {expected}, got {got}"
+
+
+def parse_config(data: object, source: str = "config") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must hold a JSON object"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems: list[str] = []
+        for err in exc.errors():
+            text = _describe(err)
+            if text not in problems:
+                problems.append(text)
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a config file; None gives the defaults.
+
+    Relative paths inside a file (dbPath, log.file, token paths) are read relative to the
+    file's folder, so a service does not depend on its working directory.
+    """
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(file), ["file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(str(file), ["is a folder, not a config file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(str(file), [f"cannot be read ({reason})"]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise ConfigError(str(file), [problem]) from None
+    config = parse_config(data, str(file))
+    return _anchor_paths(config, file.resolve().parent)
+
+
+def _anchor_paths(config: Config, base: Path) -> Config:
+    def anchor(value: str | None) -> str | None:
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else base / p)
+
+    return config.model_copy(
+        update={
+            "db_path": anchor(config.db_path),
+            "log": config.log.model_copy(update={"file": anchor(config.log.file)}),
+            "notifications": config.notifications.model_copy(
+                update={"slack_token_path": anchor(config.notifications.slack_token_path)}
+            ),
+            "gateway": config.gateway.model_copy(
+                update={"token_path": anchor(config.gateway.token_path)}
+            ),
+        }
+    )
+
+
+STARTER_CONFIG: dict[str, Any] = {
+    "port": 1937,
+    "host": "127.0.0.1",
+    "dbPath": "./data/runner.sqlite",
+    "maxConcurrency": 4,
+    "runRetentionDays": 30,
+    "stateCleanupIntervalMs": 3_600_000,
+    "shutdownGraceMs": 30_000,
+    "reconcileIntervalMs": 60_000,
+    "notifications": {"defaultOnFailure": None, "defaultOnSuccess": None},
+    "log": {"level": "info"},
+    "gateway": {"url": DEFAULT_GATEWAY_URL},
+}

@@ -1,0 +1,56 @@
+"""What the HTTP API and the CLI may ask of a running runner. The runner implements it;
+the API depends only on this protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from jeeves_runner.models import RunResult
+from jeeves_runner.store import SqliteStore
+
+
+class JobNotFoundError(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job '{job_id}' not found")
+        self.job_id = job_id
+
+
+class JobAlreadyRunningError(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job '{job_id}' is already running")
+        self.job_id = job_id
+
+
+class ShuttingDownError(Exception):
+    def __init__(self) -> None:
+        super().__init__("The runner is shutting down")
+
+
+class RunnerControl(Protocol):
+    @property
+    def store(self) -> SqliteStore: ...
+
+    @property
+    def failed_registrations(self) -> int: ...
+
+    @property
+    def running_count(self) -> int:
+        """Runs executing now (two runs of one job count 2)."""
+        ...
+
+    @property
+    def data_version(self) -> int:
+        """Grows whenever jobs or runs change through this runner, so a response body built
+        from them can be reused until it moves."""
+        ...
+
+    def uptime_seconds(self) -> float: ...
+
+    async def trigger(self, job_id: str) -> RunResult:
+        """Run a job now and wait for its end. Raises JobNotFoundError, JobAlreadyRunningError
+        (overlap `skip` with a run in flight) or ShuttingDownError."""
+        ...
+
+    async def set_enabled(self, job_id: str, enabled: bool) -> bool:
+        """False when the job does not exist. Reconciles the schedule at once."""
+        ...

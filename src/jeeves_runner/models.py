@@ -1,0 +1,77 @@
+"""Domain values: jobs, runs, statuses and policies. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class JobType(StrEnum):
+    SCRIPT = "script"
+    SESSION = "session"
+
+
+class OverlapPolicy(StrEnum):
+    SKIP = "skip"
+    QUEUE = "queue"
+    ALLOW = "allow"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    name: str
+    schedule: str
+    script: str
+    type: JobType = JobType.SCRIPT
+    description: str | None = None
+    enabled: bool = True
+    timeout_ms: int | None = None
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    on_failure: str | None = None
+    on_success: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What one execution produced; the executor and the session runner both return this."""
+
+    status: RunStatus
+    duration_ms: int
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
+    tokens: int | None = None
+    result_meta: str | None = None
+
+
+def format_instant(moment: datetime) -> str:
+    """The one stored and served form of an instant: ISO 8601 UTC, milliseconds, `Z`.
+
+    Fixed width, so text order is time order and range comparisons in SQL are correct.
+    """
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

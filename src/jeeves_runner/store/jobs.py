@@ -1,0 +1,162 @@
+"""Job definitions."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from jeeves_runner.models import Job, JobType, OverlapPolicy
+from jeeves_runner.store.database import Database
+
+
+class JobExistsError(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job '{job_id}' already exists")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """What the scheduler needs of an enabled job to place it on its heap."""
+
+    id: str
+    schedule: str
+    updated_at: str
+
+
+_COLUMNS = (
+    "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
+    "on_failure, on_success, created_at, updated_at"
+)
+
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
+_LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
+_LIST_WITH_LAST_RUN = """
+SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
+       j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
+       r.status AS last_status, r.started_at AS last_run
+FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id
+ORDER BY j.id
+"""
+_SET_ENABLED = "UPDATE jobs SET enabled = ?, updated_at = ? WHERE id = ?"
+_ENABLED_SCHEDULES = "SELECT id, schedule, updated_at FROM jobs WHERE enabled = 1"
+_COUNT = "SELECT count(*) FROM jobs"
+_DELETE = "DELETE FROM jobs WHERE id = ?"
+_UPDATE = """
+UPDATE jobs SET name = ?, schedule = ?, script = ?, type = ?, description = ?, enabled = ?,
+       timeout_ms = ?, overlap_policy = ?, on_failure = ?, on_success = ?, updated_at = ?
+WHERE id = ?
+"""
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        name=row["name"],
+        schedule=row["schedule"],
+        script=row["script"],
+        type=JobType(row["type"]),
+        description=row["description"],
+        enabled=bool(row["enabled"]),
+        timeout_ms=row["timeout_ms"],
+        overlap_policy=OverlapPolicy(row["overlap_policy"]),
+        on_failure=row["on_failure"],
+        on_success=row["on_success"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add_job(self, job: Job, now: str) -> Job:
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(
+                    _INSERT,
+                    (
+                        job.id,
+                        job.name,
+                        job.schedule,
+                        job.script,
+                        job.type.value,
+                        job.description,
+                        int(job.enabled),
+                        job.timeout_ms,
+                        job.overlap_policy.value,
+                        job.on_failure,
+                        job.on_success,
+                        now,
+                        now,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                raise JobExistsError(job.id) from None
+            raise
+        stored = self.get_job(job.id)
+        assert stored is not None
+        return stored
+
+    def update_job(self, job: Job, now: str) -> bool:
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                _UPDATE,
+                (
+                    job.name,
+                    job.schedule,
+                    job.script,
+                    job.type.value,
+                    job.description,
+                    int(job.enabled),
+                    job.timeout_ms,
+                    job.overlap_policy.value,
+                    job.on_failure,
+                    job.on_success,
+                    now,
+                    job.id,
+                ),
+            )
+        return cur.rowcount == 1
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._db.transaction() as conn:
+            return conn.execute(_DELETE, (job_id,)).rowcount == 1
+
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._db.connection().execute(_GET, (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self) -> list[Job]:
+        return [_job(r) for r in self._db.connection().execute(_LIST)]
+
+    def list_jobs_with_last_run(self) -> list[dict[str, Any]]:
+        """Jobs as the API shows them, each with its latest executed run's status and start."""
+        cur = self._db.connection().execute(_LIST_WITH_LAST_RUN)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def get_job_row(self, job_id: str) -> dict[str, Any] | None:
+        cur = self._db.connection().execute(_GET, (job_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
+        with self._db.transaction() as conn:
+            cur = conn.execute(_SET_ENABLED, (int(enabled), now, job_id))
+        return cur.rowcount == 1
+
+    def enabled_schedules(self) -> list[ScheduleEntry]:
+        return [
+            ScheduleEntry(r[0], r[1], r[2])
+            for r in self._db.connection().execute(_ENABLED_SCHEDULES)
+        ]
+
+    def count_jobs(self) -> int:
+        return int(self._db.connection().execute(_COUNT).fetchone()[0])

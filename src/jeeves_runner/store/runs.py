@@ -1,0 +1,137 @@
+"""Run history: one row per run from the moment it starts to its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jeeves_runner.models import RunResult, RunStatus, RunTrigger
+from jeeves_runner.store.database import Database
+
+_CREATE = """
+INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
+"""
+_POINT_JOB = "UPDATE jobs SET last_run_id = ? WHERE id = ?"
+_MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?"
+_FINISH = """
+UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, stdout = ?,
+       stderr = ?, error = ?, tokens = ?, result_meta = ?
+WHERE id = ?
+"""
+_INSERT_SKIP = """
+INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, trigger,
+                  skipped_count, last_skipped_at)
+VALUES (?, 'skipped', ?, ?, 0, ?, ?, 1, ?)
+"""
+_BUMP_SKIP = """
+UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = ?, finished_at = ?,
+       error = ?
+WHERE id = ?
+"""
+_LIST = """
+SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
+       error, trigger, tokens, result_meta, skipped_count, last_skipped_at
+FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?
+"""
+_GET = """
+SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
+       error, trigger, tokens, result_meta, skipped_count, last_skipped_at
+FROM runs WHERE id = ?
+"""
+_CLOSE_ORPHANS = """
+UPDATE runs SET status = 'error', finished_at = ?, error = ?
+WHERE status IN ('pending', 'running')
+"""
+_FINISHED_SINCE = """
+SELECT status, count(*) FROM runs WHERE finished_at >= ? GROUP BY status
+"""
+_PRUNE = """
+DELETE FROM runs WHERE id IN (
+    SELECT id FROM runs
+    WHERE coalesce(finished_at, started_at) < ? AND status NOT IN ('running', 'pending')
+    LIMIT ?
+)
+"""
+
+
+class RunStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
+        """A new run row. `pending` rows are made ahead of the fire so the child can be
+        given its JR_RUN_ID without a database write on the critical path."""
+        with self._db.transaction() as conn:
+            cur = conn.execute(_CREATE, (job_id, status.value, at, trigger.value))
+            run_id = int(cur.lastrowid or 0)
+            if status is RunStatus.RUNNING:
+                conn.execute(_POINT_JOB, (run_id, job_id))
+        return run_id
+
+    def mark_running(self, started: list[tuple[int, str, str]]) -> None:
+        """(run id, job id, started_at) for runs whose children have started; one commit."""
+        with self._db.transaction() as conn:
+            for run_id, job_id, at in started:
+                conn.execute(_MARK_RUNNING, (at, run_id))
+                conn.execute(_POINT_JOB, (run_id, job_id))
+
+    def finish_run(self, run_id: int, result: RunResult, finished_at: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                _FINISH,
+                (
+                    result.status.value,
+                    finished_at,
+                    result.duration_ms,
+                    result.exit_code,
+                    result.stdout,
+                    result.stderr,
+                    result.error,
+                    result.tokens,
+                    result.result_meta,
+                    run_id,
+                ),
+            )
+
+    def record_skip(
+        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+    ) -> int:
+        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
+        into the row `into` (returned by the first skip), which counts them."""
+        with self._db.transaction() as conn:
+            if into is not None:
+                cur = conn.execute(_BUMP_SKIP, (at, at, reason, into))
+                if cur.rowcount == 1:
+                    return into
+            cur = conn.execute(_INSERT_SKIP, (job_id, at, at, reason, trigger.value, at))
+            return int(cur.lastrowid or 0)
+
+    def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        cur = self._db.connection().execute(_LIST, (job_id, limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        cur = self._db.connection().execute(_GET, (run_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def close_orphaned_runs(self, at: str, message: str) -> int:
+        with self._db.transaction() as conn:
+            return conn.execute(_CLOSE_ORPHANS, (at, message)).rowcount
+
+    def finished_since(self, since: str) -> dict[str, int]:
+        rows = self._db.connection().execute(_FINISHED_SINCE, (since,))
+        return {str(status): int(count) for status, count in rows}
+
+    def prune_runs(self, before: str, batch: int = 5000) -> int:
+        """Delete finished runs older than `before`, in batches so a large prune does not
+        hold the write lock for long. Never deletes a running run."""
+        total = 0
+        while True:
+            with self._db.transaction() as conn:
+                deleted = conn.execute(_PRUNE, (before, batch)).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
