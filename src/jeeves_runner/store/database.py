@@ -42,8 +42,19 @@ class Database:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._migrate()
+            parent = Path(self.path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise StoreError(
+                    f"cannot create folder {parent} for {self.path}: {reason}"
+                ) from None
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()  # the caller never gets this object, so nobody else would close it
+            raise
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -100,6 +111,14 @@ class Database:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # The whole upgrade is one transaction: a failure leaves the file at its old version.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(
+                f"cannot migrate {self.path} from schema version {version} to "
+                f"{SCHEMA_VERSION} ({exc}); it stays at version {version}"
+            ) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise

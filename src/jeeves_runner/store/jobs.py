@@ -43,6 +43,7 @@ ORDER BY j.id
 _SET_ENABLED = "UPDATE jobs SET enabled = ?, updated_at = ? WHERE id = ?"
 _ENABLED_SCHEDULES = "SELECT id, schedule, updated_at FROM jobs WHERE enabled = 1"
 _COUNT = "SELECT count(*) FROM jobs"
+_FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = ?"
 _UPDATE = """
 UPDATE jobs SET name = ?, schedule = ?, script = ?, type = ?, description = ?, enabled = ?,
@@ -157,6 +158,12 @@ class JobStore:
             ScheduleEntry(r[0], r[1], r[2])
             for r in self._db.connection().execute(_ENABLED_SCHEDULES)
         ]
+
+    def schedule_fingerprint(self) -> tuple[int, str]:
+        """Changes whenever the set of enabled jobs or one of them changes (every write
+        through the store bumps updated_at), at the cost of one aggregate query."""
+        row = self._db.connection().execute(_FINGERPRINT).fetchone()
+        return int(row[0]), str(row[1])
 
     def count_jobs(self) -> int:
         return int(self._db.connection().execute(_COUNT).fetchone()[0])

@@ -22,6 +22,7 @@ INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, t
                   skipped_count, last_skipped_at)
 VALUES (?, 'skipped', ?, ?, 0, ?, ?, 1, ?)
 """
+_DISCARD_PENDING = "DELETE FROM runs WHERE id = ? AND status = 'pending'"
 _BUMP_SKIP = """
 UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = ?, finished_at = ?,
        error = ?
@@ -73,6 +74,11 @@ class RunStore:
             for run_id, job_id, at in started:
                 conn.execute(_MARK_RUNNING, (at, run_id))
                 conn.execute(_POINT_JOB, (run_id, job_id))
+
+    def discard_pending(self, run_id: int) -> None:
+        """Drop a row made ahead of a fire that, in the end, did not run."""
+        with self._db.transaction() as conn:
+            conn.execute(_DISCARD_PENDING, (run_id,))
 
     def finish_run(self, run_id: int, result: RunResult, finished_at: str) -> None:
         with self._db.transaction() as conn:

@@ -1,0 +1,57 @@
+"""start, next-runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import click
+
+from jeeves_runner import event_loop
+from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.cron import InvalidSchedule, next_runs, resolve_zone
+from jeeves_runner.store import StoreError
+
+
+@click.command()
+@config_option
+def start(config_path: str | None) -> None:
+    """Run the scheduler and the HTTP API until SIGTERM/SIGINT."""
+    # Imported here: the server stack is heavy and other commands (which job scripts call
+    # often, e.g. `state get`) should start fast.
+    from jeeves_runner.logs import configure_logging
+    from jeeves_runner.process_lock import DatabaseInUseError
+    from jeeves_runner.runner import Runner
+
+    config = load(config_path)
+    configure_logging(config.log.level, config.log.file)
+    runner = Runner(config)
+    try:
+        event_loop.run(runner.run_until_signalled())
+    except (DatabaseInUseError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise CliError(f"database error: {exc}") from None
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+
+
+@click.command("next-runs")
+@click.argument("schedule")
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--tz", "zone", default=None, help="IANA zone (default: the machine's zone).")
+def next_runs_command(schedule: str, count: int, zone: str | None) -> None:
+    """When will SCHEDULE fire? Prints the next fire times."""
+    try:
+        tz = resolve_zone(zone)
+        fires = next_runs(schedule, after=datetime.now(UTC), count=count, tz=zone)
+    except InvalidSchedule as exc:
+        raise CliError(str(exc)) from None
+    if not fires:
+        click.echo("This schedule never fires.")
+        return
+    for fire in fires:
+        click.echo(fire.astimezone(tz).isoformat())
+
+
+COMMANDS = [start, next_runs_command]

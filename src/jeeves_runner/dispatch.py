@@ -1,0 +1,302 @@
+"""From a fire (or a manual trigger) to a recorded run: overlap policy, the concurrency
+wait, spawning, recording, notifying. The scheduler loop decides *when*; this decides
+*whether* and carries it out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from jeeves_runner.clock import Clock
+from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
+from jeeves_runner.executor import ProcessExecutor, RunningProcess, SpawnError
+from jeeves_runner.models import (
+    Job,
+    JobType,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    format_instant,
+)
+from jeeves_runner.overlap import FireDecision, JobActivity, decide
+from jeeves_runner.slots import ConcurrencySlots
+from jeeves_runner.store import SqliteStore
+
+log = structlog.get_logger("jeeves_runner.dispatch")
+
+# Rows of runs that started in the same instant are marked `running` in one commit,
+# a few milliseconds after their children started (their started_at is the true start).
+MARK_BATCH_S = 0.005
+
+
+class SessionRunnerLike(Protocol):
+    async def run(self, job: Job) -> RunResult: ...
+
+
+class NotifierLike(Protocol):
+    def notify_run_later(self, job: Job, result: RunResult) -> None: ...
+
+
+@dataclass(slots=True)
+class PreparedFire:
+    job: Job
+    run_id: int | None  # a `pending` row made ahead of the fire, when the job looked free
+
+
+class RunDispatcher:
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        executor: ProcessExecutor,
+        sessions: SessionRunnerLike | None,
+        notifier: NotifierLike | None,
+        clock: Clock,
+        max_concurrency: int,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.sessions = sessions
+        self.notifier = notifier
+        self.clock = clock
+        self.slots = ConcurrencySlots(max_concurrency)
+        self.activity: dict[str, JobActivity] = {}
+        self.processes: dict[int, RunningProcess] = {}
+        self.executing = 0
+        self.data_version = 0
+        self.accepting = True
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._marks: list[tuple[int, str, str]] = []
+        self._mark_handle: asyncio.TimerHandle | None = None
+        self._on_change: list[Callable[[], None]] = []
+
+    # ---- scheduled fires -------------------------------------------------------------
+
+    def prepare(self, job_ids: list[str], fire_at: datetime) -> list[PreparedFire]:
+        """Ahead of a fire: re-read each job (edits apply to the next run) and make a
+        `pending` row for those that look free, so the child gets its JR_RUN_ID without a
+        database write between the fire instant and the spawn."""
+        prepared: list[PreparedFire] = []
+        at = format_instant(fire_at)
+        for job_id in job_ids:
+            job = self.store.jobs.get_job(job_id)
+            if job is None or not job.enabled:
+                continue
+            decision, _ = decide(job.overlap_policy, self._activity(job.id))
+            run_id = None
+            if decision is not FireDecision.SKIP:
+                run_id = self.store.runs.create_run(
+                    job.id, RunTrigger.SCHEDULE, RunStatus.PENDING, at
+                )
+            prepared.append(PreparedFire(job, run_id))
+        return prepared
+
+    def fire(self, prepared: list[PreparedFire], fire_at: datetime) -> None:
+        """At the fire instant: the final overlap decision, then start what runs."""
+        if not self.accepting:
+            for p in prepared:
+                if p.run_id is not None:
+                    self.store.runs.discard_pending(p.run_id)
+            return
+        at = format_instant(fire_at)
+        for p in prepared:
+            activity = self._activity(p.job.id)
+            decision, reason = decide(p.job.overlap_policy, activity)
+            if decision is FireDecision.SKIP:
+                if p.run_id is not None:
+                    self.store.runs.discard_pending(p.run_id)
+                assert reason is not None
+                activity.skip_row = self.store.runs.record_skip(
+                    p.job.id, at, reason, RunTrigger.SCHEDULE, activity.skip_row
+                )
+                self._changed()
+                log.info("fire skipped", job_id=p.job.id, reason=reason)
+                continue
+            run_id = p.run_id
+            if run_id is None:
+                run_id = self.store.runs.create_run(
+                    p.job.id, RunTrigger.SCHEDULE, RunStatus.PENDING, at
+                )
+            self._accept(p.job, run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE)
+
+    # ---- manual runs -----------------------------------------------------------------
+
+    async def trigger(self, job_id: str) -> RunResult:
+        if not self.accepting:
+            raise ShuttingDownError()
+        job = self.store.jobs.get_job(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        activity = self._activity(job.id)
+        if activity.in_flight and job.overlap_policy is OverlapPolicy.SKIP:
+            raise JobAlreadyRunningError(job.id)
+        if activity.in_flight and job.overlap_policy is OverlapPolicy.QUEUE:
+            # Wait for the job to be idle, then take it before any other fire does.
+            while activity.in_flight:
+                await activity.idle.wait()
+            if not self.accepting:
+                raise ShuttingDownError()
+        run_id = self.store.runs.create_run(
+            job.id, RunTrigger.MANUAL, RunStatus.PENDING, format_instant(self.clock.now())
+        )
+        task = self._accept(job, run_id, RunTrigger.MANUAL, queued=False)
+        return await asyncio.shield(task)
+
+    # ---- one run -----------------------------------------------------------------------
+
+    def _accept(self, job: Job, run_id: int, trigger: RunTrigger, *, queued: bool) -> Any:
+        activity = self._activity(job.id)
+        activity.in_flight += 1
+        activity.idle.clear()
+        if queued:
+            activity.queued = True
+        else:
+            activity.skip_row = None  # a new in-flight run starts a new collapse row
+        task = asyncio.ensure_future(self._run(job, run_id, trigger, queued))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._changed()
+        return task
+
+    async def _run(self, job: Job, run_id: int, trigger: RunTrigger, queued: bool) -> RunResult:
+        activity = self._activity(job.id)
+        try:
+            try:
+                if queued:
+                    # Runs right after the current one: wait until it is the only one left.
+                    while activity.in_flight > 1:
+                        await activity.wait_release()
+                await self.slots.acquire()
+            except asyncio.CancelledError:
+                result = RunResult(
+                    status=RunStatus.ERROR,
+                    duration_ms=0,
+                    error="The runner stopped before this run started",
+                )
+                self.store.runs.finish_run(run_id, result, format_instant(self.clock.now()))
+                raise
+            try:
+                if queued:
+                    activity.queued = False
+                    activity.skip_row = None
+                # The job may have been edited while this run waited.
+                job = self.store.jobs.get_job(job.id) or job
+                result = await self._execute(job, run_id)
+            finally:
+                self.slots.release()
+            self.flush_marks()
+            self.store.runs.finish_run(run_id, result, format_instant(self.clock.now()))
+            self._changed()
+            log.info(
+                "run finished",
+                job_id=job.id,
+                run_id=run_id,
+                status=result.status.value,
+                duration_ms=result.duration_ms,
+                trigger=trigger.value,
+            )
+            if self.notifier is not None:
+                self.notifier.notify_run_later(job, result)
+            return result
+        finally:
+            activity.in_flight -= 1
+            activity.released()
+
+    async def _execute(self, job: Job, run_id: int) -> RunResult:
+        started_mono = self.clock.monotonic()
+        if job.type is JobType.SESSION:
+            return await self._execute_session(job, run_id)
+        try:
+            process = await self.executor.spawn(job, run_id)
+        except SpawnError as exc:
+            self._mark_running(run_id, job.id)
+            elapsed = int((self.clock.monotonic() - started_mono) * 1000)
+            return RunResult(status=RunStatus.ERROR, duration_ms=elapsed, error=str(exc))
+        self._mark_running(run_id, job.id)
+        self.processes[run_id] = process
+        self.executing += 1
+        try:
+            return await process.wait()
+        finally:
+            self.executing -= 1
+            self.processes.pop(run_id, None)
+
+    async def _execute_session(self, job: Job, run_id: int) -> RunResult:
+        self._mark_running(run_id, job.id)
+        if self.sessions is None:
+            return RunResult(
+                status=RunStatus.ERROR, duration_ms=0, error="session jobs are not available"
+            )
+        self.executing += 1
+        started = self.clock.monotonic()
+        try:
+            return await self.sessions.run(job)
+        except asyncio.CancelledError:
+            elapsed = int((self.clock.monotonic() - started) * 1000)
+            return RunResult(
+                status=RunStatus.ERROR,
+                duration_ms=elapsed,
+                error="The runner stopped during this session run",
+            )
+        finally:
+            self.executing -= 1
+
+    def _mark_running(self, run_id: int, job_id: str) -> None:
+        self._marks.append((run_id, job_id, format_instant(self.clock.now())))
+        if self._mark_handle is None:
+            loop = asyncio.get_running_loop()
+            self._mark_handle = loop.call_later(MARK_BATCH_S, self.flush_marks)
+
+    def flush_marks(self) -> None:
+        self._mark_handle = None
+        if not self._marks:
+            return
+        marks, self._marks = self._marks, []
+        self.store.runs.mark_running(marks)
+        self._changed()
+
+    # ---- shutdown ----------------------------------------------------------------------
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop accepting; let in-flight runs finish for `grace_s`; then end the groups of
+        what is left (TERM, KILL after 5 s) and let their runs be recorded."""
+        self.accepting = False
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace_s)
+            if still:
+                reason = f"Killed at shutdown after the {int(grace_s * 1000)} ms grace period"
+                await asyncio.gather(
+                    *(p.stop(reason=reason) for p in list(self.processes.values())),
+                    return_exceptions=True,
+                )
+                for task in still:
+                    if not task.done():
+                        task.cancel()
+                await asyncio.wait(still, timeout=10)
+        self.flush_marks()
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _activity(self, job_id: str) -> JobActivity:
+        activity = self.activity.get(job_id)
+        if activity is None:
+            activity = self.activity[job_id] = JobActivity()
+            activity.idle.set()
+        return activity
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._on_change.append(callback)
+
+    def _changed(self) -> None:
+        self.data_version += 1
+        for callback in self._on_change:
+            with contextlib.suppress(Exception):
+                callback()

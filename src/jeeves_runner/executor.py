@@ -1,0 +1,232 @@
+"""Running one script job as a child process.
+
+Each run gets its own session (process group) so a timeout or shutdown can stop the job
+together with everything it started. Never through a shell; stdin closed; output kept as
+bounded tails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jeeves_runner.clock import Clock
+from jeeves_runner.models import Job, RunResult, RunStatus
+from jeeves_runner.output_tail import RESULT_PREFIX, OutputTail
+
+KILL_GRACE_S = 5.0
+READ_CHUNK = 65536
+# After the job's own process exits, a background grandchild may still hold its pipes open;
+# we wait this long for end-of-file and then stop reading rather than hang the run.
+PIPE_DRAIN_S = 1.0
+
+
+class SpawnError(Exception):
+    """The script could not be started; the message says why in one sentence."""
+
+
+def command_for(script: str, python: str = sys.executable) -> list[str]:
+    path = Path(script)
+    if not path.is_absolute():
+        raise SpawnError(f"Script path must be absolute: {script}")
+    if not path.exists():
+        raise SpawnError(f"Script not found: {script}")
+    if not path.is_file():
+        raise SpawnError(f"Script is not a file: {script}")
+    suffix = path.suffix.lower()
+    if suffix in (".js", ".mjs", ".cjs"):
+        return ["node", script]
+    if suffix == ".py":
+        return [python, script]
+    if suffix == ".sh":
+        return ["bash", script]
+    if suffix == ".ps1":
+        return ["pwsh", "-NoProfile", "-NonInteractive", "-File", script]
+    if suffix in (".cmd", ".bat"):
+        return ["cmd.exe", "/c", script]
+    if os.access(script, os.X_OK):
+        return [script]
+    raise SpawnError(
+        f"Script {script} is not executable and its extension is not one the runner knows "
+        "(.js .mjs .cjs .py .sh .ps1 .cmd .bat)"
+    )
+
+
+@dataclass
+class RunningProcess:
+    """A started child. `wait` collects its result; `stop` ends its whole group."""
+
+    job: Job
+    process: asyncio.subprocess.Process
+    started_mono: float
+    clock: Clock
+    stdout: OutputTail = field(default_factory=OutputTail)
+    stderr: OutputTail = field(default_factory=OutputTail)
+    _stop_reason: str | None = None
+    _stop_status: RunStatus = RunStatus.ERROR
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def wait(self, kill_grace_s: float = KILL_GRACE_S) -> RunResult:
+        readers = [
+            asyncio.ensure_future(_pump(self.process.stdout, self.stdout)),
+            asyncio.ensure_future(_pump(self.process.stderr, self.stderr)),
+        ]
+        timeout_s = self.job.timeout_ms / 1000 if self.job.timeout_ms else None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout_s)
+        except TimeoutError:
+            self._stop_reason = f"Job timed out after {self.job.timeout_ms} ms"
+            self._stop_status = RunStatus.TIMEOUT
+            await self.stop(kill_grace_s)
+        except asyncio.CancelledError:
+            # Shutdown cancels the waiter after its grace period: end the group, then record.
+            await asyncio.shield(self.stop(kill_grace_s))
+            raise
+        await _drain(readers)
+        return self._result()
+
+    async def stop(self, kill_grace_s: float = KILL_GRACE_S, reason: str | None = None) -> None:
+        """SIGTERM to the whole group; SIGKILL to the group if anything of it is left after
+        the grace. Waits for the job's own process to be reaped."""
+        if reason and self._stop_reason is None:
+            self._stop_reason = reason
+        pgid = self.process.pid
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = self.clock.monotonic() + kill_grace_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), kill_grace_s)
+        # The leader is gone (or ignored TERM); grandchildren may linger in the group.
+        while _group_alive(pgid) and self.clock.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        _signal_group(pgid, signal.SIGKILL)
+        await self.process.wait()
+
+    def _result(self) -> RunResult:
+        duration_ms = int((self.clock.monotonic() - self.started_mono) * 1000)
+        code = self.process.returncode
+        stdout = self.stdout.text()
+        stderr = self.stderr.text()
+        tokens, meta = _parse_result_lines(self.stdout.result_lines)
+        exit_code = code if code is not None and code >= 0 else None
+        if self._stop_reason is not None:
+            status, error = self._stop_status, self._stop_reason
+        elif code == 0:
+            status, error = RunStatus.OK, None
+        elif code is not None and code < 0:
+            status = RunStatus.ERROR
+            error = stderr.strip() or f"Killed by signal {_signal_name(-code)}"
+        else:
+            status, error = RunStatus.ERROR, stderr.strip() or f"Exit code {code}"
+        return RunResult(
+            status=status,
+            duration_ms=duration_ms,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            error=error,
+            tokens=tokens,
+            result_meta=meta,
+        )
+
+
+class ProcessExecutor:
+    def __init__(self, *, db_path: str, clock: Clock, python: str = sys.executable) -> None:
+        self.db_path = str(Path(db_path).resolve())
+        self.clock = clock
+        self.python = python
+
+    async def spawn(self, job: Job, run_id: int) -> RunningProcess:
+        command = command_for(job.script, self.python)
+        # Ours are set last, so nothing inherited can override them.
+        env = dict(os.environ)
+        env["JR_DB_PATH"] = self.db_path
+        env["JR_JOB_ID"] = job.id
+        env["JR_RUN_ID"] = str(run_id)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise SpawnError(f"Cannot start {job.script}: {command[0]} was not found") from None
+        except PermissionError:
+            raise SpawnError(f"Cannot start {job.script}: permission denied") from None
+        except OSError as exc:
+            raise SpawnError(f"Cannot start {job.script}: {exc.strerror or exc}") from None
+        return RunningProcess(
+            job=job, process=process, started_mono=self.clock.monotonic(), clock=self.clock
+        )
+
+
+async def _pump(stream: asyncio.StreamReader | None, tail: OutputTail) -> None:
+    if stream is None:
+        return
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            return
+        tail.feed(chunk)
+
+
+async def _drain(readers: list[asyncio.Future[None]]) -> None:
+    done, pending = await asyncio.wait(readers, timeout=PIPE_DRAIN_S)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for task in done:
+        task.result()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _parse_result_lines(lines: list[bytes]) -> tuple[int | None, str | None]:
+    """`JR_RESULT:{"tokens": N, "meta": "..."}` — the last valid line wins."""
+    tokens: int | None = None
+    meta: str | None = None
+    for line in lines:
+        try:
+            data = json.loads(line[len(RESULT_PREFIX) :])
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        value = data.get("tokens")
+        if isinstance(value, int) and not isinstance(value, bool):
+            tokens = value
+        if "meta" in data and data["meta"] is not None:
+            raw = data["meta"]
+            meta = raw if isinstance(raw, str) else json.dumps(raw)
+    return tokens, meta

@@ -1,0 +1,49 @@
+"""structlog set-up: JSON lines to a file or stdout; readable lines on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
+
+
+def configure_logging(level: str = "info", file: str | None = None) -> TextIO:
+    """Configure structlog once for the process; returns the stream written to."""
+    stream: TextIO
+    if file:
+        from pathlib import Path
+
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        stream = open(file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the process
+    else:
+        stream = sys.stdout
+    pretty = not file and stream.isatty()
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if pretty
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    return stream

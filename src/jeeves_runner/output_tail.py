@@ -1,0 +1,69 @@
+"""Bounded capture of a child's output: the last N lines, each capped in bytes.
+
+Memory stays bounded whatever the child prints (a 1 GiB stream, a 1 MB line). Each chunk is
+handled with `rsplit(maxsplit=N)`, so the cost per chunk does not grow with how many short
+lines it holds, and `JR_RESULT:` lines are found with one substring test per chunk.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+RESULT_PREFIX = b"JR_RESULT:"
+
+
+class OutputTail:
+    def __init__(self, max_lines: int = 100, max_line_bytes: int = 4096) -> None:
+        self.max_lines = max_lines
+        self.max_line_bytes = max_line_bytes
+        self._lines: deque[bytes] = deque(maxlen=max_lines)
+        self._partial = b""
+        self._partial_cut = False  # the current line passed the cap; drop until newline
+        self.result_lines: list[bytes] = []
+        self.total_bytes = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total_bytes += len(chunk)
+        first_nl = chunk.find(b"\n")
+        if first_nl < 0:
+            self._extend_partial(chunk)
+            return
+        self._extend_partial(chunk[:first_nl])
+        self._complete(self._partial)
+        self._partial = b""
+        self._partial_cut = False
+        rest = chunk[first_nl + 1 :]
+        if RESULT_PREFIX in rest:
+            for line in rest.split(b"\n")[:-1]:
+                if line.startswith(RESULT_PREFIX):
+                    self.result_lines.append(line[: self.max_line_bytes])
+        # Only the last max_lines complete lines of this chunk can survive in the tail.
+        pieces = rest.rsplit(b"\n", self.max_lines + 1)
+        if len(pieces) > self.max_lines + 1:
+            pieces = pieces[1:]
+        cap = self.max_line_bytes
+        for line in pieces[:-1]:
+            self._lines.append(line[:cap])
+        self._extend_partial(pieces[-1])
+
+    def _extend_partial(self, data: bytes) -> None:
+        if self._partial_cut or not data:
+            return
+        room = self.max_line_bytes - len(self._partial)
+        if len(data) > room:
+            self._partial += data[:room]
+            self._partial_cut = True
+        else:
+            self._partial += data
+
+    def _complete(self, line: bytes) -> None:
+        if line.startswith(RESULT_PREFIX):
+            self.result_lines.append(line)
+        self._lines.append(line)
+
+    def text(self) -> str:
+        lines = list(self._lines)
+        if self._partial:
+            lines.append(self._partial)
+            lines = lines[-self.max_lines :]
+        return b"\n".join(lines).decode("utf-8", errors="replace")

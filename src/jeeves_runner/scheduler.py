@@ -1,0 +1,158 @@
+"""The scheduler loop: sleep until the next fire, fire, reconcile. Nothing more.
+
+Timing: asyncio timers fire a few ms late and never early, so the loop wakes EARLY_S before
+a fire, prepares the run rows, and then finishes with one short precise wait. Sleeps are
+capped at MAX_SLEEP_S and measured against the wall clock each time, so a wall clock that is
+stepped (NTP, an operator) is noticed within a second: stepped forward, each job fires once
+for the missed time (it is rescheduled from *now*); stepped back, jobs keep their next fire
+and nothing already done runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta, tzinfo
+
+import structlog
+
+from jeeves_runner.clock import Clock
+from jeeves_runner.dispatch import RunDispatcher
+from jeeves_runner.fire_schedule import FailedRegistration, FireSchedule, utc_from_timestamp
+from jeeves_runner.store import SqliteStore
+
+log = structlog.get_logger("jeeves_runner.scheduler")
+
+EARLY_S = 0.08
+MAX_SLEEP_S = 1.0
+# A final wait shorter than this is done by yielding to the loop instead of a timer.
+SPIN_S = 0.0005
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        dispatcher: RunDispatcher,
+        clock: Clock,
+        zone: tzinfo,
+        reconcile_interval_s: float,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.fires = FireSchedule(zone)
+        self.reconcile_interval_s = reconcile_interval_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._fingerprint: tuple[int, str] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+
+    @property
+    def failed_registrations(self) -> dict[str, FailedRegistration]:
+        return self.fires.failed
+
+    def reconcile(self) -> None:
+        """Re-read the enabled jobs' schedules and bring the heap in line."""
+        fingerprint = self.store.jobs.schedule_fingerprint()
+        entries = self.store.jobs.enabled_schedules()
+        report = self.fires.reconcile(entries, self.clock.now())
+        self._fingerprint = fingerprint
+        if report.touched:
+            log.info(
+                "schedule reconciled",
+                added=len(report.added),
+                changed=len(report.changed),
+                removed=len(report.removed),
+                failed=len(report.failed),
+                scheduled=len(self.fires),
+            )
+            for job_id in report.failed:
+                log.warning(
+                    "job not scheduled", job_id=job_id, reason=self.fires.failed[job_id].reason
+                )
+        self._wake.set()
+
+    def reconcile_if_changed(self) -> None:
+        # A cheap aggregate decides whether the full re-read (100,000 rows) is needed.
+        if self.store.jobs.schedule_fingerprint() != self._fingerprint:
+            self.reconcile()
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+        if self.reconcile_interval_s > 0:
+            self._reconcile_task = asyncio.ensure_future(self._reconcile_loop())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in (self._task, self._reconcile_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _reconcile_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.reconcile_interval_s)
+            try:
+                self.reconcile_if_changed()
+            except Exception:
+                log.exception("reconcile failed")
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database hiccup must not end scheduling; try again shortly.
+                log.exception("scheduler step failed")
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        due_ts = self.fires.next_due()
+        now_ts = self.clock.now().timestamp()
+        if due_ts is None:
+            await self._sleep(MAX_SLEEP_S)
+            return
+        delay = due_ts - now_ts
+        if delay > EARLY_S:
+            await self._sleep(min(delay - EARLY_S, MAX_SLEEP_S))
+            return
+        job_ids = self.fires.pop_due(due_ts)
+        fire_at = utc_from_timestamp(due_ts)
+        prepared = self.dispatcher.prepare(job_ids, fire_at)
+        await self._wait_until(due_ts)
+        self.dispatcher.fire(prepared, fire_at)
+        # Reschedule from the later of the fire instant and now: after a forward step of the
+        # wall clock the missed slots are not replayed one by one.
+        after = max(fire_at, self.clock.now() - timedelta(milliseconds=1))
+        for job_id in job_ids:
+            self.fires.reschedule(job_id, after)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(seconds, 0.0))
+
+    async def _wait_until(self, due_ts: float) -> None:
+        """Precise final wait: a timer to just before the instant, then yield until it."""
+        loop = asyncio.get_running_loop()
+        remaining = due_ts - self.clock.now().timestamp()
+        if remaining > 0.002:
+            fut: asyncio.Future[None] = loop.create_future()
+            handle = loop.call_later(remaining - 0.0015, fut.set_result, None)
+            try:
+                await fut
+            finally:
+                handle.cancel()
+        while self.clock.now().timestamp() < due_ts:
+            await asyncio.sleep(0)
+
+
+def describe_zone(zone: tzinfo) -> str:
+    return str(getattr(zone, "key", None) or datetime.now(zone).tzname() or "local")

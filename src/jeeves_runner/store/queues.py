@@ -1,0 +1,473 @@
+"""Work queues: definitions (`queues`) and items (`queue_items`).
+
+A claim is one `BEGIN IMMEDIATE` transaction: SQLite lets one writer in at a time across
+every process using the file, so the conditional UPDATE that moves items from `pending` to
+`processing` can never hand one item to two consumers. Each claim is a lease; an item whose
+lease ran out goes back to `pending` (or to `failed` once it has used its attempts). That
+happens lazily inside the next claim on the queue, so delivery never waits for maintenance,
+and in maintenance for queues nobody is claiming from.
+
+Instants are `format_instant` text; comparing them as text compares them as times.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+import jsonpath
+
+from jeeves_runner.models import format_instant, parse_instant
+from jeeves_runner.store.database import Database
+
+DEFAULT_MAX_ATTEMPTS = 1
+DEFAULT_RETENTION_DAYS = 7
+DEFAULT_LEASE_MS = 300_000
+
+LEASE_EXPIRED_ERROR = "Lease expired before the consumer called done or fail"
+
+
+class ItemStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DedupScope(StrEnum):
+    PENDING = "pending"  # dedup against pending and processing items
+    ALL = "all"  # ... and done ones (until retention deletes them)
+
+
+class QueueExistsError(Exception):
+    def __init__(self, queue_id: str) -> None:
+        super().__init__(f"Queue '{queue_id}' already exists")
+        self.queue_id = queue_id
+
+
+class DedupExpressionError(ValueError):
+    """A queue's dedup expression is not JSONPath this program can evaluate."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDefinition:
+    id: str
+    name: str
+    description: str | None = None
+    dedup_expr: str | None = None
+    dedup_scope: DedupScope = DedupScope.PENDING
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    lease_ms: int = DEFAULT_LEASE_MS
+    created_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dedup_scope"] = self.dedup_scope.value
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """A queue item as a consumer or an operator sees it; `payload` is decoded JSON."""
+
+    id: int
+    queue: str
+    payload: Any
+    priority: int
+    attempts: int
+    max_attempts: int
+    created_at: str
+    lease_expires_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseSweep:
+    """What a pass over expired leases did."""
+
+    returned: int  # back to pending, to be claimed again
+    dead_lettered: int  # attempts used up: now failed
+
+
+@lru_cache(maxsize=64)
+def _compiled(expr: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
+    try:
+        return jsonpath.compile(expr)
+    except jsonpath.JSONPathError as exc:
+        first_line = str(exc).splitlines()[0]
+        raise DedupExpressionError(
+            f"dedup expression {expr!r} is not valid JSONPath: {first_line}"
+        ) from None
+
+
+def check_dedup_expr(expr: str) -> None:
+    """Raise DedupExpressionError unless `expr` is a usable JSONPath."""
+    if not expr.strip():
+        raise DedupExpressionError("dedup expression must not be empty")
+    _compiled(expr)
+
+
+def dedup_key(expr: str, payload: Any) -> str | None:
+    """The dedup key of a payload: what the JSONPath finds in it, as text.
+
+    No match (or an empty string) means no key, and the item is always enqueued. One string
+    match is the key as is (the original runner stored the same text, so keys in a migrated
+    database still match); any other single match, or several matches, is canonical JSON.
+    """
+    try:
+        found = _compiled(expr).findall(payload)
+    except jsonpath.JSONPathError as exc:
+        raise DedupExpressionError(f"dedup expression {expr!r} failed: {exc}") from None
+    if not found:
+        return None
+    value: Any = found[0] if len(found) == 1 else list(found)
+    if isinstance(value, str):
+        return value or None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_DEF_COLUMNS = (
+    "id, name, description, dedup_expr, dedup_scope, max_attempts, retention_days, lease_ms, "
+    "created_at"
+)
+_INSERT_QUEUE = f"INSERT INTO queues ({_DEF_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_REPLACE_QUEUE = """
+UPDATE queues SET name = ?, description = ?, dedup_expr = ?, dedup_scope = ?, max_attempts = ?,
+       retention_days = ?, lease_ms = ?
+WHERE id = ?
+"""
+_INSERT_DEFAULT_QUEUE = "INSERT INTO queues (id, name, created_at) VALUES (?, ?, ?)"
+_GET_QUEUE = f"SELECT {_DEF_COLUMNS} FROM queues WHERE id = ?"
+_LIST_QUEUES = f"SELECT {_DEF_COLUMNS} FROM queues ORDER BY id"
+_LIST_QUEUES_WITH_COUNTS = f"""
+SELECT {_DEF_COLUMNS},
+    (SELECT count(*) FROM queue_items i WHERE i.queue_id = q.id AND i.status = 'pending')
+        AS pending,
+    (SELECT count(*) FROM queue_items i WHERE i.queue_id = q.id AND i.status = 'processing')
+        AS processing,
+    (SELECT count(*) FROM queue_items i WHERE i.queue_id = q.id AND i.status = 'failed')
+        AS failed
+FROM queues q ORDER BY q.id
+"""
+_ENQUEUE_DEF = "SELECT dedup_expr, dedup_scope, max_attempts FROM queues WHERE id = ?"
+_DUPLICATE_PENDING = """
+SELECT 1 FROM queue_items
+WHERE queue_id = ? AND dedup_key = ? AND status IN ('pending', 'processing') LIMIT 1
+"""
+_DUPLICATE_ALL = """
+SELECT 1 FROM queue_items
+WHERE queue_id = ? AND dedup_key = ? AND status IN ('pending', 'processing', 'done') LIMIT 1
+"""
+_INSERT_ITEM = """
+INSERT INTO queue_items (queue_id, payload, status, priority, attempts, max_attempts, dedup_key,
+                         created_at)
+VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)
+"""
+_LEASE_MS = "SELECT lease_ms FROM queues WHERE id = ?"
+# Highest priority first, then oldest (ids grow with insertion) — the claim index order.
+_CLAIM = """
+UPDATE queue_items
+SET status = 'processing', attempts = attempts + 1, claimed_at = :now, lease_expires_at = :until
+WHERE id IN (
+    SELECT id FROM queue_items WHERE queue_id = :queue AND status = 'pending'
+    ORDER BY priority DESC, id LIMIT :count
+)
+RETURNING id, queue_id, payload, priority, attempts, max_attempts, created_at, lease_expires_at
+"""
+_EXPIRE_LEASES = """
+UPDATE queue_items SET
+    status = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
+    error = :error,
+    lease_expires_at = NULL
+WHERE status = 'processing' AND lease_expires_at <= :now
+"""
+_EXPIRE_LEASES_ALL = _EXPIRE_LEASES + " RETURNING status"
+_EXPIRE_LEASES_OF_QUEUE = _EXPIRE_LEASES + " AND queue_id = :queue"
+# Items claimed before leases existed (schema version 1) would otherwise stay claimed forever;
+# their lease starts when maintenance first sees them.
+_ADOPT_UNLEASED = """
+UPDATE queue_items SET lease_expires_at = :until
+WHERE queue_id = :queue AND status = 'processing' AND lease_expires_at IS NULL
+"""
+_DONE = """
+UPDATE queue_items SET status = 'done', finished_at = :now, lease_expires_at = NULL
+WHERE id = :id AND status = 'processing'
+"""
+_FAIL = """
+UPDATE queue_items SET
+    status = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
+    error = :error,
+    lease_expires_at = NULL
+WHERE id = :id AND status = 'processing'
+RETURNING status
+"""
+_GET_ITEM = """
+SELECT id, queue_id, payload, status, priority, attempts, max_attempts, dedup_key, error,
+       created_at, claimed_at, finished_at, lease_expires_at
+FROM queue_items WHERE id = ?
+"""
+_PEEK = """
+SELECT id, queue_id, payload, priority, attempts, max_attempts, created_at, lease_expires_at
+FROM queue_items WHERE queue_id = ? AND status = 'pending'
+ORDER BY priority DESC, id LIMIT ?
+"""
+_STATUS = """
+SELECT
+    (SELECT count(*) FROM queue_items WHERE queue_id = :queue AND status = 'pending'),
+    (SELECT count(*) FROM queue_items WHERE queue_id = :queue AND status = 'processing'),
+    (SELECT count(*) FROM queue_items WHERE queue_id = :queue AND status = 'failed'),
+    (SELECT min(created_at) FROM queue_items WHERE queue_id = :queue AND status = 'pending')
+"""
+_RETENTIONS = "SELECT id, retention_days, lease_ms FROM queues"
+_PRUNE_FINISHED = """
+DELETE FROM queue_items WHERE id IN (
+    SELECT id FROM queue_items
+    WHERE queue_id = ? AND status IN ('done', 'failed') AND finished_at < ?
+    LIMIT ?
+)
+"""
+
+
+def _definition(row: sqlite3.Row) -> QueueDefinition:
+    return QueueDefinition(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        dedup_expr=row["dedup_expr"],
+        dedup_scope=DedupScope(row["dedup_scope"]),
+        max_attempts=row["max_attempts"],
+        retention_days=row["retention_days"],
+        lease_ms=row["lease_ms"],
+        created_at=row["created_at"],
+    )
+
+
+def _item(row: sqlite3.Row) -> QueueItem:
+    return QueueItem(
+        id=row["id"],
+        queue=row["queue_id"],
+        payload=json.loads(row["payload"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        created_at=row["created_at"],
+        lease_expires_at=row["lease_expires_at"],
+    )
+
+
+def _plus_ms(instant: str, ms: int) -> str:
+    return format_instant(parse_instant(instant) + timedelta(milliseconds=ms))
+
+
+def _sweep(statuses: list[str]) -> LeaseSweep:
+    failed = statuses.count(ItemStatus.FAILED.value)
+    return LeaseSweep(returned=len(statuses) - failed, dead_lettered=failed)
+
+
+class QueueStore:
+    """Domain verbs over `queues` and `queue_items`. `now` is always an instant string
+    (`format_instant`) from the caller's clock."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def add_queue(
+        self, definition: QueueDefinition, now: str, *, replace: bool = False
+    ) -> QueueDefinition:
+        """Store a definition. An existing queue raises QueueExistsError unless `replace`,
+        which changes its settings in place (items and created_at are kept)."""
+        d = definition
+        with self._db.transaction() as conn:
+            if replace:
+                cur = conn.execute(
+                    _REPLACE_QUEUE,
+                    (
+                        d.name,
+                        d.description,
+                        d.dedup_expr,
+                        d.dedup_scope.value,
+                        d.max_attempts,
+                        d.retention_days,
+                        d.lease_ms,
+                        d.id,
+                    ),
+                )
+                replaced = cur.rowcount == 1
+            else:
+                replaced = False
+            if not replaced:
+                try:
+                    conn.execute(
+                        _INSERT_QUEUE,
+                        (
+                            d.id,
+                            d.name,
+                            d.description,
+                            d.dedup_expr,
+                            d.dedup_scope.value,
+                            d.max_attempts,
+                            d.retention_days,
+                            d.lease_ms,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    raise QueueExistsError(d.id) from None
+        stored = self.get_queue(d.id)
+        assert stored is not None
+        return stored
+
+    def get_queue(self, queue_id: str) -> QueueDefinition | None:
+        row = self._db.connection().execute(_GET_QUEUE, (queue_id,)).fetchone()
+        return None if row is None else _definition(row)
+
+    def list_queues(self) -> list[QueueDefinition]:
+        return [_definition(row) for row in self._db.connection().execute(_LIST_QUEUES)]
+
+    def list_queues_with_counts(self) -> list[dict[str, Any]]:
+        """Every definition with its pending, processing and failed counts."""
+        cur = self._db.connection().execute(_LIST_QUEUES_WITH_COUNTS)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    # -- producers and consumers ----------------------------------------------------------
+
+    def enqueue(
+        self,
+        queue_id: str,
+        payload_json: str,
+        priority: int,
+        max_attempts: int | None,
+        now: str,
+    ) -> int:
+        """Add an item; returns its id, or -1 when the queue's dedup expression finds a
+        duplicate in its scope. A queue without a definition gets the default one (as the
+        original runner did), named after its id."""
+        with self._db.transaction() as conn:
+            # The dedup check and the insert share one write transaction, so two producers
+            # racing with the same key cannot both get in.
+            row = conn.execute(_ENQUEUE_DEF, (queue_id,)).fetchone()
+            if row is None:
+                conn.execute(_INSERT_DEFAULT_QUEUE, (queue_id, queue_id, now))
+                expr, scope, default_attempts = None, DedupScope.PENDING, DEFAULT_MAX_ATTEMPTS
+            else:
+                expr, scope, default_attempts = row[0], DedupScope(row[1]), row[2]
+            key = dedup_key(expr, json.loads(payload_json)) if expr else None
+            if key is not None:
+                duplicate = _DUPLICATE_ALL if scope is DedupScope.ALL else _DUPLICATE_PENDING
+                if conn.execute(duplicate, (queue_id, key)).fetchone() is not None:
+                    return -1
+            attempts = default_attempts if max_attempts is None else max_attempts
+            cur = conn.execute(_INSERT_ITEM, (queue_id, payload_json, priority, attempts, key, now))
+            return int(cur.lastrowid or 0)
+
+    def claim(self, queue_id: str, count: int, now: str) -> list[QueueItem]:
+        """Move up to `count` pending items to `processing` under a lease and return them,
+        highest priority first, then oldest. One write transaction: atomic across processes."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                _EXPIRE_LEASES_OF_QUEUE,
+                {"now": now, "error": LEASE_EXPIRED_ERROR, "queue": queue_id},
+            )
+            lease = conn.execute(_LEASE_MS, (queue_id,)).fetchone()
+            if lease is None:
+                return []
+            params = {
+                "now": now,
+                "until": _plus_ms(now, int(lease[0])),
+                "queue": queue_id,
+                "count": count,
+            }
+            rows = conn.execute(_CLAIM, params).fetchall()
+        # RETURNING does not promise an order; hand items out in claim order.
+        items = [_item(row) for row in rows]
+        items.sort(key=lambda item: (-item.priority, item.id))
+        return items
+
+    def done(self, item_id: int, now: str) -> bool:
+        """Mark a claimed item done. False when it is unknown or not `processing`."""
+        with self._db.transaction() as conn:
+            return conn.execute(_DONE, {"id": item_id, "now": now}).rowcount == 1
+
+    def fail(self, item_id: int, error: str | None, now: str) -> ItemStatus | None:
+        """Give a claimed item back: `pending` while it has attempts left, else `failed`.
+        None when it is unknown or not `processing`."""
+        with self._db.transaction() as conn:
+            row = conn.execute(_FAIL, {"id": item_id, "error": error, "now": now}).fetchone()
+        return None if row is None else ItemStatus(row[0])
+
+    # -- operator views -------------------------------------------------------------------
+
+    def get_item(self, item_id: int) -> dict[str, Any] | None:
+        cur = self._db.connection().execute(_GET_ITEM, (item_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def peek(self, queue_id: str, limit: int) -> list[QueueItem]:
+        """The next pending items in claim order, without claiming them."""
+        rows = self._db.connection().execute(_PEEK, (queue_id, limit))
+        return [_item(row) for row in rows]
+
+    def queue_status(self, queue_id: str, now: str) -> dict[str, Any] | None:
+        """depth (pending), claimedCount (processing), failedCount, and oldestAge: how long
+        the oldest pending item has waited, in ms (None when nothing is pending)."""
+        conn = self._db.connection()
+        if conn.execute(_GET_QUEUE, (queue_id,)).fetchone() is None:
+            return None
+        pending, processing, failed, oldest = conn.execute(_STATUS, {"queue": queue_id}).fetchone()
+        age: int | None = None
+        if oldest is not None:
+            waited = parse_instant(now) - parse_instant(oldest)
+            # A clock stepped back can put `now` before the item; it has not waited < 0 ms.
+            age = max(0, waited // timedelta(milliseconds=1))
+        return {
+            "depth": int(pending),
+            "claimedCount": int(processing),
+            "failedCount": int(failed),
+            "oldestAge": age,
+        }
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def expire_leases(self, now: str) -> LeaseSweep:
+        """Return every item whose lease has run out: to `pending` while it has attempts
+        left, else to `failed`. Also starts a lease on items claimed without one."""
+        with self._db.transaction() as conn:
+            for queue_id, _retention, lease_ms in conn.execute(_RETENTIONS).fetchall():
+                conn.execute(
+                    _ADOPT_UNLEASED, {"queue": queue_id, "until": _plus_ms(now, int(lease_ms))}
+                )
+            rows = conn.execute(
+                _EXPIRE_LEASES_ALL, {"now": now, "error": LEASE_EXPIRED_ERROR}
+            ).fetchall()
+        return _sweep([row[0] for row in rows])
+
+    def prune_finished(self, now: str, batch: int = 5000) -> int:
+        """Delete done and failed items finished longer ago than their queue's retention, in
+        batches so a large prune does not hold the write lock for long."""
+        moment = parse_instant(now)
+        total = 0
+        retentions = self._db.connection().execute(_RETENTIONS).fetchall()
+        for queue_id, retention_days, _lease in retentions:
+            cutoff = format_instant(moment - timedelta(days=int(retention_days)))
+            while True:
+                with self._db.transaction() as conn:
+                    deleted = conn.execute(_PRUNE_FINISHED, (queue_id, cutoff, batch)).rowcount
+                total += deleted
+                if deleted < batch:
+                    break
+        return total

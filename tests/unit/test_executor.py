@@ -1,0 +1,137 @@
+"""The executor with real child processes: tails, result lines, timeouts, process groups."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import pytest
+
+from jeeves_runner import event_loop
+from jeeves_runner.clock import SystemClock
+from jeeves_runner.executor import ProcessExecutor, SpawnError, command_for
+from jeeves_runner.models import Job, RunResult, RunStatus
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return event_loop.run(coro)
+
+
+def job(script: str, timeout_ms: int | None = None) -> Job:
+    return Job(id="j1", name="J1", schedule="* * * * *", script=script, timeout_ms=timeout_ms)
+
+
+async def execute(j: Job, db: str = "/tmp/x.sqlite", kill_grace_s: float = 5.0) -> RunResult:
+    executor = ProcessExecutor(db_path=db, clock=SystemClock())
+    process = await executor.spawn(j, 17)
+    return await process.wait(kill_grace_s)
+
+
+def test_ok_run_env_result_line_and_closed_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JR_JOB_ID", "inherited-must-not-win")
+    db = str(tmp_path / "r.sqlite")
+    result = run(execute(job(str(SCRIPTS / "ok_with_result.py")), db))
+    assert result.status is RunStatus.OK
+    assert result.exit_code == 0
+    assert result.error is None
+    assert f"hello from j1 17 {db}" in result.stdout
+    assert "stdin says: ''" in result.stdout
+    assert result.tokens == 42
+    assert result.result_meta == "model-x"
+    assert result.stdout.endswith("bye")
+
+
+def test_non_zero_exit_is_error_with_stderr_tail() -> None:
+    result = run(execute(job(str(SCRIPTS / "fails.sh"))))
+    assert result.status is RunStatus.ERROR
+    assert result.exit_code == 3
+    assert result.error == "something broke"
+    assert result.stdout == "working"
+
+
+def test_non_zero_exit_without_stderr_says_the_code() -> None:
+    result = run(execute(job(str(SCRIPTS / "fails_quietly.sh"))))
+    assert (result.status, result.exit_code, result.error) == (RunStatus.ERROR, 7, "Exit code 7")
+
+
+def test_executable_without_known_extension_runs_directly() -> None:
+    result = run(execute(job(str(SCRIPTS / "noext_executable"))))
+    assert result.status is RunStatus.OK
+    assert result.stdout == "ran directly"
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("/nonexistent/job.py", "Script not found: /nonexistent/job.py"),
+        ("relative/job.py", "Script path must be absolute: relative/job.py"),
+        (str(SCRIPTS / "notexec.data"), "is not executable and its extension is not one"),
+        (str(SCRIPTS), "Script is not a file"),
+    ],
+)
+def test_unrunnable_scripts_are_spawn_errors(script: str, message: str) -> None:
+    with pytest.raises(SpawnError, match=message):
+        command_for(script)
+
+
+def test_interpreters_by_extension() -> None:
+    assert command_for(str(SCRIPTS / "ok_with_result.py"))[0] == sys.executable
+    assert command_for(str(SCRIPTS / "fails.sh"))[0] == "bash"
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.slow
+def test_timeout_kills_the_whole_group_including_a_grandchild() -> None:
+    result = run(execute(job(str(SCRIPTS / "grandchild.sh"), timeout_ms=700)))
+    assert result.status is RunStatus.TIMEOUT
+    assert result.error == "Job timed out after 700 ms"
+    grandchild = int(result.stdout.split("grandchild ")[1].split()[0])
+    deadline = asyncio.run(_deadline(5))
+    while not gone(grandchild) and asyncio.run(_now()) < deadline:
+        pass
+    assert gone(grandchild)
+
+
+async def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def _deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+@pytest.mark.slow
+def test_a_script_that_ignores_term_ends_by_kill() -> None:
+    result = run(execute(job(str(SCRIPTS / "ignores_term.sh"), timeout_ms=300), kill_grace_s=0.5))
+    assert result.status is RunStatus.TIMEOUT
+    assert result.stdout == "ignoring TERM"
+    # It did not go on for the default grace: TERM was ignored, KILL ended it.
+    assert result.duration_ms < 3000
+
+
+@pytest.mark.slow
+def test_a_gigabyte_of_output_leaves_memory_bounded() -> None:
+    me = psutil.Process(os.getpid())
+    before = me.memory_info().rss
+    result = run(execute(job(str(SCRIPTS / "flood.py"))))
+    grown = me.memory_info().rss - before
+    assert result.status is RunStatus.OK
+    lines = result.stdout.split("\n")
+    assert len(lines) == 100
+    assert lines[-1] == "the end"
+    assert lines[0] == "short line"
+    assert grown < 50 * 1024 * 1024, f"RSS grew by {grown / 1e6:.1f} MB"

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jeeves_runner.output_tail import OutputTail
+
+
+def feed_in_chunks(tail: OutputTail, data: bytes, size: int) -> None:
+    for start in range(0, len(data), size):
+        tail.feed(data[start : start + size])
+
+
+@given(
+    lines=st.lists(st.text(alphabet="abc xyz", max_size=30), max_size=300),
+    chunk=st.integers(min_value=1, max_value=500),
+    trailing_newline=st.booleans(),
+)
+def test_keeps_exactly_the_last_lines_whatever_the_chunking(
+    lines: list[str], chunk: int, trailing_newline: bool
+) -> None:
+    data = "\n".join(lines).encode()
+    if trailing_newline and lines:
+        data += b"\n"
+    tail = OutputTail(max_lines=100, max_line_bytes=4096)
+    feed_in_chunks(tail, data, chunk)
+    expected = data.decode().split("\n")
+    if expected and expected[-1] == "":
+        expected.pop()
+    assert tail.text() == "\n".join(expected[-100:])
+
+
+def test_long_lines_are_capped_and_memory_stays_bounded() -> None:
+    tail = OutputTail(max_lines=100, max_line_bytes=1000)
+    one_mb = b"x" * 1_000_000
+    for _ in range(20):
+        tail.feed(one_mb[:300_000])
+        tail.feed(one_mb[300_000:] + b"\n")
+    kept = tail.text().split("\n")
+    assert len(kept) == 20
+    assert all(len(line) == 1000 for line in kept)
+    assert tail.total_bytes == 20 * 1_000_001
+
+
+def test_result_lines_found_even_outside_the_tail() -> None:
+    tail = OutputTail(max_lines=2)
+    tail.feed(b'JR_RESULT:{"tokens": 5}\n')
+    tail.feed(b"a\nb\nc\nJR_RES")
+    tail.feed(b'ULT:{"meta": "m"}\nd\n')
+    assert tail.result_lines == [b'JR_RESULT:{"tokens": 5}', b'JR_RESULT:{"meta": "m"}']
+    assert tail.text() == 'JR_RESULT:{"meta": "m"}\nd'
