@@ -98,12 +98,15 @@ class RunDispatcher:
             prepared.append(PreparedFire(job, run_id))
         return prepared
 
+    def discard(self, prepared: list[PreparedFire]) -> None:
+        for p in prepared:
+            if p.run_id is not None:
+                self.store.runs.discard_pending(p.run_id)
+
     def fire(self, prepared: list[PreparedFire], fire_at: datetime) -> None:
         """At the fire instant: the final overlap decision, then start what runs."""
         if not self.accepting:
-            for p in prepared:
-                if p.run_id is not None:
-                    self.store.runs.discard_pending(p.run_id)
+            self.discard(prepared)
             return
         at = format_instant(fire_at)
         for p in prepared:

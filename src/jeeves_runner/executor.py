@@ -77,8 +77,8 @@ class RunningProcess:
 
     async def wait(self, kill_grace_s: float = KILL_GRACE_S) -> RunResult:
         readers = [
-            asyncio.ensure_future(_pump(self.process.stdout, self.stdout)),
-            asyncio.ensure_future(_pump(self.process.stderr, self.stderr)),
+            asyncio.create_task(_pump(self.process.stdout, self.stdout)),
+            asyncio.create_task(_pump(self.process.stderr, self.stderr)),
         ]
         timeout_s = self.job.timeout_ms / 1000 if self.job.timeout_ms else None
         try:
@@ -143,11 +143,15 @@ class ProcessExecutor:
         self.db_path = str(Path(db_path).resolve())
         self.clock = clock
         self.python = python
+        self._bin_dir = str(Path(python).parent)
 
     async def spawn(self, job: Job, run_id: int) -> RunningProcess:
         command = command_for(job.script, self.python)
         # Ours are set last, so nothing inherited can override them.
         env = dict(os.environ)
+        # The runner's own bin folder first on PATH, so shell and Node jobs can call the
+        # `jeeves-runner state|queue` commands of this very installation.
+        env["PATH"] = self._bin_dir + os.pathsep + env.get("PATH", os.defpath)
         env["JR_DB_PATH"] = self.db_path
         env["JR_JOB_ID"] = job.id
         env["JR_RUN_ID"] = str(run_id)
@@ -181,7 +185,7 @@ async def _pump(stream: asyncio.StreamReader | None, tail: OutputTail) -> None:
         tail.feed(chunk)
 
 
-async def _drain(readers: list[asyncio.Future[None]]) -> None:
+async def _drain(readers: list[asyncio.Task[None]]) -> None:
     done, pending = await asyncio.wait(readers, timeout=PIPE_DRAIN_S)
     for task in pending:
         task.cancel()

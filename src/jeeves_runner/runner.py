@@ -45,7 +45,6 @@ class Runner:
         self._stopping = asyncio.Event()
         self._stopped = False
         self._maintenance_task: asyncio.Task[None] | None = None
-        self._startup_notice: asyncio.Future[bool] | None = None
         self.api_server: object | None = None
 
     # ---- RunnerControl ------------------------------------------------------------------
@@ -127,9 +126,7 @@ class Runner:
             if self.failed_registrations:
                 failed = [(j, f.reason) for j, f in self.scheduler.failed_registrations.items()]
                 # Sent in the background: Slack being slow must not delay the first fires.
-                self._startup_notice = asyncio.ensure_future(
-                    self.notifier.notify_registration_failures(total, failed)
-                )
+                self.notifier.notify_registration_failures_later(total, failed)
             if self.serve_api:
                 await self._start_api()
             self.scheduler.start()
@@ -174,16 +171,10 @@ class Runner:
         if self.api_server is not None:
             await self.api_server.stop()  # type: ignore[attr-defined]
             self.api_server = None
-        if self._startup_notice is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._startup_notice, 5.0)
         notifier = getattr(self, "notifier", None)
         if notifier is not None:
             await notifier.drain(5.0)
             await notifier.aclose()
-        sessions = getattr(self, "sessions", None)
-        if sessions is not None and hasattr(sessions, "aclose"):
-            await sessions.aclose()
         if self._store is not None:
             self._store.close()
         self._lock.release()

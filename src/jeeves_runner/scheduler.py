@@ -126,7 +126,12 @@ class Scheduler:
         job_ids = self.fires.pop_due(due_ts)
         fire_at = utc_from_timestamp(due_ts)
         prepared = self.dispatcher.prepare(job_ids, fire_at)
-        await self._wait_until(due_ts)
+        try:
+            await self._wait_until(due_ts)
+        except asyncio.CancelledError:
+            # Stopped between preparing and firing: the fire never happened.
+            self.dispatcher.discard(prepared)
+            raise
         self.dispatcher.fire(prepared, fire_at)
         # Reschedule from the later of the fire instant and now: after a forward step of the
         # wall clock the missed slots are not replayed one by one.

@@ -1,4 +1,5 @@
 """Prints 1 GiB: 512 lines of 1 MB, then 512 MiB of short lines."""
+
 import sys
 
 out = sys.stdout.buffer

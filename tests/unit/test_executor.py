@@ -35,7 +35,9 @@ async def execute(j: Job, db: str = "/tmp/x.sqlite", kill_grace_s: float = 5.0) 
     return await process.wait(kill_grace_s)
 
 
-def test_ok_run_env_result_line_and_closed_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ok_run_env_result_line_and_closed_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JR_JOB_ID", "inherited-must-not-win")
     db = str(tmp_path / "r.sqlite")
     result = run(execute(job(str(SCRIPTS / "ok_with_result.py")), db))

@@ -68,7 +68,10 @@ def test_reschedule_from_now_after_forward_step_fires_once() -> None:
     fires.pop_due(due)
     jumped = utc_from_timestamp(due) + timedelta(hours=3)
     fires.reschedule("m", jumped)
-    assert fires.next_due() == (jumped.replace(second=0, microsecond=0) + timedelta(minutes=1)).timestamp()
+    assert (
+        fires.next_due()
+        == (jumped.replace(second=0, microsecond=0) + timedelta(minutes=1)).timestamp()
+    )
 
 
 def test_zone_is_used_for_wall_times() -> None:

@@ -26,7 +26,7 @@ _DISCARD_PENDING = "DELETE FROM runs WHERE id = ? AND status = 'pending'"
 _BUMP_SKIP = """
 UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = ?, finished_at = ?,
        error = ?
-WHERE id = ?
+WHERE id = ? AND status = 'skipped'
 """
 _LIST = """
 SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,

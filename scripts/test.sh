@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything into ./.venv and run the whole suite: format, lint, types, tests.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+echo "== ruff format"; .venv/bin/ruff format --check src tests benchmarks
+echo "== ruff check";  .venv/bin/ruff check src tests benchmarks
+echo "== mypy";        .venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"
