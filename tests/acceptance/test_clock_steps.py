@@ -1,0 +1,96 @@
+"""The scheduler loop when the wall clock is stepped (NTP, an operator): in-process runner,
+real children, a clock whose wall time the test moves while monotonic time runs on."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jeeves_runner import event_loop
+from jeeves_runner.clock import SystemClock
+from jeeves_runner.config import Config
+from jeeves_runner.models import Job, format_instant
+from jeeves_runner.runner import Runner
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+pytestmark = pytest.mark.slow
+
+
+class SteppableClock(SystemClock):
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+async def _poll(predicate: object, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+def make_runner(tmp_path: Path, clock: SteppableClock) -> Runner:
+    config = Config.model_validate({"dbPath": str(tmp_path / "r.sqlite"), "reconcileIntervalMs": 0})
+    return Runner(config, clock=clock, serve_api=False)
+
+
+def add_tick_job(runner: Runner, clock: SteppableClock) -> None:
+    job = Job(
+        id="tick", name="tick", schedule="* * * * * *", script=str(SCRIPTS / "fails_quietly.sh")
+    )
+    runner.store.jobs.add_job(job, format_instant(clock.now()))
+    runner.scheduler.reconcile()
+
+
+def fired_seconds(runner: Runner) -> list[str]:
+    return [r["started_at"][:19] for r in runner.store.runs.list_runs("tick", 1000)]
+
+
+def test_wall_clock_stepped_forward_fires_once_for_the_missed_time(tmp_path: Path) -> None:
+    clock = SteppableClock()
+
+    async def main() -> list[str]:
+        runner = make_runner(tmp_path, clock)
+        await runner.start()
+        try:
+            add_tick_job(runner, clock)
+            await _poll(lambda: len(fired_seconds(runner)) >= 2, 10)
+            before = len(fired_seconds(runner))
+            clock.offset = timedelta(hours=1)  # an hour of missed seconds
+            await _poll(lambda: len(fired_seconds(runner)) >= before + 3, 10)
+            return fired_seconds(runner)
+        finally:
+            await runner.stop()
+
+    seconds = event_loop.run(main())
+    # Not 3,600 runs for the missed seconds: one catch-up run, then on time again.
+    assert len(seconds) < 12
+    assert sum(s.startswith(seconds[0][:13]) for s in seconds) >= 3  # on time after the step
+
+
+def test_wall_clock_stepped_back_does_not_repeat_runs(tmp_path: Path) -> None:
+    clock = SteppableClock()
+
+    async def main() -> tuple[list[str], int]:
+        runner = make_runner(tmp_path, clock)
+        await runner.start()
+        try:
+            add_tick_job(runner, clock)
+            await _poll(lambda: len(fired_seconds(runner)) >= 3, 10)
+            before = len(fired_seconds(runner))
+            clock.offset = timedelta(seconds=-2)
+            # Two seconds of wall time are replayed; then runs resume.
+            await _poll(lambda: len(fired_seconds(runner)) >= before + 2, 10)
+            return fired_seconds(runner), before
+        finally:
+            await runner.stop()
+
+    seconds, _ = event_loop.run(main())
+    assert len(set(seconds)) == len(seconds), f"a second ran twice: {sorted(seconds)}"
