@@ -28,11 +28,10 @@ class ConfigError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        # One line whatever the count: the CLI promises every error is a single line.
         if len(self.problems) == 1:
             return f"{self.source}: {self.problems[0]}"
-        lines = [f"{self.source}: {len(self.problems)} problems"]
-        lines.extend(f"  - {p}" for p in self.problems)
-        return "\n".join(lines)
+        return f"{self.source}: {len(self.problems)} problems: " + "; ".join(self.problems)
 
 
 class _Section(BaseModel):
@@ -130,9 +129,13 @@ def _section_model(path: tuple[str, ...]) -> type[BaseModel]:
     model: type[BaseModel] = Config
     for part in path:
         for name, field in model.model_fields.items():
-            if (field.alias or name) == part and isinstance(field.annotation, type):
-                if issubclass(field.annotation, BaseModel):
-                    model = field.annotation
+            annotation = field.annotation
+            if (
+                (field.alias or name) == part
+                and isinstance(annotation, type)
+                and issubclass(annotation, BaseModel)
+            ):
+                model = annotation
     return model
 
 

@@ -83,20 +83,25 @@ class RunDispatcher:
         """Ahead of a fire: re-read each job (edits apply to the next run) and make a
         `pending` row for those that look free, so the child gets its JR_RUN_ID without a
         database write between the fire instant and the spawn."""
-        prepared: list[PreparedFire] = []
         at = format_instant(fire_at)
+        jobs: list[Job] = []
+        likely_to_run: list[str] = []
         for job_id in job_ids:
             job = self.store.jobs.get_job(job_id)
             if job is None or not job.enabled:
                 continue
+            jobs.append(job)
             decision, _ = decide(job.overlap_policy, self._activity(job.id))
-            run_id = None
             if decision is not FireDecision.SKIP:
-                run_id = self.store.runs.create_run(
-                    job.id, RunTrigger.SCHEDULE, RunStatus.PENDING, at
-                )
-            prepared.append(PreparedFire(job, run_id))
-        return prepared
+                likely_to_run.append(job.id)
+        run_ids = dict(
+            zip(
+                likely_to_run,
+                self.store.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at),
+                strict=True,
+            )
+        )
+        return [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
 
     def discard(self, prepared: list[PreparedFire]) -> None:
         for p in prepared:

@@ -20,10 +20,9 @@ class JobRuleError(ValueError):
 def check_job_id(job_id: str) -> str:
     if not job_id:
         raise JobRuleError("id: must not be empty")
-    if not JOB_ID_PATTERN.match(job_id):
-        raise JobRuleError(
-            f"id: {job_id!r} may hold only letters, digits, '-', '_' and '.'"
-        )
+    # fullmatch, not match: with `$`, match() would accept an id ending in a newline.
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        raise JobRuleError(f"id: {job_id!r} may hold only letters, digits, '-', '_' and '.'")
     return job_id
 
 

@@ -64,7 +64,9 @@ class Runner:
 
     @property
     def data_version(self) -> int:
-        return self.dispatcher.data_version
+        # Our own changes count in the dispatcher; changes by other processes (`add-job`,
+        # job scripts) show in SQLite's data_version. Equal only when neither moved.
+        return hash((self.dispatcher.data_version, self.store.db.data_version()))
 
     def uptime_seconds(self) -> float:
         return round(self.clock.monotonic() - self._started_mono, 3)

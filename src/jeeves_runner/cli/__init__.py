@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -45,12 +46,21 @@ def _register_optional() -> None:
 _register_optional()
 
 
+# Click >= 8.2 raises this (a UsageError) for a group called without a command; older
+# versions print the help themselves and exit 0, so an empty tuple matches nothing there.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="jeeves-runner", standalone_mode=False)
     except CliError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except _NO_ARGS_IS_HELP as exc:
+        # `jeeves-runner` or `jeeves-runner service` alone: show the help, not an error.
+        click.echo(exc.format_message())
+        sys.exit(0)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(1)

@@ -120,8 +120,14 @@ class Database:
                 f"{SCHEMA_VERSION} ({exc}); it stays at version {version}"
             ) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
+
+    def data_version(self) -> int:
+        """Changes when another connection (another process: the CLI, a job script) commits.
+        Commits on this thread's own connection do not move it."""
+        return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
 
     def schema_version(self) -> int:
         return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
@@ -135,7 +141,10 @@ class Database:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite rolls back by itself after some errors (SQLITE_FULL, an interrupt); a
+            # second ROLLBACK would then fail and hide the error that matters.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 

@@ -68,6 +68,17 @@ class RunStore:
                 conn.execute(_POINT_JOB, (run_id, job_id))
         return run_id
 
+    def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
+        """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
+        ids: list[int] = []
+        if not job_ids:
+            return ids
+        with self._db.transaction() as conn:
+            for job_id in job_ids:
+                cur = conn.execute(_CREATE, (job_id, RunStatus.PENDING.value, at, trigger.value))
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
     def mark_running(self, started: list[tuple[int, str, str]]) -> None:
         """(run id, job id, started_at) for runs whose children have started; one commit."""
         with self._db.transaction() as conn:
