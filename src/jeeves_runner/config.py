@@ -72,7 +72,7 @@ class Config(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     log: LogConfig = LogConfig()
     gateway: GatewayConfig = GatewayConfig()
-    schema_: str | None = Field(default=None, alias="$schema", exclude=True)
+    schema_: Any = Field(default=None, alias="$schema", exclude=True)
 
     @field_validator("timezone")
     @classmethod
@@ -179,7 +179,7 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is fine
     except FileNotFoundError:
         raise ConfigError(str(file), ["file not found"]) from None
     except IsADirectoryError:

@@ -69,8 +69,13 @@ def format_instant(moment: datetime) -> str:
 
     Fixed width, so text order is time order and range comparisons in SQL are correct.
     """
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if moment.tzinfo is None:
+        raise ValueError("format_instant needs an aware datetime")
+    u = moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_instant(text: str) -> datetime:

@@ -198,17 +198,20 @@ _ADOPT_UNLEASED = """
 UPDATE queue_items SET lease_expires_at = :until
 WHERE queue_id = :queue AND status = 'processing' AND lease_expires_at IS NULL
 """
-_DONE = """
+# `:attempt` fences a finish to one claim: after a lease ran out and the item was claimed
+# again, the first consumer's late done/fail must not touch the second consumer's claim.
+_THIS_CLAIM = "id = :id AND status = 'processing' AND (:attempt IS NULL OR attempts = :attempt)"
+_DONE = f"""
 UPDATE queue_items SET status = 'done', finished_at = :now, lease_expires_at = NULL
-WHERE id = :id AND status = 'processing'
+WHERE {_THIS_CLAIM}
 """
-_FAIL = """
+_FAIL = f"""
 UPDATE queue_items SET
     status = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
     error = :error,
     lease_expires_at = NULL
-WHERE id = :id AND status = 'processing'
+WHERE {_THIS_CLAIM}
 RETURNING status
 """
 _GET_ITEM = """
@@ -396,16 +399,21 @@ class QueueStore:
         items.sort(key=lambda item: (-item.priority, item.id))
         return items
 
-    def done(self, item_id: int, now: str) -> bool:
-        """Mark a claimed item done. False when it is unknown or not `processing`."""
+    def done(self, item_id: int, now: str, attempt: int | None = None) -> bool:
+        """Mark a claimed item done. False when it is unknown or not `processing`, or, with
+        `attempt`, when it is claimed under another attempt (someone else's claim now)."""
+        params = {"id": item_id, "now": now, "attempt": attempt}
         with self._db.transaction() as conn:
-            return conn.execute(_DONE, {"id": item_id, "now": now}).rowcount == 1
+            return conn.execute(_DONE, params).rowcount == 1
 
-    def fail(self, item_id: int, error: str | None, now: str) -> ItemStatus | None:
+    def fail(
+        self, item_id: int, error: str | None, now: str, attempt: int | None = None
+    ) -> ItemStatus | None:
         """Give a claimed item back: `pending` while it has attempts left, else `failed`.
-        None when it is unknown or not `processing`."""
+        None when it is unknown or not `processing` (under `attempt`, if given)."""
+        params = {"id": item_id, "error": error, "now": now, "attempt": attempt}
         with self._db.transaction() as conn:
-            row = conn.execute(_FAIL, {"id": item_id, "error": error, "now": now}).fetchone()
+            row = conn.execute(_FAIL, params).fetchone()
         return None if row is None else ItemStatus(row[0])
 
     # -- operator views -------------------------------------------------------------------

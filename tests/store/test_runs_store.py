@@ -1,0 +1,271 @@
+"""store/runs.py: run history rows from start to end, skips, orphans, stats and pruning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger, format_instant
+from jeeves_runner.store import SqliteStore
+
+T0 = "2026-03-02T01:00:00.000Z"
+T1 = "2026-03-02T01:00:01.000Z"
+T2 = "2026-03-02T01:00:02.000Z"
+T3 = "2026-03-02T01:00:03.000Z"
+
+
+def at(text: str, **delta: float) -> str:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) + timedelta(**delta)
+    return format_instant(moment)
+
+
+@pytest.fixture
+def jobs(store: SqliteStore) -> SqliteStore:
+    for job_id in ("a", "b"):
+        store.jobs.add_job(Job(id=job_id, name=job_id, schedule="* * * * *", script="/x"), T0)
+    return store
+
+
+def last_run_id(store: SqliteStore, job_id: str) -> int | None:
+    row = store.db.connection().execute("SELECT last_run_id FROM jobs WHERE id = ?", (job_id,))
+    value = row.fetchone()[0]
+    return None if value is None else int(value)
+
+
+def run(store: SqliteStore, run_id: int) -> dict[str, object]:
+    found = store.runs.get_run(run_id)
+    assert found is not None
+    return found
+
+
+# --- create_run / mark_running / finish_run -------------------------------------------------
+
+
+def test_create_running_run_points_the_job_at_it(jobs: SqliteStore) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T0)
+    row = run(jobs, run_id)
+    assert row["job_id"] == "a"
+    assert row["status"] == "running"
+    assert row["started_at"] == T0
+    assert row["trigger"] == "manual"
+    assert row["finished_at"] is None
+    assert last_run_id(jobs, "a") == run_id
+
+
+def test_a_pending_run_is_not_the_jobs_last_run_until_it_runs(jobs: SqliteStore) -> None:
+    first = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    pending_a = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T1)
+    pending_b = jobs.runs.create_run("b", RunTrigger.RETRY, RunStatus.PENDING, T1)
+    assert run(jobs, pending_a)["status"] == "pending"
+    assert last_run_id(jobs, "a") == first
+    assert last_run_id(jobs, "b") is None
+
+    jobs.runs.mark_running([(pending_a, "a", T2), (pending_b, "b", T3)])
+
+    assert (run(jobs, pending_a)["status"], run(jobs, pending_a)["started_at"]) == ("running", T2)
+    assert (run(jobs, pending_b)["status"], run(jobs, pending_b)["started_at"]) == ("running", T3)
+    assert run(jobs, pending_b)["trigger"] == "retry"
+    assert last_run_id(jobs, "a") == pending_a
+    assert last_run_id(jobs, "b") == pending_b
+
+
+def test_finish_run_stores_the_whole_result(jobs: SqliteStore) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    result = RunResult(
+        status=RunStatus.ERROR,
+        duration_ms=1234,
+        exit_code=3,
+        stdout="line 1\nline 2",
+        stderr="boom",
+        error="boom",
+        tokens=42,
+        result_meta="meta",
+    )
+    jobs.runs.finish_run(run_id, result, T2)
+    row = run(jobs, run_id)
+    assert {k: row[k] for k in row if k not in ("skipped_count", "last_skipped_at")} == {
+        "id": run_id,
+        "job_id": "a",
+        "started_at": T0,
+        "finished_at": T2,
+        "status": "error",
+        "exit_code": 3,
+        "stdout": "line 1\nline 2",
+        "stderr": "boom",
+        "duration_ms": 1234,
+        "error": "boom",
+        "trigger": "schedule",
+        "tokens": 42,
+        "result_meta": "meta",
+    }
+
+
+def test_get_run_of_an_unknown_id(jobs: SqliteStore) -> None:
+    assert jobs.runs.get_run(999) is None
+
+
+# --- record_skip ----------------------------------------------------------------------------
+
+
+def test_skips_during_one_run_collapse_into_one_row(jobs: SqliteStore) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    first = jobs.runs.record_skip("a", T1, "previous run still going", RunTrigger.SCHEDULE, None)
+    row = run(jobs, first)
+    assert row["status"] == "skipped"
+    assert (row["started_at"], row["finished_at"], row["last_skipped_at"]) == (T1, T1, T1)
+    assert (row["skipped_count"], row["duration_ms"]) == (1, 0)
+    assert row["error"] == "previous run still going"
+
+    assert jobs.runs.record_skip("a", T2, "still going", RunTrigger.SCHEDULE, first) == first
+    assert jobs.runs.record_skip("a", T3, "still going (3)", RunTrigger.SCHEDULE, first) == first
+
+    row = run(jobs, first)
+    assert row["skipped_count"] == 3
+    assert row["started_at"] == T1  # when skipping began
+    assert (row["finished_at"], row["last_skipped_at"]) == (T3, T3)
+    assert row["error"] == "still going (3)"
+    assert [r["id"] for r in jobs.runs.list_runs("a", 10)] == [first, running]
+    # skips never become the job's last run
+    assert last_run_id(jobs, "a") == running
+
+
+def test_a_skip_into_a_vanished_row_starts_a_new_one(jobs: SqliteStore) -> None:
+    first = jobs.runs.record_skip("a", T1, "busy", RunTrigger.MANUAL, None)
+    jobs.runs.prune_runs(at(T3, days=1))
+    assert jobs.runs.get_run(first) is None
+    second = jobs.runs.record_skip("a", T2, "busy", RunTrigger.MANUAL, first)
+    assert second != first
+    row = run(jobs, second)
+    assert (row["skipped_count"], row["trigger"], row["started_at"]) == (1, "manual", T2)
+
+
+# --- list_runs ------------------------------------------------------------------------------
+
+
+def test_list_runs_is_newest_first_limited_and_per_job(jobs: SqliteStore) -> None:
+    ids = [
+        jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, at(T0, minutes=i))
+        for i in range(5)
+    ]
+    jobs.runs.create_run("b", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    assert [r["id"] for r in jobs.runs.list_runs("a", 10)] == ids[::-1]
+    assert [r["id"] for r in jobs.runs.list_runs("a", 2)] == [ids[4], ids[3]]
+    assert {r["job_id"] for r in jobs.runs.list_runs("a", 10)} == {"a"}
+    assert jobs.runs.list_runs("nobody", 10) == []
+
+
+# --- close_orphaned_runs --------------------------------------------------------------------
+
+
+def test_orphaned_runs_are_closed_as_errors_and_finished_ones_left(jobs: SqliteStore) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    pending = jobs.runs.create_run("b", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
+    done = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.finish_run(done, RunResult(status=RunStatus.OK, duration_ms=5), T1)
+    message = "the runner stopped during this run"
+
+    assert jobs.runs.close_orphaned_runs(T3, message) == 2
+
+    for run_id in (running, pending):
+        row = run(jobs, run_id)
+        assert (row["status"], row["finished_at"], row["error"]) == ("error", T3, message)
+    row = run(jobs, done)
+    assert (row["status"], row["finished_at"], row["error"]) == ("ok", T1, None)
+    assert jobs.runs.close_orphaned_runs(T3, message) == 0
+
+
+# --- finished_since -------------------------------------------------------------------------
+
+
+def finish(store: SqliteStore, job_id: str, status: RunStatus, finished_at: str) -> int:
+    run_id = store.runs.create_run(job_id, RunTrigger.SCHEDULE, RunStatus.RUNNING, finished_at)
+    store.runs.finish_run(run_id, RunResult(status=status, duration_ms=1), finished_at)
+    return run_id
+
+
+def test_finished_since_counts_by_status_from_the_instant_on(jobs: SqliteStore) -> None:
+    since = "2026-01-01T00:00:00.000Z"
+    finish(jobs, "a", RunStatus.OK, "2025-12-31T23:59:59.999Z")  # one millisecond before
+    finish(jobs, "a", RunStatus.OK, since)  # at the instant: counted
+    finish(jobs, "a", RunStatus.OK, "2026-01-01T00:00:00.001Z")
+    finish(jobs, "b", RunStatus.ERROR, "2026-02-01T00:00:00.000Z")
+    finish(jobs, "b", RunStatus.TIMEOUT, "2027-01-01T00:00:00.000Z")
+    finish(jobs, "b", RunStatus.ERROR, "2025-06-30T12:00:00.000Z")
+    jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, "2026-06-01T00:00:00.000Z")
+    jobs.runs.record_skip("b", "2026-06-01T00:00:00.000Z", "busy", RunTrigger.SCHEDULE, None)
+
+    assert jobs.runs.finished_since(since) == {"ok": 2, "error": 1, "timeout": 1, "skipped": 1}
+    assert jobs.runs.finished_since("2026-01-01T00:00:00.002Z") == {
+        "error": 1,
+        "timeout": 1,
+        "skipped": 1,
+    }
+    assert jobs.runs.finished_since("2028-01-01T00:00:00.000Z") == {}
+
+
+def test_finished_since_is_correct_across_a_range_of_instants(jobs: SqliteStore) -> None:
+    # Text comparison in SQL is only time comparison because every instant has one width.
+    start = datetime(1999, 12, 31, 23, 59, 58, tzinfo=UTC)
+    # from 1999-12-31 over about three years: year, month, leap-day and millisecond edges
+    moments = [start + timedelta(hours=7 * i * i, milliseconds=997 * i) for i in range(60)]
+    for moment in moments:
+        finish(jobs, "a", RunStatus.OK, format_instant(moment))
+    for cut in moments[::7]:
+        expected = sum(1 for m in moments if m >= cut)
+        assert jobs.runs.finished_since(format_instant(cut)) == {"ok": expected}
+
+
+# --- prune_runs -----------------------------------------------------------------------------
+
+
+def test_prune_deletes_old_finished_runs_only(jobs: SqliteStore) -> None:
+    cutoff = "2026-03-01T00:00:00.000Z"
+    old_ok = finish(jobs, "a", RunStatus.OK, "2026-02-01T00:00:00.000Z")
+    old_skip = jobs.runs.record_skip(
+        "a", "2026-02-02T00:00:00.000Z", "x", RunTrigger.SCHEDULE, None
+    )
+    new_ok = finish(jobs, "a", RunStatus.OK, "2026-03-01T00:00:00.000Z")  # at the cutoff: kept
+    old_running = jobs.runs.create_run(
+        "b", RunTrigger.SCHEDULE, RunStatus.RUNNING, "2025-01-01T00:00:00.000Z"
+    )
+    old_pending = jobs.runs.create_run(
+        "b", RunTrigger.SCHEDULE, RunStatus.PENDING, "2025-01-01T00:00:00.000Z"
+    )
+
+    assert jobs.runs.prune_runs(cutoff) == 2
+
+    for gone in (old_ok, old_skip):
+        assert jobs.runs.get_run(gone) is None
+    for kept in (new_ok, old_running, old_pending):
+        assert jobs.runs.get_run(kept) is not None
+    # a long-running run is never pruned, however old
+    assert jobs.runs.prune_runs("2099-01-01T00:00:00.000Z") == 1
+    assert {r["id"] for r in jobs.runs.list_runs("b", 10)} == {old_running, old_pending}
+
+
+def test_prune_works_through_more_rows_than_one_batch(jobs: SqliteStore) -> None:
+    for i in range(7):
+        finish(jobs, "a", RunStatus.OK, at("2026-01-01T00:00:00.000Z", hours=i))
+    keep = finish(jobs, "a", RunStatus.OK, "2026-02-01T00:00:00.000Z")
+    assert jobs.runs.prune_runs("2026-01-15T00:00:00.000Z", batch=3) == 7
+    assert [r["id"] for r in jobs.runs.list_runs("a", 100)] == [keep]
+    assert jobs.runs.prune_runs("2026-01-15T00:00:00.000Z", batch=3) == 0
+
+
+def test_discard_pending_drops_only_a_pending_row(jobs: SqliteStore) -> None:
+    pending = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.discard_pending(pending)
+    jobs.runs.discard_pending(running)  # not pending: kept
+    assert jobs.runs.get_run(pending) is None
+    assert run(jobs, running)["status"] == "running"
+
+
+def test_a_skip_never_collapses_into_a_run_that_executed(jobs: SqliteStore) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    skip = jobs.runs.record_skip("a", T1, "busy", RunTrigger.SCHEDULE, running)
+    assert skip != running
+    row = run(jobs, running)
+    assert (row["status"], row["finished_at"], row["error"]) == ("running", None, None)
+    assert run(jobs, skip)["skipped_count"] == 1
