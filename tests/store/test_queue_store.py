@@ -227,6 +227,16 @@ def test_fail_retries_until_max_attempts_then_dead_letters(queues: QueueStore) -
     assert queues.fail(9999, None, T0) is None
 
 
+def test_done_and_fail_can_be_fenced_to_one_claim(queues: QueueStore) -> None:
+    item_id = queues.enqueue("q", "1", 0, 3, T0)
+    queues.claim("q", 1, T0)
+    assert not queues.done(item_id, T0, attempt=2)
+    assert queues.fail(item_id, None, T0, attempt=2) is None
+    assert queues.fail(item_id, None, T0, attempt=1) is ItemStatus.PENDING
+    queues.claim("q", 1, T0)
+    assert queues.done(item_id, T0, attempt=2)
+
+
 # -- operator views ---------------------------------------------------------------------------
 
 

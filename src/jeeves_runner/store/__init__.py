@@ -6,7 +6,9 @@ from pathlib import Path
 
 from jeeves_runner.store.database import SCHEMA_VERSION, Database, SchemaTooNewError, StoreError
 from jeeves_runner.store.jobs import JobExistsError, JobStore, ScheduleEntry
+from jeeves_runner.store.queues import QueueStore
 from jeeves_runner.store.runs import RunStore
+from jeeves_runner.store.state import StateStore
 
 
 class SqliteStore:
@@ -17,6 +19,8 @@ class SqliteStore:
         self.path = self.db.path
         self.jobs = JobStore(self.db)
         self.runs = RunStore(self.db)
+        self.state = StateStore(self.db)
+        self.queues = QueueStore(self.db)
 
     def close(self) -> None:
         self.db.close()

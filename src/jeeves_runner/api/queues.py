@@ -1,0 +1,136 @@
+"""Queues, read-only: definitions with counts, one queue's status, and a peek at what is next.
+
+Nothing here claims or changes an item; consumers use the client library or the CLI. Counts
+read every pending item of a queue, so they are built off the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from jeeves_runner.api.deps import get_control
+from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.params import LIMIT_MAX, error_responses, json_response, parse_limit
+from jeeves_runner.clock import Clock, SystemClock
+from jeeves_runner.control import RunnerControl
+from jeeves_runner.models import format_instant
+from jeeves_runner.store.queues import QueueStore
+
+QUEUE_NOT_FOUND = "Queue not found"
+PEEK_LIMIT_DEFAULT = 10
+
+router = APIRouter(tags=["queues"])
+
+Control = Annotated[RunnerControl, Depends(get_control)]
+
+
+class QueueSummary(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    dedup_expr: str | None = Field(description="JSONPath into the payload giving its dedup key")
+    dedup_scope: Literal["pending", "all"]
+    max_attempts: int
+    retention_days: int = Field(description="Days done and failed items are kept")
+    lease_ms: int = Field(description="How long a claim lasts before the item is delivered again")
+    created_at: str
+    pending: int
+    processing: int
+    failed: int
+
+
+class QueueList(BaseModel):
+    queues: list[QueueSummary]
+
+
+class QueueStatusBody(BaseModel):
+    depth: int = Field(description="Pending items")
+    claimedCount: int = Field(description="Items claimed by a consumer (processing)")
+    failedCount: int = Field(description="Dead-lettered items")
+    oldestAge: int | None = Field(
+        description="Milliseconds the oldest pending item has waited; null when none is pending"
+    )
+
+
+class PeekItem(BaseModel):
+    id: int
+    queue: str
+    payload: Any
+    priority: int
+    attempts: int
+    max_attempts: int
+    created_at: str
+    lease_expires_at: str | None
+
+
+class PeekList(BaseModel):
+    items: list[PeekItem]
+
+
+def _queues(control: Control) -> QueueStore:
+    return control.store.queues
+
+
+def _now(request: Request) -> str:
+    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return format_instant((clock if clock is not None else SystemClock()).now())
+
+
+def _peek_limit_schema(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema.update({"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})
+
+
+def peek_limit(
+    # Text, parsed by parse_limit, so every bad value gets the API's one `limit` sentence.
+    limit: Annotated[
+        str | None,
+        Query(
+            description=f"Most items to show: 1 to {LIMIT_MAX}, {PEEK_LIMIT_DEFAULT} when omitted.",
+            json_schema_extra=_peek_limit_schema,
+        ),
+    ] = None,
+) -> int:
+    return PEEK_LIMIT_DEFAULT if limit is None else parse_limit(limit)
+
+
+Queues = Annotated[QueueStore, Depends(_queues)]
+Now = Annotated[str, Depends(_now)]
+
+
+@router.get("/queues", response_model=QueueList, summary="Queue definitions with item counts")
+async def list_queues(queues: Queues) -> Response:
+    rows = await anyio.to_thread.run_sync(queues.list_queues_with_counts)
+    return json_response({"queues": rows})
+
+
+@router.get(
+    "/queues/{queue_id}/status",
+    response_model=QueueStatusBody,
+    responses=error_responses(404),
+    summary="Depth, claimed and failed counts, and the age of the oldest pending item",
+)
+async def queue_status(queue_id: str, queues: Queues, now: Now) -> Response:
+    status = await anyio.to_thread.run_sync(queues.queue_status, queue_id, now)
+    if status is None:
+        raise ApiError(404, QUEUE_NOT_FOUND)
+    return json_response(status)
+
+
+@router.get(
+    "/queues/{queue_id}/peek",
+    response_model=PeekList,
+    responses=error_responses(400, 404),
+    summary="The next pending items in claim order, without claiming them",
+)
+async def peek(
+    queue_id: str, queues: Queues, limit: Annotated[int, Depends(peek_limit)]
+) -> Response:
+    items = await anyio.to_thread.run_sync(queues.peek, queue_id, limit)
+    if not items and queues.get_queue(queue_id) is None:
+        raise ApiError(404, QUEUE_NOT_FOUND)
+    return json_response({"items": [item.as_dict() for item in items]})

@@ -1,0 +1,132 @@
+"""Script state, read-only: namespaces, the keys of one, and one key with its items.
+
+Expired keys are not shown, whether or not maintenance has deleted them yet: the API sees
+exactly what a job script's `get_state` would. A key may hold `/`; the route takes the rest
+of the path as the key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from jeeves_runner.api.deps import get_control
+from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.params import error_responses, json_response, limit_param
+from jeeves_runner.clock import Clock, SystemClock
+from jeeves_runner.control import RunnerControl
+from jeeves_runner.models import format_instant
+from jeeves_runner.store.state import StateStore
+
+NAMESPACE_NOT_FOUND = "Namespace not found"
+KEY_NOT_FOUND = "State key not found"
+
+router = APIRouter(tags=["state"])
+
+Control = Annotated[RunnerControl, Depends(get_control)]
+Limit = Annotated[int, Depends(limit_param)]
+
+
+class NamespaceSummary(BaseModel):
+    namespace: str
+    keys: int = Field(description="Live (unexpired) keys in the namespace")
+
+
+class NamespaceList(BaseModel):
+    namespaces: list[NamespaceSummary]
+
+
+class KeySummary(BaseModel):
+    key: str
+    value: str | None
+    expires_at: str | None
+    updated_at: str
+    item_count: int
+
+
+class NamespaceKeys(BaseModel):
+    namespace: str
+    total: int = Field(description="Live keys in the namespace; `keys` holds at most `limit`")
+    keys: list[KeySummary]
+
+
+class ItemBody(BaseModel):
+    item_key: str
+    value: str | None
+    created_at: str
+    updated_at: str
+
+
+class KeyDetail(BaseModel):
+    namespace: str
+    key: str
+    value: str | None
+    expires_at: str | None
+    updated_at: str
+    item_count: int = Field(description="Items under the key; `items` holds at most `limit`")
+    items: list[ItemBody] = Field(description="Most recently written first")
+
+
+def _state(control: Control) -> StateStore:
+    return control.store.state
+
+
+def _now(request: Request) -> str:
+    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return format_instant((clock if clock is not None else SystemClock()).now())
+
+
+State = Annotated[StateStore, Depends(_state)]
+Now = Annotated[str, Depends(_now)]
+
+
+@router.get("/state", response_model=NamespaceList, summary="Namespaces with live keys")
+async def list_namespaces(state: State, now: Now) -> Response:
+    rows = await anyio.to_thread.run_sync(state.namespaces, now)
+    return json_response({"namespaces": rows})
+
+
+@router.get(
+    "/state/{namespace}",
+    response_model=NamespaceKeys,
+    responses=error_responses(400, 404),
+    summary="The keys of a namespace with their values, in key order",
+)
+async def list_keys(namespace: str, state: State, now: Now, limit: Limit) -> Response:
+    def read() -> tuple[int, list[dict[str, Any]]]:
+        return state.count_keys(namespace, now), state.list_keys(namespace, now, limit)
+
+    total, keys = await anyio.to_thread.run_sync(read)
+    if total == 0:
+        raise ApiError(404, NAMESPACE_NOT_FOUND)
+    return json_response({"namespace": namespace, "total": total, "keys": keys})
+
+
+@router.get(
+    "/state/{namespace}/{key:path}",
+    response_model=KeyDetail,
+    responses=error_responses(400, 404),
+    summary="One key's value and its items",
+)
+async def get_key(namespace: str, key: str, state: State, now: Now, limit: Limit) -> Response:
+    def read() -> dict[str, Any] | None:
+        entry = state.get_entry(namespace, key, now)
+        if entry is None:
+            return None
+        return {
+            "namespace": entry.namespace,
+            "key": entry.key,
+            "value": entry.value,
+            "expires_at": entry.expires_at,
+            "updated_at": entry.updated_at,
+            "item_count": state.count_items(namespace, key, now),
+            "items": state.list_items(namespace, key, now, limit),
+        }
+
+    body = await anyio.to_thread.run_sync(read)
+    if body is None:
+        raise ApiError(404, KEY_NOT_FOUND)
+    return json_response(body)
