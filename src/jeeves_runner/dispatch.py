@@ -5,8 +5,6 @@ wait, spawning, recording, notifying. The scheduler loop decides *when*; this de
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -75,7 +73,6 @@ class RunDispatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._marks: list[tuple[int, str, str]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
-        self._on_change: list[Callable[[], None]] = []
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -300,11 +297,9 @@ class RunDispatcher:
             activity.idle.set()
         return activity
 
-    def on_change(self, callback: Callable[[], None]) -> None:
-        self._on_change.append(callback)
+    def jobs_changed(self) -> None:
+        """Job definitions changed (reconcile saw it): cached views of them are stale."""
+        self._changed()
 
     def _changed(self) -> None:
         self.data_version += 1
-        for callback in self._on_change:
-            with contextlib.suppress(Exception):
-                callback()

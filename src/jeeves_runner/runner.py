@@ -78,7 +78,7 @@ class Runner:
         found = self.store.jobs.set_enabled(job_id, enabled, format_instant(self.clock.now()))
         if found:
             self.scheduler.reconcile()
-            self.dispatcher.data_version += 1
+            self.dispatcher.jobs_changed()
         return found
 
     # ---- life cycle ---------------------------------------------------------------------

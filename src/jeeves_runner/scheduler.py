@@ -19,7 +19,7 @@ import structlog
 from jeeves_runner.clock import Clock
 from jeeves_runner.dispatch import RunDispatcher
 from jeeves_runner.fire_schedule import FailedRegistration, FireSchedule, utc_from_timestamp
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store import ScheduleEntry, SqliteStore
 
 log = structlog.get_logger("jeeves_runner.scheduler")
 
@@ -55,12 +55,26 @@ class Scheduler:
         return self.fires.failed
 
     def reconcile(self) -> None:
-        """Re-read the enabled jobs' schedules and bring the heap in line."""
+        """Re-read the enabled jobs' schedules and bring the heap in line (at start, and at
+        once after an enable/disable through the API)."""
         fingerprint = self.store.jobs.schedule_fingerprint()
-        entries = self.store.jobs.enabled_schedules()
+        self._apply(fingerprint, self.store.jobs.enabled_schedules())
+
+    async def reconcile_if_changed(self) -> None:
+        """The periodic check. The aggregate query and, when it moved, the full read run in
+        a worker thread (sqlite3 releases the GIL while SQLite works), so 100,000 jobs do
+        not stall the loop; only the diff against the heap runs on it."""
+        fingerprint = await asyncio.to_thread(self.store.jobs.schedule_fingerprint)
+        if fingerprint == self._fingerprint:
+            return
+        entries = await asyncio.to_thread(self.store.jobs.enabled_schedules)
+        self._apply(fingerprint, entries)
+
+    def _apply(self, fingerprint: tuple[int, str], entries: list[ScheduleEntry]) -> None:
         report = self.fires.reconcile(entries, self.clock.now())
         self._fingerprint = fingerprint
         if report.touched:
+            self.dispatcher.jobs_changed()
             log.info(
                 "schedule reconciled",
                 added=len(report.added),
@@ -74,11 +88,6 @@ class Scheduler:
                     "job not scheduled", job_id=job_id, reason=self.fires.failed[job_id].reason
                 )
         self._wake.set()
-
-    def reconcile_if_changed(self) -> None:
-        # A cheap aggregate decides whether the full re-read (100,000 rows) is needed.
-        if self.store.jobs.schedule_fingerprint() != self._fingerprint:
-            self.reconcile()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
@@ -98,7 +107,7 @@ class Scheduler:
         while not self._stopping:
             await asyncio.sleep(self.reconcile_interval_s)
             try:
-                self.reconcile_if_changed()
+                await self.reconcile_if_changed()
             except Exception:
                 log.exception("reconcile failed")
 

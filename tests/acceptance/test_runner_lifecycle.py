@@ -5,13 +5,16 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from acceptance.runner_process import RunnerProcess, wait_for
+from jeeves_runner.store import SqliteStore
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 SLEEPS = str(SCRIPTS / "sleeps.sh")
@@ -172,3 +175,34 @@ def test_a_second_runner_on_the_same_database_is_refused(
     )
     assert "Traceback" not in done.stderr
     assert os.path.exists(runner.db_path)
+
+
+def test_jobs_added_and_disabled_while_running_take_effect_without_restart(
+    runner: RunnerProcess,
+) -> None:
+    runner.start()
+    runner.add_job("late", "* * * * * *", str(SCRIPTS / "prints_start_time.sh"))
+    wait_for(lambda: runner.runs("late"), 10, "the job added by the CLI to run")
+    assert httpx.post(f"{runner.url}/jobs/late/disable").json() == {"ok": True}
+    count = len(runner.runs("late"))
+    # Showing that something does NOT happen needs a window of time: two more seconds in
+    # which an enabled `* * * * * *` job would have fired twice.
+    time.sleep(2.2)
+    job = httpx.get(f"{runner.url}/jobs/late").json()["job"]
+    assert job["enabled"] == 0
+    runner.stop()
+    assert len(runner.runs("late")) <= count + 1
+
+
+def test_invalid_schedule_in_the_database_counts_as_failed_registration(
+    runner: RunnerProcess,
+) -> None:
+    runner.add_job("fine", "0 0 1 1 *", str(SCRIPTS / "prints_start_time.sh"))
+    store = SqliteStore(runner.db_path)
+    with store.db.transaction() as conn:  # written around the CLI's checks, as by hand
+        conn.execute("UPDATE jobs SET schedule = '61 * * * *' WHERE id = 'fine'")
+    store.close()
+    runner.start()
+    assert httpx.get(f"{runner.url}/health").json()["failedRegistrations"] == 1
+    assert httpx.get(f"{runner.url}/stats").json()["failedRegistrations"] == 1
+    runner.stop()

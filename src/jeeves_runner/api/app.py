@@ -1,0 +1,222 @@
+"""The HTTP app: routers, and the one place that maps errors to status codes.
+
+Every error leaves as `{"error": "<sentence>"}`, FastAPI's and Starlette's own included, and
+/openapi.json says so: validation failures are documented as 400 with that body, not as
+FastAPI's default 422 shape.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jeeves_runner import __version__
+from jeeves_runner.api import health, jobs
+from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.params import ErrorBody, json_response
+from jeeves_runner.clock import Clock, SystemClock
+from jeeves_runner.control import (
+    JobAlreadyRunningError,
+    JobNotFoundError,
+    RunnerControl,
+    ShuttingDownError,
+)
+
+log = structlog.get_logger("jeeves_runner.api")
+
+INTERNAL_ERROR = "Internal error"
+INVALID_JSON = "Request body is not valid JSON"
+
+# Routers that arrive with later modules; each is served if its module exists.
+OPTIONAL_ROUTERS = ("jeeves_runner.api.queues", "jeeves_runner.api.state")
+
+# What the runner raises, and the status each one means. Messages are the errors' own.
+_DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (JobNotFoundError, 404),
+    (JobAlreadyRunningError, 409),
+    (ShuttingDownError, 503),
+)
+
+
+class RunnerApi(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        first = self.openapi_schema is None
+        schema = super().openapi()  # built once, then cached by FastAPI
+        if first:
+            _document_errors(schema)
+        return schema
+
+
+def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI:
+    app = RunnerApi(
+        title="jeeves-runner",
+        version=__version__,
+        description="Job management and monitoring for a jeeves-runner instance.",
+        openapi_url="/openapi.json",
+        # The interactive pages load scripts from a CDN; an operator's box may have no
+        # internet, and the contract is /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+        # A path is either a route or unknown (404); no redirects to a slash-less twin.
+        redirect_slashes=False,
+    )
+    app.state.control = control
+    app.state.clock = clock if clock is not None else SystemClock()
+    app.state.body_cache = jobs.BodyCache()
+    for router in (jobs.router, health.router, *_optional_routers()):
+        app.include_router(router)
+    app.add_exception_handler(ApiError, _api_error)
+    for error_type, status_code in _DOMAIN_STATUS:
+        app.add_exception_handler(error_type, _answer_with(status_code))
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(LastResort)
+    return app
+
+
+def _optional_routers() -> list[APIRouter]:
+    routers: list[APIRouter] = []
+    for module_name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        router: APIRouter = module.router
+        routers.append(router)
+    return routers
+
+
+def error_response(
+    status_code: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    response = json_response({"error": message}, status_code)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+# Handlers are async: Starlette runs a plain function handler in its thread pool.
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.message)
+
+
+def _answer_with(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handler(request: Request, exc: Exception) -> Response:
+        return error_response(status_code, str(exc))
+
+    return handler
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    if code == 404 and detail in ("", HTTPStatus.NOT_FOUND.phrase):
+        message = f"No route for {request.method} {request.url.path}"
+    elif code == 405 and detail in ("", HTTPStatus.METHOD_NOT_ALLOWED.phrase):
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    elif detail:
+        message = detail
+    else:
+        message = _phrase(code)
+    # Keep Starlette's headers: a 405 carries `Allow`.
+    return error_response(code, message, dict(exc.headers) if exc.headers else None)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, describe_validation_errors(exc.errors()))
+
+
+class LastResort:
+    """Any exception no handler took: logged once, answered 500 with the error body.
+
+    A middleware rather than an `Exception` handler: Starlette re-raises after calling such a
+    handler, so the server would log every failure a second time, outside structlog.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error in request", method=scope["method"], path=scope["path"])
+            if started:
+                raise  # too late for a body of ours; the server ends the connection
+            await error_response(500, INTERNAL_ERROR)(scope, receive, send)
+
+
+def describe_validation_errors(errors: Any) -> str:
+    """One sentence for the first problem FastAPI found, naming where it is."""
+    first = next(iter(errors), None)
+    if not isinstance(first, dict):
+        return "The request is not valid"
+    if first.get("type") == "json_invalid":
+        return INVALID_JSON
+    loc = [str(part) for part in first.get("loc", ())]
+    msg = str(first.get("msg", "is not valid"))
+    if not loc:
+        return f"Invalid request: {msg}"
+    where, names = loc[0], ".".join(loc[1:])
+    if where == "body":
+        return f"body field '{names}': {msg}" if names else f"request body: {msg}"
+    return f"{where} parameter '{names}': {msg}"
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Say in the schema what the handlers above do: a request FastAPI rejects is a 400 with
+    the error body, not a 422 with FastAPI's detail list."""
+    ref = "#/components/schemas/ErrorBody"
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "Invalid request: the message names the problem",
+                        "content": {"application/json": {"schema": {"$ref": ref}}},
+                    },
+                )
+    # FastAPI's validation schemas stay only if something still refers to them.
+    for name in ("HTTPValidationError", "ValidationError"):
+        others = {k: v for k, v in components.items() if k != name}
+        if f'"#/components/schemas/{name}"' not in json.dumps([schema["paths"], others]):
+            components.pop(name, None)
+    if not components:
+        del schema["components"]

@@ -1,0 +1,267 @@
+"""Jobs: list, detail, run history, manual runs, enable and disable.
+
+Reads answer with orjson bytes built straight from the store's rows, never through
+response-model validation: serialization is most of a read's cost. The models below exist so
+that /openapi.json says exactly what those bytes hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable
+from typing import Any, Literal
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from jeeves_runner.api.deps import get_control
+from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
+from jeeves_runner.control import RunnerControl
+from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
+
+JOB_NOT_FOUND = "Job not found"
+
+router = APIRouter(tags=["jobs"])
+
+
+class JobBody(BaseModel):
+    id: str
+    name: str
+    schedule: str
+    script: str
+    type: JobType
+    enabled: int = Field(ge=0, le=1, description="1 when the job fires on its schedule, else 0")
+    timeout_ms: int | None
+    overlap_policy: OverlapPolicy
+    on_failure: str | None
+    on_success: str | None
+    description: str | None
+    created_at: str
+    updated_at: str
+
+
+class JobListItem(JobBody):
+    last_status: RunStatus | None = Field(
+        description="Status of the latest run that executed (skipped fires do not count)"
+    )
+    last_run: str | None = Field(description="When that run started; null if it never ran")
+
+
+class JobList(BaseModel):
+    jobs: list[JobListItem]
+
+
+class JobDetail(BaseModel):
+    job: JobBody
+
+
+class RunBody(BaseModel):
+    id: int
+    job_id: str
+    started_at: str | None
+    finished_at: str | None
+    status: RunStatus
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_ms: int | None
+    error: str | None
+    trigger: RunTrigger
+    tokens: int | None
+    result_meta: str | None
+    skipped_count: int | None = Field(description="On a skipped row: how many fires it stands for")
+    last_skipped_at: str | None
+
+
+class RunList(BaseModel):
+    runs: list[RunBody]
+
+
+class ResultBody(BaseModel):
+    status: RunStatus
+    exit_code: int | None
+    duration_ms: int
+    stdout: str
+    stderr: str
+    error: str | None
+    tokens: int | None
+    result_meta: str | None
+
+
+class TriggerResult(BaseModel):
+    result: ResultBody
+
+
+class OkBody(BaseModel):
+    ok: Literal[True]
+
+
+class BodyCache:
+    """Encoded response bodies, reused until the runner's data version moves.
+
+    Every change that can alter a job list or a run list (a job added, edited, enabled or
+    disabled; a run started, finished, skipped or pruned; by this runner or another process)
+    moves `data_version`. The version is an opaque token: only equality means anything.
+    Bounded in bytes; the oldest entries go first.
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._version: int | None = None
+        self._bodies: dict[Hashable, bytes] = {}
+        self._size = 0
+
+    def get(self, version: int, key: Hashable) -> bytes | None:
+        return self._bodies.get(key) if version == self._version else None
+
+    def put(self, version: int, key: Hashable, body: bytes) -> None:
+        if version != self._version:
+            self._version, self._bodies, self._size = version, {}, 0
+        if len(body) > self.max_bytes:
+            return
+        self._size -= len(self._bodies.pop(key, b""))
+        while self._bodies and self._size + len(body) > self.max_bytes:
+            self._size -= len(self._bodies.pop(next(iter(self._bodies))))
+        self._bodies[key] = body
+        self._size += len(body)
+
+
+# Above this many runs a list is read and encoded in a worker thread: its output tails can add
+# up to megabytes, and the scheduler shares the event loop. Shorter lists take well under a
+# millisecond, less than the hand-off would cost.
+INLINE_RUNS_MAX = 100
+
+
+async def _cached_body(
+    request: Request, key: Hashable, build: Callable[[], bytes | None], *, offload: bool
+) -> bytes | None:
+    """The body for `key` at the current data version, built (and kept) when missing."""
+    cache: BodyCache = request.app.state.body_cache
+    control = get_control(request)
+    version = control.data_version
+    body = cache.get(version, key)
+    if body is None:
+        body = await anyio.to_thread.run_sync(build) if offload else build()
+        # Kept only if nothing changed while it was built: it is then exactly that version's.
+        # (Served either way: it is at least as new as the version read before building.)
+        if body is not None and control.data_version == version:
+            cache.put(version, key, body)
+    return body
+
+
+# Routes take the Request and call get_control() themselves: FastAPI runs a plain-function
+# dependency in its thread pool, which costs more than the rest of a cached read.
+
+
+@router.get("/jobs", response_model=JobList, summary="List all jobs with their last run")
+async def list_jobs(request: Request) -> Response:
+    store = get_control(request).store
+
+    def build() -> bytes:
+        return orjson.dumps({"jobs": store.jobs.list_jobs_with_last_run()})
+
+    # Off the loop: with thousands of jobs a rebuild takes milliseconds.
+    body = await _cached_body(request, "jobs", build, offload=True)
+    assert body is not None
+    return Response(content=body, media_type=JSON)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobDetail,
+    responses=error_responses(404),
+    summary="One job's definition",
+)
+async def get_job(job_id: str, request: Request) -> Response:
+    row = get_control(request).store.jobs.get_job_row(job_id)
+    if row is None:
+        raise ApiError(404, JOB_NOT_FOUND)
+    return json_response({"job": row})
+
+
+@router.get(
+    "/jobs/{job_id}/runs",
+    response_model=RunList,
+    responses=error_responses(400, 404),
+    openapi_extra=LIMIT_OPENAPI,
+    summary="A job's runs, newest first",
+)
+async def list_runs(job_id: str, request: Request) -> Response:
+    limit = limit_from(request)
+    store = get_control(request).store
+
+    def build() -> bytes | None:
+        runs = store.runs.list_runs(job_id, limit)
+        # Only an empty list needs the second read: a job with runs exists.
+        if not runs and store.jobs.get_job_row(job_id) is None:
+            return None
+        for run in runs:
+            # A run still going (or a skipped fire) has no output yet; the field stays text.
+            if run["stdout"] is None:
+                run["stdout"] = ""
+            if run["stderr"] is None:
+                run["stderr"] = ""
+        return orjson.dumps({"runs": runs})
+
+    body = await _cached_body(
+        request, ("runs", job_id, limit), build, offload=limit > INLINE_RUNS_MAX
+    )
+    if body is None:
+        raise ApiError(404, JOB_NOT_FOUND)
+    return Response(content=body, media_type=JSON)
+
+
+@router.post(
+    "/jobs/{job_id}/run",
+    response_model=TriggerResult,
+    responses=error_responses(404, 409, 503),
+    summary="Run a job now and wait for its end",
+)
+async def run_job(job_id: str, request: Request) -> Response:
+    # JobNotFoundError, JobAlreadyRunningError and ShuttingDownError are mapped in app.py.
+    # Shielded: when the server cancels requests still open at the end of its drain time, a
+    # run already started stays the runner's to finish or stop (shutdownGraceMs).
+    result = await asyncio.shield(get_control(request).trigger(job_id))
+    return json_response({"result": result_body(result)})
+
+
+def result_body(result: RunResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "exit_code": result.exit_code,
+        "duration_ms": result.duration_ms,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "error": result.error,
+        "tokens": result.tokens,
+        "result_meta": result.result_meta,
+    }
+
+
+@router.post(
+    "/jobs/{job_id}/enable",
+    response_model=OkBody,
+    responses=error_responses(404),
+    summary="Enable a job; the schedule is reconciled at once",
+)
+async def enable_job(job_id: str, request: Request) -> Response:
+    return await _set_enabled(get_control(request), job_id, True)
+
+
+@router.post(
+    "/jobs/{job_id}/disable",
+    response_model=OkBody,
+    responses=error_responses(404),
+    summary="Disable a job; it does not fire until enabled again",
+)
+async def disable_job(job_id: str, request: Request) -> Response:
+    return await _set_enabled(get_control(request), job_id, False)
+
+
+async def _set_enabled(control: RunnerControl, job_id: str, enabled: bool) -> Response:
+    if not await control.set_enabled(job_id, enabled):
+        raise ApiError(404, JOB_NOT_FOUND)
+    return json_response({"ok": True})

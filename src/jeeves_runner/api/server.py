@@ -1,0 +1,141 @@
+"""uvicorn inside the runner's own event loop, beside the scheduler.
+
+The runner owns the process: its signals, its logging, its shutdown order. So the server here
+binds its socket itself (a taken port is a clear error, not uvicorn's `sys.exit`), installs no
+signal handlers, configures no logging, and runs no lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+BACKLOG = 128
+
+
+class ListenError(OSError):
+    """The API cannot listen on its address; the message names it and says why."""
+
+    def __init__(self, host: str, port: int, reason: str, errno: int | None = None) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot listen on {shown}:{port}: {reason}")
+        self.errno = errno
+        self.host = host
+        self.port = port
+
+
+class _SignalFreeServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The runner handles SIGTERM/SIGINT (stop firing, drain runs, then stop this server).
+        yield
+
+
+class ApiServer:
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, drain_timeout_s: int | None = 30
+    ) -> None:
+        """`drain_timeout_s`: at stop, how long requests still being answered may take before
+        they are cancelled (None: no limit)."""
+        self.host = host
+        self._requested_port = port
+        self._config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="asyncio",
+            http="h11",
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=drain_timeout_s,
+        )
+        self._server: _SignalFreeServer | None = None
+        self._socket: socket.socket | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The port listened on: the one the OS chose when 0 was asked."""
+        if self._socket is None:
+            return self._requested_port
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Returns once the socket listens. Raises ListenError if it cannot."""
+        if self._server is not None:
+            raise RuntimeError("the API server is already started")
+        sock = bind_socket(self.host, self._requested_port)
+        config = self._config
+        if not config.loaded:
+            config.load()
+        server = _SignalFreeServer(config)
+        server.lifespan = config.lifespan_class(config)
+        try:
+            await server.startup(sockets=[sock])
+        except BaseException:
+            sock.close()
+            raise
+        self._server, self._socket = server, sock
+        # uvicorn's tick: refreshes the Date header each second and notices should_exit.
+        self._ticker = asyncio.create_task(server.main_loop(), name="api-server-tick")
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests being answered finish (up to the drain timeout),
+        close every connection."""
+        server, sock, ticker = self._server, self._socket, self._ticker
+        if server is None or sock is None or ticker is None:
+            return
+        server.should_exit = True
+        ticker.cancel()  # it would notice should_exit within 0.1 s; no need to wait
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        await server.shutdown(sockets=[sock])
+        self._server = self._socket = self._ticker = None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking socket on the first address of `host` that binds."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(host, port, _reason(exc), exc.errno) from None
+    failure: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            if os.name != "nt":
+                # Lets a restarted runner take its port while old connections linger in
+                # TIME_WAIT; a port another program listens on stays refused.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            failure = failure or exc
+            continue
+        return sock
+    assert failure is not None  # getaddrinfo returns at least one address or raises
+    raise ListenError(host, port, _reason(failure), failure.errno)
+
+
+def _reason(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]

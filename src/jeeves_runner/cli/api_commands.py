@@ -1,0 +1,140 @@
+"""status, trigger: commands that go through the running runner's HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import click
+import httpx
+
+from jeeves_runner.cli.common import EXIT_ERROR, EXIT_UNREACHABLE, CliError, config_option, load
+from jeeves_runner.config import Config
+
+STATUS_TIMEOUT = httpx.Timeout(10.0)
+# A manual run answers when the job ends, which may be hours away: no read timeout.
+TRIGGER_TIMEOUT = httpx.Timeout(10.0, read=None)
+
+# A runner listening on every address is reached on loopback.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def api_url(config: Config) -> str:
+    host = _WILDCARDS.get(config.host, config.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"
+
+
+def call_api(config: Config, method: str, path: str, timeout: httpx.Timeout) -> httpx.Response:
+    base = api_url(config)
+    try:
+        # trust_env=False: the runner is on this box; a proxy from the environment is not
+        # the way to reach it.
+        with httpx.Client(base_url=base, timeout=timeout, trust_env=False) as client:
+            return client.request(method, path)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise CliError(
+            f"the runner is not reachable at {base} ({_reason(exc)}); is it started?",
+            EXIT_UNREACHABLE,
+        ) from None
+    except httpx.TransportError as exc:
+        raise CliError(
+            f"the connection to the runner at {base} failed before it answered ({_reason(exc)})",
+            EXIT_UNREACHABLE,
+        ) from None
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    """What went wrong, in words: the OS's own when there is one ("connection refused")."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).strip() or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a response; an error answer becomes a CliError with its message."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_success and isinstance(body, dict):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise CliError(body["error"], EXIT_ERROR)
+    raise CliError(
+        f"the runner answered HTTP {response.status_code} without a usable body", EXIT_ERROR
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of GET /stats.")
+@config_option
+def status(as_json: bool, config_path: str | None) -> None:
+    """Show the running runner's statistics."""
+    response = call_api(load(config_path), "GET", "/stats", STATUS_TIMEOUT)
+    stats = _body(response)
+    if as_json:
+        click.echo(response.text)
+        return
+    rows = (
+        ("Jobs", stats.get("totalJobs")),
+        ("Running now", stats.get("running")),
+        ("Failed to schedule", stats.get("failedRegistrations")),
+        ("OK, last hour", stats.get("okLastHour")),
+        ("Failed, last hour", stats.get("errorsLastHour")),
+    )
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        click.echo(f"{label + ':':<{width}} {value}")
+
+
+@click.command()
+@click.option("-i", "--id", "job_id", required=True, help="Id of the job to run.")
+@config_option
+def trigger(job_id: str, config_path: str | None) -> None:
+    """Run a job now, wait for its end and print the result (exit 1 unless it is ok)."""
+    response = call_api(
+        load(config_path), "POST", f"/jobs/{_path_segment(job_id)}/run", TRIGGER_TIMEOUT
+    )
+    result = _body(response).get("result")
+    if not isinstance(result, dict):
+        raise CliError("the runner's answer holds no result", EXIT_ERROR)
+    click.echo(describe_result(job_id, result))
+    if result.get("status") != "ok":
+        # A CliError, not click's Exit: outside standalone mode click returns an Exit's code
+        # instead of raising it, and the run would exit 0.
+        raise CliError(f"the run of '{job_id}' ended with status {result.get('status')}")
+
+
+def describe_result(job_id: str, result: dict[str, Any]) -> str:
+    duration = result.get("duration_ms")
+    took = f" in {duration / 1000:.1f}s" if isinstance(duration, int) else ""
+    exit_code = result.get("exit_code")
+    code = f", exit code {exit_code}" if exit_code is not None else ""
+    lines = [f"Job '{job_id}': {result.get('status')}{took}{code}"]
+    if result.get("error") and result.get("status") != "ok":
+        lines.append(f"Error: {result['error']}")
+    for stream in ("stdout", "stderr"):
+        text = result.get(stream)
+        if isinstance(text, str) and text.strip():
+            lines.append(f"--- {stream} ---")
+            lines.append(text.rstrip("\n"))
+    return "\n".join(lines)
+
+
+def _path_segment(text: str) -> str:
+    """`text` as one path segment: an id holding '/', '?' or '..' still reaches the job route
+    (and its 404) rather than another path."""
+    if text in (".", ".."):
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
+
+
+COMMANDS = [status, trigger]
