@@ -40,8 +40,8 @@ class RunnerControl(Protocol):
 
     @property
     def data_version(self) -> int:
-        """Grows whenever jobs or runs change through this runner, so a response body built
-        from them can be reused until it moves."""
+        """Changes whenever jobs or runs change (through this runner or another process), so
+        a response body built from them can be reused while it stays equal."""
         ...
 
     def uptime_seconds(self) -> float: ...

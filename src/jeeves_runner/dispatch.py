@@ -186,6 +186,7 @@ class RunDispatcher:
                     error="The runner stopped before this run started",
                 )
                 self.store.runs.finish_run(run_id, result, format_instant(self.clock.now()))
+                self._changed()
                 raise
             try:
                 if queued:

@@ -116,7 +116,7 @@ class Runner:
                 reconcile_interval_s=config.reconcile_interval_ms / 1000,
             )
             self.maintenance = Maintenance(self._store, self.clock, config.run_retention_days)
-            self._run_maintenance()
+            self._run_maintenance()  # the dispatcher exists, so a prune can mark caches stale
             self.scheduler.reconcile()
             total = len(self.scheduler.fires) + self.failed_registrations
             log.info(
@@ -142,8 +142,7 @@ class Runner:
         from jeeves_runner.api.app import create_app
         from jeeves_runner.api.server import ApiServer
 
-        app = create_app(self)
-        app.state.clock = self.clock
+        app = create_app(self, clock=self.clock)
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
         self.api_server = server
@@ -203,6 +202,8 @@ class Runner:
         try:
             report = self.maintenance.run_once()
             log.info("maintenance done", **report.as_dict())
+            if any(report.as_dict().values()):
+                self.dispatcher.jobs_changed()  # cached run lists may show pruned rows
         except Exception:
             log.exception("maintenance failed")
 

@@ -239,9 +239,22 @@ def test_prune_deletes_old_finished_runs_only(jobs: SqliteStore) -> None:
         assert jobs.runs.get_run(gone) is None
     for kept in (new_ok, old_running, old_pending):
         assert jobs.runs.get_run(kept) is not None
-    # a long-running run is never pruned, however old
-    assert jobs.runs.prune_runs("2099-01-01T00:00:00.000Z") == 1
+    # a long-running run is never pruned, however old; nor is a job's latest real run
+    # (GET /jobs shows it; null there would mean "never ran")
+    assert jobs.runs.prune_runs("2099-01-01T00:00:00.000Z") == 0
     assert {r["id"] for r in jobs.runs.list_runs("b", 10)} == {old_running, old_pending}
+    assert [r["id"] for r in jobs.runs.list_runs("a", 10)] == [new_ok]
+
+
+def test_prune_keeps_each_jobs_latest_real_run_whatever_its_age(jobs: SqliteStore) -> None:
+    older = finish(jobs, "a", RunStatus.OK, "2026-01-01T00:00:00.000Z")
+    latest = finish(jobs, "a", RunStatus.ERROR, "2026-01-02T00:00:00.000Z")
+    jobs.runs.record_skip("a", "2026-01-03T00:00:00.000Z", "busy", RunTrigger.SCHEDULE, None)
+    assert jobs.runs.prune_runs("2026-06-01T00:00:00.000Z") == 2  # the older run, the skip
+    assert jobs.runs.get_run(older) is None
+    row = jobs.jobs.list_jobs_with_last_run()[0]
+    assert (row["id"], row["last_status"]) == ("a", "error")
+    assert jobs.runs.get_run(latest) is not None
 
 
 def test_prune_works_through_more_rows_than_one_batch(jobs: SqliteStore) -> None:

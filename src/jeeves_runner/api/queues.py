@@ -9,15 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from jeeves_runner.api.deps import get_control
+from jeeves_runner.api.deps import control_dependency, now_instant
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import LIMIT_MAX, error_responses, json_response, parse_limit
-from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.control import RunnerControl
-from jeeves_runner.models import format_instant
 from jeeves_runner.store.queues import QueueStore
 
 QUEUE_NOT_FOUND = "Queue not found"
@@ -25,7 +23,7 @@ PEEK_LIMIT_DEFAULT = 10
 
 router = APIRouter(tags=["queues"])
 
-Control = Annotated[RunnerControl, Depends(get_control)]
+Control = Annotated[RunnerControl, Depends(control_dependency)]
 
 
 class QueueSummary(BaseModel):
@@ -71,13 +69,8 @@ class PeekList(BaseModel):
     items: list[PeekItem]
 
 
-def _queues(control: Control) -> QueueStore:
+async def _queues(control: Control) -> QueueStore:
     return control.store.queues
-
-
-def _now(request: Request) -> str:
-    clock: Clock | None = getattr(request.app.state, "clock", None)
-    return format_instant((clock if clock is not None else SystemClock()).now())
 
 
 def _peek_limit_schema(schema: dict[str, Any]) -> None:
@@ -85,7 +78,7 @@ def _peek_limit_schema(schema: dict[str, Any]) -> None:
     schema.update({"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})
 
 
-def peek_limit(
+async def peek_limit(
     # Text, parsed by parse_limit, so every bad value gets the API's one `limit` sentence.
     limit: Annotated[
         str | None,
@@ -99,7 +92,7 @@ def peek_limit(
 
 
 Queues = Annotated[QueueStore, Depends(_queues)]
-Now = Annotated[str, Depends(_now)]
+Now = Annotated[str, Depends(now_instant)]
 
 
 @router.get("/queues", response_model=QueueList, summary="Queue definitions with item counts")

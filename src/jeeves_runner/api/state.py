@@ -10,15 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from jeeves_runner.api.deps import get_control
+from jeeves_runner.api.deps import control_dependency, now_instant
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import error_responses, json_response, limit_param
-from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.control import RunnerControl
-from jeeves_runner.models import format_instant
 from jeeves_runner.store.state import StateStore
 
 NAMESPACE_NOT_FOUND = "Namespace not found"
@@ -26,7 +24,7 @@ KEY_NOT_FOUND = "State key not found"
 
 router = APIRouter(tags=["state"])
 
-Control = Annotated[RunnerControl, Depends(get_control)]
+Control = Annotated[RunnerControl, Depends(control_dependency)]
 Limit = Annotated[int, Depends(limit_param)]
 
 
@@ -70,17 +68,12 @@ class KeyDetail(BaseModel):
     items: list[ItemBody] = Field(description="Most recently written first")
 
 
-def _state(control: Control) -> StateStore:
+async def _state(control: Control) -> StateStore:
     return control.store.state
 
 
-def _now(request: Request) -> str:
-    clock: Clock | None = getattr(request.app.state, "clock", None)
-    return format_instant((clock if clock is not None else SystemClock()).now())
-
-
 State = Annotated[StateStore, Depends(_state)]
-Now = Annotated[str, Depends(_now)]
+Now = Annotated[str, Depends(now_instant)]
 
 
 @router.get("/state", response_model=NamespaceList, summary="Namespaces with live keys")

@@ -53,7 +53,8 @@ _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="jeeves-runner", standalone_mode=False)
+        # Outside standalone mode click returns ctx.exit(n)'s code instead of raising it.
+        code = cli.main(args=argv, prog_name="jeeves-runner", standalone_mode=False)
     except CliError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
@@ -72,4 +73,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -49,6 +49,9 @@ _PRUNE = """
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs
     WHERE coalesce(finished_at, started_at) < ? AND status NOT IN ('running', 'pending')
+      -- A job's latest real run is kept whatever its age: GET /jobs shows it, and null
+      -- there means "never ran".
+      AND id NOT IN (SELECT last_run_id FROM jobs WHERE last_run_id IS NOT NULL)
     LIMIT ?
 )
 """

@@ -1,0 +1,319 @@
+"""HTTP API throughput and latency on a large history; prints its figures as JSON.
+
+The server runs in this process (uvicorn in its own event loop, as inside the runner); the
+client is a separate Python process on one keep-alive connection, so the two do not share a
+GIL. Scenarios:
+
+- `jobs_1k_*`: GET /jobs, 1,000 jobs, 50,000 runs.
+- `runs_limit50_*`: GET /jobs/:id/runs?limit=50 over the same data, cycling through 143 jobs.
+- `jobs_10k_*`: GET /jobs with 10,000 jobs and 1,000,000 runs.
+
+`warm`: the data version stays put, so encoded bodies are reused (an idle runner polled by a
+dashboard). `cold`: the version moves on every request, so every body is read from SQLite and
+encoded again (the worst case: runs starting and finishing all the time).
+
+    .venv/bin/python benchmarks/bench_api.py [--quick] [--seconds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jeeves_runner.api.app import create_app
+from jeeves_runner.api.server import ApiServer
+from jeeves_runner.models import RunResult, format_instant
+from jeeves_runner.store import SqliteStore
+
+TARGETS = {
+    "jobs_1k_warm": ("requests_per_s", ">=", 1600),
+    "runs_limit50_warm": ("requests_per_s", ">=", 2000),
+    "runs_limit50_cold": ("requests_per_s", ">=", 2000),
+    "jobs_10k_warm": ("median_ms", "<=", 50),
+    "jobs_10k_cold": ("median_ms", "<=", 50),
+}
+
+_JOB_SQL = (
+    "INSERT INTO jobs (id, name, schedule, script, type, description, enabled, timeout_ms, "
+    "overlap_policy, on_failure, on_success, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, 'script', ?, ?, ?, ?, ?, NULL, ?, ?)"
+)
+_RUN_SQL = (
+    "INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, exit_code, "
+    "stdout, stderr, error, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedule')"
+)
+_POINT_LAST_RUNS = (
+    "UPDATE jobs SET last_run_id = (SELECT max(r.id) FROM runs r "
+    "WHERE r.job_id = jobs.id AND r.status <> 'skipped')"
+)
+
+
+def build_dataset(path: Path, jobs: int, runs: int) -> None:
+    """Jobs and runs inserted in bulk through the store's own connection, one transaction."""
+    rng = random.Random(1937)
+    store = SqliteStore(path)
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    created = format_instant(now - timedelta(days=90))
+    job_ids = [f"job-{i:05d}" for i in range(jobs)]
+    job_rows = [
+        (
+            job_id,
+            f"Job number {i}",
+            f"{i % 60} * * * *",
+            f"/opt/scripts/{job_id}.py",
+            "Synchronises one thing with another" if i % 3 else None,
+            int(i % 10 != 0),
+            120_000 if i % 2 else None,
+            ("skip", "queue", "allow")[i % 3],
+            "C0123456789" if i % 4 == 0 else None,
+            created,
+            created,
+        )
+        for i, job_id in enumerate(job_ids)
+    ]
+
+    def run_rows() -> Any:
+        span = 30 * 24 * 3600
+        for n in range(runs):
+            job_id = job_ids[n % jobs]
+            started = now - timedelta(seconds=span * (runs - n) / runs)
+            roll = rng.random()
+            status = "ok" if roll < 0.9 else "error" if roll < 0.96 else "timeout"
+            if roll > 0.99:
+                status = "skipped"
+            duration = rng.randint(50, 20_000)
+            yield (
+                job_id,
+                status,
+                format_instant(started),
+                format_instant(started + timedelta(milliseconds=duration)),
+                duration,
+                0 if status == "ok" else 1,
+                f"Synced {n % 97} messages\nChecked {n % 13} folders\nDone",
+                "" if status == "ok" else "Traceback: something failed",
+                None if status == "ok" else "Exit code 1",
+            )
+
+    with store.db.transaction() as conn:
+        conn.executemany(_JOB_SQL, job_rows)
+        conn.executemany(_RUN_SQL, run_rows())
+        conn.execute(_POINT_LAST_RUNS)
+    store.close()
+
+
+class BenchControl:
+    """A read-only RunnerControl over a store. `cold`: the data version moves on every read,
+    so no response body is ever reused."""
+
+    def __init__(self, store: SqliteStore, *, cold: bool) -> None:
+        self._store = store
+        self._cold = cold
+        self._version = 0
+
+    @property
+    def store(self) -> SqliteStore:
+        return self._store
+
+    @property
+    def failed_registrations(self) -> int:
+        return 0
+
+    @property
+    def running_count(self) -> int:
+        return 0
+
+    @property
+    def data_version(self) -> int:
+        if self._cold:
+            self._version += 1
+        return self._version
+
+    def uptime_seconds(self) -> float:
+        return 0.0
+
+    async def trigger(self, job_id: str) -> RunResult:
+        raise NotImplementedError("the benchmark does not run jobs")
+
+    async def set_enabled(self, job_id: str, enabled: bool) -> bool:
+        raise NotImplementedError("the benchmark does not change jobs")
+
+
+class ServedApi:
+    """The API served from a background thread's event loop."""
+
+    def __init__(self, db: Path, *, cold: bool) -> None:
+        self.store = SqliteStore(db)
+        self.server = ApiServer(create_app(BenchControl(self.store, cold=cold)), "127.0.0.1", 0)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ServedApi:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self.store.close()
+
+
+class KeepAliveClient:
+    """HTTP/1.1 GETs on one keep-alive socket with the least client work per request: the
+    request bytes are built once and only Content-Length is parsed, so the figures are the
+    server's, as wrk's would be, rather than http.client's."""
+
+    def __init__(self, port: int) -> None:
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = b""
+
+    def get(self, request: bytes) -> tuple[int, int]:
+        """(status, body length) of one request."""
+        self._sock.sendall(request)
+        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
+            self._buffer += self._receive()
+        head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(self._buffer) < length:
+            self._buffer += self._receive()
+        self._buffer = self._buffer[length:]
+        return status, length
+
+    def _receive(self) -> bytes:
+        chunk = self._sock.recv(1 << 20)
+        if not chunk:
+            raise SystemExit("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def client_loop(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
+    """One keep-alive connection, requests back to back for `seconds`."""
+    requests = [f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for p in paths]
+    client = KeepAliveClient(port)
+    for request in requests[:20]:  # warm-up: connection, caches, first queries
+        client.get(request)
+    latencies: list[float] = []
+    body_bytes = 0
+    count = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= deadline:
+            break
+        status, length = client.get(requests[count % len(requests)])
+        if status != 200:
+            raise SystemExit(f"GET {paths[count % len(paths)]} answered {status}")
+        latencies.append(time.perf_counter() - t0)
+        body_bytes += length
+        count += 1
+    elapsed = time.perf_counter() - started
+    client.close()
+    latencies.sort()
+    return {
+        "requests": count,
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(count / elapsed, 1),
+        "median_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 3),
+        "body_bytes": body_bytes // max(count, 1),
+    }
+
+
+def measure(db: Path, paths: list[str], seconds: float, *, cold: bool) -> dict[str, Any]:
+    with ServedApi(db, cold=cold) as api:
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                str(api.server.port),
+                str(seconds),
+                *paths,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"client failed: {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def verdict(name: str, figures: dict[str, Any]) -> dict[str, Any]:
+    if name not in TARGETS:
+        return figures  # measured for the record; the issue sets no target for it
+    key, op, bound = TARGETS[name]
+    value = figures[key]
+    ok = value >= bound if op == ">=" else value <= bound
+    return {**figures, "target": f"{key} {op} {bound}", "meets_target": ok}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per scenario")
+    parser.add_argument("--quick", action="store_true", help="skip the 10,000-job data set")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"python": sys.version.split()[0], "scenarios": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        small = Path(tmp) / "small.sqlite"
+        t0 = time.perf_counter()
+        build_dataset(small, 1_000, 50_000)
+        report["build_small_s"] = round(time.perf_counter() - t0, 2)
+        scenarios = report["scenarios"]
+        runs_paths = [f"/jobs/job-{i:05d}/runs?limit=50" for i in range(0, 1000, 7)]
+        for cold in (False, True):
+            kind = "cold" if cold else "warm"
+            scenarios[f"jobs_1k_{kind}"] = verdict(
+                f"jobs_1k_{kind}", measure(small, ["/jobs"], args.seconds, cold=cold)
+            )
+            scenarios[f"runs_limit50_{kind}"] = verdict(
+                f"runs_limit50_{kind}", measure(small, runs_paths, args.seconds, cold=cold)
+            )
+        if not args.quick:
+            large = Path(tmp) / "large.sqlite"
+            t0 = time.perf_counter()
+            build_dataset(large, 10_000, 1_000_000)
+            report["build_large_s"] = round(time.perf_counter() - t0, 2)
+            scenarios["jobs_10k_warm"] = verdict(
+                "jobs_10k_warm", measure(large, ["/jobs"], args.seconds, cold=False)
+            )
+            scenarios["jobs_10k_cold"] = verdict(
+                "jobs_10k_cold", measure(large, ["/jobs"], args.seconds, cold=True)
+            )
+    report["all_targets_met"] = all(
+        s["meets_target"] for s in report["scenarios"].values() if "meets_target" in s
+    )
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        port, seconds, *paths = sys.argv[2:]
+        print(json.dumps(client_loop(int(port), paths, float(seconds))))
+    else:
+        main()

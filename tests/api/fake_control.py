@@ -1,0 +1,156 @@
+"""A RunnerControl over a REAL SqliteStore whose manual runs are scripted.
+
+It stands in for the runner where the API is under test: reads come from the store as they
+would, and `trigger` writes run rows through the store (so GET runs shows them) but returns
+a scripted RunResult instead of starting a process. Gates hold a run open, so tests can see
+it running, collide with it, or make it outlast a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+
+from jeeves_runner.clock import Clock
+from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
+from jeeves_runner.models import (
+    Job,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    format_instant,
+)
+from jeeves_runner.store import SqliteStore
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # where the tests' clock stands
+INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # how the API writes one
+OK_RESULT = RunResult(status=RunStatus.OK, duration_ms=1234, exit_code=0, stdout="done\n")
+GATE_LIMIT_S = 30.0  # a gate a test forgot to open lets go by itself
+
+
+class FakeControl:
+    def __init__(self, store: SqliteStore, clock: Clock) -> None:
+        self._store = store
+        self.clock = clock
+        self.failed_registrations = 0
+        self._data_version = 0
+        self.version_moves_on_read = False  # as if something changed at every look
+        self.uptime = 12.5
+        self.shutting_down = False
+        self.results: dict[str, RunResult] = {}
+        self.errors: dict[str, Exception] = {}
+        self.gates: dict[str, threading.Event] = {}
+        self.enabled_calls: list[tuple[str, bool]] = []
+        self._in_flight: Counter[str] = Counter()
+
+    # ---- RunnerControl ------------------------------------------------------------------
+
+    @property
+    def store(self) -> SqliteStore:
+        return self._store
+
+    @property
+    def data_version(self) -> int:
+        if self.version_moves_on_read:
+            self._data_version += 1
+        return self._data_version
+
+    @data_version.setter
+    def data_version(self, value: int) -> None:
+        self._data_version = value
+
+    @property
+    def running_count(self) -> int:
+        return sum(self._in_flight.values())
+
+    def uptime_seconds(self) -> float:
+        return self.uptime
+
+    async def trigger(self, job_id: str) -> RunResult:
+        if self.shutting_down:
+            raise ShuttingDownError()
+        if job_id in self.errors:
+            raise self.errors[job_id]
+        job = self._store.jobs.get_job(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        if self._in_flight[job_id] and job.overlap_policy is OverlapPolicy.SKIP:
+            raise JobAlreadyRunningError(job_id)
+        run_id = self._store.runs.create_run(
+            job_id, RunTrigger.MANUAL, RunStatus.RUNNING, self._now()
+        )
+        self.data_version += 1
+        self._in_flight[job_id] += 1
+        try:
+            gate = self.gates.get(job_id)
+            if gate is not None:
+                await asyncio.to_thread(gate.wait, GATE_LIMIT_S)
+            result = self.results.get(job_id, OK_RESULT)
+        finally:
+            self._in_flight[job_id] -= 1
+        self._store.runs.finish_run(run_id, result, self._now())
+        self.data_version += 1
+        return result
+
+    async def set_enabled(self, job_id: str, enabled: bool) -> bool:
+        self.enabled_calls.append((job_id, enabled))
+        found = self._store.jobs.set_enabled(job_id, enabled, self._now())
+        if found:
+            self.data_version += 1
+        return found
+
+    # ---- what tests use -----------------------------------------------------------------
+
+    def hold(self, job_id: str) -> threading.Event:
+        """Manual runs of `job_id` stay running until the returned event is set."""
+        gate = self.gates[job_id] = threading.Event()
+        return gate
+
+    def release_all(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
+
+    def add_job(self, job_id: str, **fields: object) -> Job:
+        job = Job(
+            id=job_id,
+            name=str(fields.pop("name", f"Job {job_id}")),
+            schedule=str(fields.pop("schedule", "3 * * * *")),
+            script=str(fields.pop("script", f"/opt/scripts/{job_id}.py")),
+            **fields,  # type: ignore[arg-type]
+        )
+        stored = self._store.jobs.add_job(job, self._now())
+        self.data_version += 1
+        return stored
+
+    def add_run(
+        self,
+        job_id: str,
+        status: RunStatus,
+        started: datetime,
+        finished: datetime | None = None,
+        result: RunResult | None = None,
+    ) -> int:
+        """A run as the runner records it: a running row, then (unless still running) its end."""
+        run_id = self._store.runs.create_run(
+            job_id, RunTrigger.SCHEDULE, RunStatus.RUNNING, format_instant(started)
+        )
+        if status is not RunStatus.RUNNING:
+            assert finished is not None
+            outcome = result or RunResult(status=status, duration_ms=100, exit_code=0)
+            self._store.runs.finish_run(run_id, outcome, format_instant(finished))
+        self.data_version += 1
+        return run_id
+
+    def add_skip(self, job_id: str, at: datetime) -> int:
+        run_id = self._store.runs.record_skip(
+            job_id, format_instant(at), "previous run still going", RunTrigger.SCHEDULE, None
+        )
+        self.data_version += 1
+        return run_id
+
+    def _now(self) -> str:
+        return format_instant(self.clock.now())

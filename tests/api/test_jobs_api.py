@@ -1,0 +1,476 @@
+"""Jobs routes and the app's error handling, against the real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fake_control import INSTANT, NOW, FakeControl
+from live_api import Background, LiveApi, wait_for
+from pydantic import BaseModel
+from structlog.testing import capture_logs
+
+from jeeves_runner.api.app import create_app
+from jeeves_runner.api.jobs import BodyCache
+from jeeves_runner.clock import FakeClock
+from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus
+
+JOB_FIELDS = {
+    "id",
+    "name",
+    "schedule",
+    "script",
+    "type",
+    "enabled",
+    "timeout_ms",
+    "overlap_policy",
+    "on_failure",
+    "on_success",
+    "description",
+    "created_at",
+    "updated_at",
+}
+RUN_FIELDS = {
+    "id",
+    "job_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "exit_code",
+    "stdout",
+    "stderr",
+    "duration_ms",
+}
+LIMIT_ERROR = {"error": "limit must be an integer from 1 to 1000"}
+JOB_NOT_FOUND = {"error": "Job not found"}
+
+
+# ---- GET /jobs ---------------------------------------------------------------------------
+
+
+def test_list_jobs_empty(client: httpx.Client) -> None:
+    response = client.get("/jobs")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"jobs": []}
+
+
+def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job(
+        "sync-email",
+        name="Sync Email Metadata",
+        schedule="3 * * * *",
+        script="/opt/scripts/sync-email.js",
+        timeout_ms=120000,
+        on_failure="C0123456789",
+    )
+    control.add_job(
+        "nightly",
+        type=JobType.SESSION,
+        script="Summarise the day",
+        enabled=False,
+        overlap_policy=OverlapPolicy.QUEUE,
+        description="A session job",
+    )
+    jobs = client.get("/jobs").json()["jobs"]
+    assert [j["id"] for j in jobs] == ["nightly", "sync-email"]
+    nightly, sync = jobs
+    assert set(sync) == JOB_FIELDS | {"last_status", "last_run"}
+    assert sync == {
+        "id": "sync-email",
+        "name": "Sync Email Metadata",
+        "schedule": "3 * * * *",
+        "script": "/opt/scripts/sync-email.js",
+        "type": "script",
+        "enabled": 1,
+        "timeout_ms": 120000,
+        "overlap_policy": "skip",
+        "on_failure": "C0123456789",
+        "on_success": None,
+        "description": None,
+        "created_at": "2026-03-02T12:00:00.000Z",
+        "updated_at": "2026-03-02T12:00:00.000Z",
+        "last_status": None,
+        "last_run": None,
+    }
+    # `enabled` is the integer 1 or 0, never a boolean.
+    assert type(sync["enabled"]) is int and type(nightly["enabled"]) is int
+    assert nightly["enabled"] == 0
+    assert nightly["type"] == "session"
+    assert nightly["overlap_policy"] == "queue"
+    assert nightly["timeout_ms"] is None
+
+
+def test_list_jobs_last_run_ignores_later_skips(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync")
+    started = NOW - timedelta(minutes=5)
+    control.add_run("sync", RunStatus.ERROR, started, started + timedelta(seconds=2))
+    control.add_skip("sync", NOW - timedelta(minutes=1))
+    (job,) = client.get("/jobs").json()["jobs"]
+    assert job["last_status"] == "error"
+    assert job["last_run"] == "2026-03-02T11:55:00.000Z"
+    assert INSTANT.match(job["last_run"])
+
+
+def test_list_jobs_shows_a_running_run(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync")
+    control.add_run("sync", RunStatus.OK, NOW - timedelta(hours=1), NOW - timedelta(minutes=59))
+    control.add_run("sync", RunStatus.RUNNING, NOW - timedelta(seconds=3))
+    (job,) = client.get("/jobs").json()["jobs"]
+    assert (job["last_status"], job["last_run"]) == ("running", "2026-03-02T11:59:57.000Z")
+
+
+def test_list_jobs_body_is_reused_until_the_data_version_moves(
+    client: httpx.Client, control: FakeControl, store: Any, clock: FakeClock
+) -> None:
+    control.add_job("a")
+    first = client.get("/jobs")
+    # Written behind the runner's back: the data version does not move, the body is reused.
+    store.jobs.set_enabled("a", False, "2026-03-02T12:00:00.000Z")
+    assert client.get("/jobs").content == first.content
+    control.data_version += 1
+    assert client.get("/jobs").json()["jobs"][0]["enabled"] == 0
+
+
+# ---- GET /jobs/:id -----------------------------------------------------------------------
+
+
+def test_get_job(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync", timeout_ms=5000, on_success="C42")
+    response = client.get("/jobs/sync")
+    assert response.status_code == 200
+    job = response.json()["job"]
+    assert set(job) == JOB_FIELDS
+    assert job["id"] == "sync"
+    assert job["enabled"] == 1
+    assert job["timeout_ms"] == 5000
+    assert job["on_success"] == "C42"
+    assert INSTANT.match(job["created_at"]) and INSTANT.match(job["updated_at"])
+
+
+def test_get_unknown_job_is_404(client: httpx.Client) -> None:
+    response = client.get("/jobs/nope")
+    assert response.status_code == 404
+    assert response.json() == JOB_NOT_FOUND
+
+
+# ---- GET /jobs/:id/runs ------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_runs(control: FakeControl) -> list[int]:
+    """Job `sync` with 55 finished runs, one a minute; the last one failed."""
+    control.add_job("sync")
+    ids = []
+    for n in range(55):
+        started = NOW - timedelta(minutes=55 - n)
+        status = RunStatus.ERROR if n == 54 else RunStatus.OK
+        result = RunResult(
+            status=status,
+            duration_ms=1500,
+            exit_code=1 if n == 54 else 0,
+            stdout=f"run {n}\n",
+            stderr="boom\n" if n == 54 else "",
+            error="Exit code 1" if n == 54 else None,
+        )
+        ids.append(
+            control.add_run("sync", status, started, started + timedelta(seconds=1.5), result)
+        )
+    return ids
+
+
+def test_runs_newest_first_with_default_limit(client: httpx.Client, with_runs: list[int]) -> None:
+    response = client.get("/jobs/sync/runs")
+    assert response.status_code == 200
+    runs = response.json()["runs"]
+    assert len(runs) == 50
+    assert [r["id"] for r in runs] == sorted(with_runs, reverse=True)[:50]
+    newest = runs[0]
+    assert set(newest) >= RUN_FIELDS
+    assert {k: newest[k] for k in RUN_FIELDS} == {
+        "id": with_runs[-1],
+        "job_id": "sync",
+        "started_at": "2026-03-02T11:59:00.000Z",
+        "finished_at": "2026-03-02T11:59:01.500Z",
+        "status": "error",
+        "exit_code": 1,
+        "stdout": "run 54\n",
+        "stderr": "boom\n",
+        "duration_ms": 1500,
+    }
+    assert newest["error"] == "Exit code 1"
+    assert newest["trigger"] == "schedule"
+
+
+@pytest.mark.parametrize("limit", ["1", "3", "1000", "007"])
+def test_runs_limit(client: httpx.Client, with_runs: list[int], limit: str) -> None:
+    runs = client.get("/jobs/sync/runs", params={"limit": limit}).json()["runs"]
+    assert [r["id"] for r in runs] == sorted(with_runs, reverse=True)[: int(limit)]
+
+
+@pytest.mark.parametrize(
+    "limit", ["0", "1001", "-1", "abc", "1.5", "", " 5", "+5", "1e3", "5_0", "٣", "99999999999"]
+)
+def test_runs_bad_limit_is_400(client: httpx.Client, with_runs: list[int], limit: str) -> None:
+    response = client.get("/jobs/sync/runs", params={"limit": limit})
+    assert response.status_code == 400
+    assert response.json() == LIMIT_ERROR
+
+
+def test_runs_of_unknown_job_is_404(client: httpx.Client) -> None:
+    response = client.get("/jobs/nope/runs")
+    assert response.status_code == 404
+    assert response.json() == JOB_NOT_FOUND
+
+
+def test_runs_of_job_without_runs_is_empty(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("fresh")
+    assert client.get("/jobs/fresh/runs").json() == {"runs": []}
+
+
+def test_running_run_has_text_output_fields(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync")
+    control.add_run("sync", RunStatus.RUNNING, NOW)
+    (run,) = client.get("/jobs/sync/runs").json()["runs"]
+    assert run["status"] == "running"
+    assert (run["stdout"], run["stderr"], run["finished_at"]) == ("", "", None)
+
+
+def test_long_run_lists_are_served_too(client: httpx.Client, with_runs: list[int]) -> None:
+    # Above INLINE_RUNS_MAX the list is built in a worker thread; same answer.
+    runs = client.get("/jobs/sync/runs", params={"limit": "500"}).json()["runs"]
+    assert len(runs) == 55
+
+
+# ---- POST /jobs/:id/run ------------------------------------------------------------------
+
+
+def test_trigger_returns_the_result(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync")
+    control.results["sync"] = RunResult(
+        status=RunStatus.OK, duration_ms=5432, exit_code=0, stdout="Done", stderr=""
+    )
+    response = client.post("/jobs/sync/run")
+    assert response.status_code == 200
+    result = response.json()["result"]
+    assert {k: result[k] for k in ("status", "exit_code", "duration_ms", "stdout", "stderr")} == {
+        "status": "ok",
+        "exit_code": 0,
+        "duration_ms": 5432,
+        "stdout": "Done",
+        "stderr": "",
+    }
+    (run,) = client.get("/jobs/sync/runs").json()["runs"]
+    assert (run["status"], run["trigger"], run["stdout"]) == ("ok", "manual", "Done")
+
+
+def test_trigger_of_a_failing_job_is_still_200(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("flaky")
+    control.results["flaky"] = RunResult(
+        status=RunStatus.TIMEOUT,
+        duration_ms=1000,
+        exit_code=None,
+        stderr="killed",
+        error="Job timed out after 1000 ms",
+    )
+    response = client.post("/jobs/flaky/run")
+    assert response.status_code == 200
+    result = response.json()["result"]
+    assert result["status"] == "timeout"
+    assert result["exit_code"] is None
+    assert result["error"] == "Job timed out after 1000 ms"
+
+
+def test_trigger_blocks_until_the_run_ends(
+    live_api: LiveApi, client: httpx.Client, control: FakeControl
+) -> None:
+    control.add_job("slow")
+    gate = control.hold("slow")
+    request = Background(live_api.url, "POST", "/jobs/slow/run")
+    wait_for(lambda: client.get("/stats").json()["running"] == 1, "the run to start")
+    assert not request.done
+    gate.set()
+    response = request.result()
+    assert response.status_code == 200
+    assert response.json()["result"]["status"] == "ok"
+    assert client.get("/stats").json()["running"] == 0
+
+
+def test_trigger_unknown_job_is_404(client: httpx.Client) -> None:
+    response = client.post("/jobs/nonexistent/run")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Job 'nonexistent' not found"}
+
+
+def test_trigger_while_running_with_skip_policy_is_409(
+    live_api: LiveApi, client: httpx.Client, control: FakeControl
+) -> None:
+    control.add_job("sync", overlap_policy=OverlapPolicy.SKIP)
+    gate = control.hold("sync")
+    first = Background(live_api.url, "POST", "/jobs/sync/run")
+    wait_for(lambda: control.running_count == 1, "the first run to start")
+    response = client.post("/jobs/sync/run")
+    assert response.status_code == 409
+    assert response.json() == {"error": "Job 'sync' is already running"}
+    gate.set()
+    assert first.result().status_code == 200
+
+
+def test_trigger_of_a_disabled_job_runs(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("off", enabled=False)
+    response = client.post("/jobs/off/run")
+    assert response.status_code == 200
+    assert response.json()["result"]["status"] == "ok"
+
+
+def test_trigger_while_shutting_down_is_503(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync")
+    control.shutting_down = True
+    response = client.post("/jobs/sync/run")
+    assert response.status_code == 503
+    assert response.json() == {"error": "The runner is shutting down"}
+
+
+# ---- POST /jobs/:id/enable|disable -------------------------------------------------------
+
+
+def test_disable_then_enable(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("sync")
+    client.get("/jobs")  # a cached list must not survive the change
+    response = client.post("/jobs/sync/disable")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    assert client.get("/jobs/sync").json()["job"]["enabled"] == 0
+    assert client.get("/jobs").json()["jobs"][0]["enabled"] == 0
+    assert client.post("/jobs/sync/enable").json() == {"ok": True}
+    assert client.get("/jobs").json()["jobs"][0]["enabled"] == 1
+    assert control.enabled_calls == [("sync", False), ("sync", True)]
+
+
+@pytest.mark.parametrize("action", ["enable", "disable"])
+def test_enable_disable_unknown_job_is_404(client: httpx.Client, action: str) -> None:
+    response = client.post(f"/jobs/nope/{action}")
+    assert response.status_code == 404
+    assert response.json() == JOB_NOT_FOUND
+
+
+# ---- errors the app answers itself -------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/nope", "/jobs/", "/jobs/a/b/c", "/jobs//runs"])
+def test_unknown_route_is_404(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"error": f"No route for GET {path}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/jobs", "GET"),
+        ("POST", "/jobs", "GET"),
+        ("GET", "/jobs/x/run", "POST"),
+        ("PUT", "/jobs/x/enable", "POST"),
+        ("POST", "/health", "GET"),
+    ],
+)
+def test_wrong_method_is_405_with_allow(
+    client: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json() == {"error": f"Method {method} is not allowed on {path}"}
+
+
+class Probe(BaseModel):
+    count: int
+
+
+@pytest.fixture
+def probe_client(control: FakeControl, clock: FakeClock) -> Iterator[httpx.Client]:
+    """The app with one extra route that takes a JSON body, as the queue routes do."""
+    app = create_app(control, clock=clock)
+
+    @app.post("/probe")
+    async def probe(body: Probe) -> dict[str, int]:
+        return {"count": body.count}
+
+    with LiveApi(app) as api, httpx.Client(base_url=api.url, timeout=10) as http:
+        yield http
+
+
+def test_malformed_json_is_400(probe_client: httpx.Client) -> None:
+    response = probe_client.post(
+        "/probe", content=b'{"count": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "Request body is not valid JSON"}
+
+
+def test_invalid_body_field_is_400_naming_it(probe_client: httpx.Client) -> None:
+    response = probe_client.post("/probe", json={"count": "many"})
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert message.startswith("body field 'count': ")
+    assert probe_client.post("/probe", json={"count": 3}).json() == {"count": 3}
+
+
+def test_unexpected_error_is_500_and_logged(client: httpx.Client, control: FakeControl) -> None:
+    control.errors["boom"] = RuntimeError("disk on fire")
+    with capture_logs() as logs:
+        response = client.post("/jobs/boom/run")
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal error"}
+    (entry,) = [e for e in logs if e["event"] == "unhandled error in request"]
+    assert (entry["method"], entry["path"], entry["log_level"]) == (
+        "POST",
+        "/jobs/boom/run",
+        "error",
+    )
+    # The connection is still good for the next request.
+    assert client.get("/health").status_code == 200
+
+
+# ---- the body cache ------------------------------------------------------------------------
+
+
+def test_body_cache_keeps_one_version() -> None:
+    cache = BodyCache(max_bytes=10)
+    cache.put(7, "a", b"aaa")
+    assert cache.get(7, "a") == b"aaa"
+    assert cache.get(8, "a") is None
+    cache.put(-3, "b", b"bb")  # versions are opaque tokens: any other value is a change
+    assert cache.get(-3, "b") == b"bb"
+    assert cache.get(-3, "a") is None  # version 7's bodies went when -3 arrived
+    assert cache.get(7, "a") is None
+
+
+def test_body_built_while_the_version_moved_is_served_not_kept(
+    client: httpx.Client, control: FakeControl, live_api: LiveApi
+) -> None:
+    control.add_job("a")
+    control.version_moves_on_read = True
+    assert client.get("/jobs").json()["jobs"][0]["id"] == "a"
+    control.version_moves_on_read = False
+    cache = live_api.app.state.body_cache
+    assert isinstance(cache, BodyCache)
+    assert all(cache.get(v, "jobs") is None for v in range(control.data_version + 1))
+    # Once the version holds still, the body is kept.
+    client.get("/jobs")
+    assert cache.get(control.data_version, "jobs") is not None
+
+
+def test_body_cache_is_bounded_in_bytes() -> None:
+    cache = BodyCache(max_bytes=10)
+    cache.put(1, "a", b"1234")
+    cache.put(1, "b", b"5678")
+    cache.put(1, "c", b"90ab")  # 12 bytes would not fit: the oldest goes
+    assert cache.get(1, "a") is None
+    assert (cache.get(1, "b"), cache.get(1, "c")) == (b"5678", b"90ab")
+    cache.put(1, "huge", b"x" * 11)
+    assert cache.get(1, "huge") is None
+    assert cache.get(1, "c") == b"90ab"

@@ -1,0 +1,93 @@
+"""ApiServer: binding, the port it reports, no signal handlers, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import socket
+
+import httpx
+import pytest
+from fake_control import FakeControl
+
+from jeeves_runner.api.app import create_app
+from jeeves_runner.api.server import ApiServer, ListenError
+
+
+async def _get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        return await http.get("/health")
+
+
+def test_port_zero_reports_the_chosen_port(control: FakeControl) -> None:
+    async def scenario() -> None:
+        server = ApiServer(create_app(control), "127.0.0.1", 0)
+        await server.start()
+        try:
+            assert server.port > 0
+            assert server.url == f"http://127.0.0.1:{server.port}"
+            assert (await _get(server.url)).json()["ok"] is True
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_taken_port_is_a_clear_error(control: FakeControl) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ApiServer(create_app(control), "127.0.0.1", port)
+        with pytest.raises(ListenError) as caught:
+            asyncio.run(server.start())
+    assert str(caught.value) == f"cannot listen on 127.0.0.1:{port}: address already in use"
+    assert isinstance(caught.value, OSError)
+    assert caught.value.errno == errno.EADDRINUSE
+
+
+def test_unknown_host_is_a_clear_error(control: FakeControl) -> None:
+    server = ApiServer(create_app(control), "no-such-host.invalid", 1937)
+    with pytest.raises(ListenError, match=r"^cannot listen on no-such-host\.invalid:1937: "):
+        asyncio.run(server.start())
+
+
+def test_installs_no_signal_handlers(control: FakeControl) -> None:
+    # The runner owns SIGTERM/SIGINT; the server runs here on the main thread, where uvicorn
+    # would otherwise take them. (asyncio.run sets its own SIGINT handler, hence "before" is
+    # read inside the loop.)
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    async def scenario() -> None:
+        before = {sig: signal.getsignal(sig) for sig in signals}
+        server = ApiServer(create_app(control), "127.0.0.1", 0)
+        await server.start()
+        try:
+            await _get(server.url)
+            assert {sig: signal.getsignal(sig) for sig in signals} == before
+        finally:
+            await server.stop()
+        assert {sig: signal.getsignal(sig) for sig in signals} == before
+
+    asyncio.run(scenario())
+
+
+def test_stop_closes_the_port_and_it_can_be_taken_again(control: FakeControl) -> None:
+    async def scenario() -> None:
+        first = ApiServer(create_app(control), "127.0.0.1", 0)
+        await first.start()
+        port = first.port
+        await _get(first.url)  # leave a keep-alive connection behind
+        await first.stop()
+        await first.stop()  # a second stop does nothing
+        with pytest.raises(httpx.ConnectError):
+            await _get(first.url)
+        again = ApiServer(create_app(control), "127.0.0.1", port)
+        await again.start()
+        try:
+            assert (await _get(again.url)).status_code == 200
+        finally:
+            await again.stop()
+
+    asyncio.run(scenario())
