@@ -27,10 +27,18 @@ def _pidfd_works() -> bool:
 async def _with_pidfd_watcher(main: Coroutine[Any, Any, T]) -> T:
     watcher = asyncio.PidfdChildWatcher()
     watcher.attach_loop(asyncio.get_running_loop())
+    policy = asyncio.get_event_loop_policy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        asyncio.get_event_loop_policy().set_child_watcher(watcher)
-    return await main
+        policy.set_child_watcher(watcher)
+    try:
+        return await main
+    finally:
+        # The watcher belongs to this loop; leave the policy to make a fresh default one
+        # for whatever loop comes next (tests run several loops in one process).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            policy.set_child_watcher(None)  # type: ignore[arg-type]
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
