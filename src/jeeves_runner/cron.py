@@ -268,6 +268,13 @@ def _parse_dow(text: str) -> _DowParts:
 
 def _next_table(values: Iterable[int], top: int) -> tuple[int, ...]:
     """table[v] = smallest allowed value >= v, or -1; indexes 0..top+1 (top+1 is 'carry')."""
+    return _shared_next_table(tuple(values), top)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_next_table(values: tuple[int, ...], top: int) -> tuple[int, ...]:
+    # Shared between schedules: 100,000 distinct expressions use far fewer distinct field
+    # sets, and building a table is most of the cost of parsing one.
     allowed = set(values)
     table = [-1] * (top + 2)
     nxt = -1

@@ -197,8 +197,9 @@ class RunDispatcher:
                 result = await self._execute(job, run_id)
             finally:
                 self.slots.release()
-            self.flush_marks()
-            self.store.runs.finish_run(run_id, result, format_instant(self.clock.now()))
+            self.store.runs.finish_run(
+                run_id, result, format_instant(self.clock.now()), started=self._take_mark(run_id)
+            )
             self._changed()
             log.info(
                 "run finished",
@@ -259,6 +260,15 @@ class RunDispatcher:
         if self._mark_handle is None:
             loop = asyncio.get_running_loop()
             self._mark_handle = loop.call_later(MARK_BATCH_S, self.flush_marks)
+
+    def _take_mark(self, run_id: int) -> tuple[str, str] | None:
+        """A short run can end before its `running` mark is written: hand the mark to the
+        finishing commit instead (one commit, not two)."""
+        for index, (marked_id, job_id, at) in enumerate(self._marks):
+            if marked_id == run_id:
+                del self._marks[index]
+                return job_id, at
+        return None
 
     def flush_marks(self) -> None:
         self._mark_handle = None

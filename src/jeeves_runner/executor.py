@@ -143,15 +143,18 @@ class ProcessExecutor:
         self.db_path = str(Path(db_path).resolve())
         self.clock = clock
         self.python = python
-        self._bin_dir = str(Path(python).parent)
+        # Built once: the runner's environment does not change while it runs. The runner's
+        # own bin folder goes first on PATH, so shell and Node jobs can call the
+        # `jeeves-runner state|queue` commands of this very installation.
+        self._base_env = dict(os.environ)
+        self._base_env["PATH"] = (
+            str(Path(python).parent) + os.pathsep + self._base_env.get("PATH", os.defpath)
+        )
 
     async def spawn(self, job: Job, run_id: int) -> RunningProcess:
         command = command_for(job.script, self.python)
         # Ours are set last, so nothing inherited can override them.
-        env = dict(os.environ)
-        # The runner's own bin folder first on PATH, so shell and Node jobs can call the
-        # `jeeves-runner state|queue` commands of this very installation.
-        env["PATH"] = self._bin_dir + os.pathsep + env.get("PATH", os.defpath)
+        env = dict(self._base_env)
         env["JR_DB_PATH"] = self.db_path
         env["JR_JOB_ID"] = job.id
         env["JR_RUN_ID"] = str(run_id)

@@ -82,6 +82,21 @@ class FireSchedule:
         self._compact()
         return report
 
+    def update_one(self, job_id: str, entry: ScheduleEntry | None, now: datetime) -> None:
+        """Reconcile a single job (None: disabled or deleted) without touching the others,
+        so enabling one job among 100,000 costs one lookup, not a full re-read."""
+        if entry is None:
+            self._jobs.pop(job_id, None)
+            self.failed.pop(job_id, None)
+            return
+        current = self._jobs.get(job_id)
+        if current is not None and current.schedule == entry.schedule:
+            return
+        failed = self.failed.get(job_id)
+        if failed is not None and failed.schedule == entry.schedule:
+            return
+        self._register(job_id, entry.schedule, now)
+
     def _register(self, job_id: str, schedule: str, now: datetime) -> bool:
         self._jobs.pop(job_id, None)
         self.failed.pop(job_id, None)

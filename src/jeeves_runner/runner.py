@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -77,7 +78,7 @@ class Runner:
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         found = self.store.jobs.set_enabled(job_id, enabled, format_instant(self.clock.now()))
         if found:
-            self.scheduler.reconcile()
+            self.scheduler.refresh_job(job_id)
             self.dispatcher.jobs_changed()
         return found
 
@@ -132,6 +133,11 @@ class Runner:
             if self.serve_api:
                 await self._start_api()
             self.scheduler.start()
+            # Everything built so far lives as long as the process: move it out of the
+            # collector's reach, so a full collection does not pause the loop for tens of
+            # ms (measured 35 ms with 100,000 jobs) at some later fire.
+            gc.collect()
+            gc.freeze()
             self._maintenance_task = asyncio.ensure_future(self._maintenance_loop())
         except BaseException:
             await self._close_resources()

@@ -60,6 +60,18 @@ class Scheduler:
         fingerprint = self.store.jobs.schedule_fingerprint()
         self._apply(fingerprint, self.store.jobs.enabled_schedules())
 
+    def refresh_job(self, job_id: str) -> None:
+        """At once after an enable/disable: just this job. The periodic reconcile still
+        notices the change of fingerprint and re-checks the whole set later."""
+        job = self.store.jobs.get_job(job_id)
+        entry = (
+            ScheduleEntry(job.id, job.schedule, job.updated_at or "")
+            if job is not None and job.enabled
+            else None
+        )
+        self.fires.update_one(job_id, entry, self.clock.now())
+        self._wake.set()
+
     async def reconcile_if_changed(self) -> None:
         """The periodic check. The aggregate query and, when it moved, the full read run in
         a worker thread (sqlite3 releases the GIL while SQLite works), so 100,000 jobs do

@@ -88,3 +88,15 @@ def test_many_jobs_pop_in_order_and_compaction_keeps_current_entries() -> None:
     assert len(fires) == 600
     popped = fires.pop_due(T0.timestamp() + 3600)
     assert sorted(popped) == sorted(f"j{i}" for i in range(600))
+
+
+def test_update_one_adds_changes_and_removes_a_single_job() -> None:
+    fires = FireSchedule(UTC)
+    fires.reconcile([entry("a", "0 * * * *"), entry("b", "30 * * * *")], T0)
+    fires.update_one("a", None, T0)
+    assert "a" not in fires
+    assert fires.pop_due(T0.timestamp() + 3600) == ["b"]
+    fires.update_one("a", entry("a", "* * * * * *"), T0)
+    assert utc_from_timestamp(fires.next_due() or 0) == datetime(2026, 6, 1, 12, 0, 1, tzinfo=UTC)
+    fires.update_one("c", entry("c", "99 * * * *"), T0)
+    assert "minute" in fires.failed["c"].reason

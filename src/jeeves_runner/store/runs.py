@@ -94,8 +94,19 @@ class RunStore:
         with self._db.transaction() as conn:
             conn.execute(_DISCARD_PENDING, (run_id,))
 
-    def finish_run(self, run_id: int, result: RunResult, finished_at: str) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        result: RunResult,
+        finished_at: str,
+        started: tuple[str, str] | None = None,
+    ) -> None:
+        """Record a run's end. `started` (job id, started_at) also marks it as having run,
+        in the same commit, for a run that ended before its `running` mark was written."""
         with self._db.transaction() as conn:
+            if started is not None:
+                conn.execute(_MARK_RUNNING, (started[1], run_id))
+                conn.execute(_POINT_JOB, (run_id, started[0]))
             conn.execute(
                 _FINISH,
                 (
