@@ -159,3 +159,28 @@ def test_schedule_fingerprint_changes_with_the_enabled_set(store: SqliteStore) -
     # a disabled job's edits do not matter to the schedule
     store.jobs.add_job(a_job("off", enabled=False), "2026-03-02T04:00:00.000Z")
     assert store.jobs.schedule_fingerprint() == (0, "")
+
+
+def test_jobs_list_json_is_the_same_document_as_the_rows(store: SqliteStore) -> None:
+    import orjson
+
+    from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
+
+    now = "2026-03-02T01:03:00.000Z"
+    for job_id in ("b-job", "a-job", 'ünïcode"quote'):
+        store.jobs.add_job(
+            Job(id=job_id, name=f"Name {job_id} \\ \n", schedule="* * * * *", script="/x.sh",
+                timeout_ms=120000, on_failure="C1"),
+            now,
+        )  # fmt: skip
+    run_id = store.runs.create_run("a-job", RunTrigger.SCHEDULE, RunStatus.RUNNING, now)
+    store.runs.finish_run(run_id, RunResult(status=RunStatus.OK, duration_ms=5), now)
+    from_sql = orjson.loads(store.jobs.jobs_list_json())
+    from_rows = {"jobs": store.jobs.list_jobs_with_last_run()}
+    assert from_sql == from_rows
+    assert [j["id"] for j in from_sql["jobs"]] == ["a-job", "b-job", 'ünïcode"quote']
+    assert from_sql["jobs"][0]["enabled"] == 1 and from_sql["jobs"][0]["last_status"] == "ok"
+
+
+def test_jobs_list_json_of_no_jobs(store: SqliteStore) -> None:
+    assert store.jobs.jobs_list_json() == b'{"jobs":[]}'

@@ -161,7 +161,7 @@ async def list_jobs(request: Request) -> Response:
     store = get_control(request).store
 
     def build() -> bytes:
-        return orjson.dumps({"jobs": store.jobs.list_jobs_with_last_run()})
+        return store.jobs.jobs_list_json()
 
     # Off the loop: with thousands of jobs a rebuild takes milliseconds.
     body = await _cached_body(request, "jobs", build, offload=True)
