@@ -1,0 +1,66 @@
+"""`next-runs` and `start`'s error exits, as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import datetime
+from pathlib import Path
+
+from conftest import RunCli
+
+
+def test_next_runs_in_a_zone(run_cli: RunCli) -> None:
+    code, out, err = run_cli("next-runs", "30 2 * * *", "-n", "3", "--tz", "America/New_York")
+    assert (code, err) == (0, "")
+    fires = [datetime.fromisoformat(line) for line in out.splitlines()]
+    assert len(fires) == 3
+    assert all((f.hour, f.minute) in ((2, 30), (3, 30)) for f in fires)
+    assert fires == sorted(fires)
+
+
+def test_next_runs_default_count_and_never_firing(run_cli: RunCli) -> None:
+    code, out, _ = run_cli("next-runs", "@hourly")
+    assert code == 0 and len(out.splitlines()) == 5
+    code, out, _ = run_cli("next-runs", "0 0 30 2 *")
+    assert (code, out.strip()) == (0, "This schedule never fires.")
+
+
+def test_next_runs_bad_schedule_and_zone_are_one_line_errors(run_cli: RunCli) -> None:
+    code, out, err = run_cli("next-runs", "* * * * 8")
+    assert code == 1 and out == ""
+    assert err == "error: day-of-week: 8 is out of range 0-7\n"
+    code, _, err = run_cli("next-runs", "* * * * *", "--tz", "Mars/Olympus")
+    assert code == 1 and err.startswith("error: ") and "Mars/Olympus" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_start_with_a_bad_config_exits_1_naming_the_key(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"maxConcurrency": 0}))
+    code, _, err = run_cli("start", "-c", str(config))
+    assert code == 1
+    assert err == f"error: {config}: maxConcurrency: must be an integer ≥ 1, got 0\n"
+
+
+def test_start_on_a_busy_port_exits_1_with_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "c.json"
+        config.write_text(json.dumps({"port": port, "dbPath": str(tmp_path / "r.sqlite")}))
+        code, _, err = run_cli("start", "-c", str(config))
+    assert code == 1
+    assert err == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+def test_start_on_a_file_that_is_not_a_database(run_cli: RunCli, tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    db.write_text("this is not sqlite\n" * 100)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"dbPath": str(db)}))
+    code, _, err = run_cli("start", "-c", str(config))
+    assert code == 1
+    assert err.startswith(f"error: {db} is not a usable SQLite database")
+    assert db.read_text() == "this is not sqlite\n" * 100  # left untouched
