@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
-from jeeves_runner.executor import ProcessExecutor, RunningProcess, SpawnError
+from jeeves_runner.executor import PIPE_DRAIN_S, ProcessExecutor, RunningProcess, SpawnError
 from jeeves_runner.models import (
     Job,
     JobType,
@@ -46,6 +46,7 @@ class NotifierLike(Protocol):
 class PreparedFire:
     job: Job
     run_id: int | None  # a `pending` row made ahead of the fire, when the job looked free
+    taken: bool = False  # handled by fire(): its row, if any, now belongs to a run or a skip
 
 
 class RunDispatcher:
@@ -101,9 +102,11 @@ class RunDispatcher:
         return [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
 
     def discard(self, prepared: list[PreparedFire]) -> None:
+        """Drop the rows of prepared fires that did not happen."""
         for p in prepared:
-            if p.run_id is not None:
+            if p.run_id is not None and not p.taken:
                 self.store.runs.discard_pending(p.run_id)
+                p.taken = True
 
     def fire(self, prepared: list[PreparedFire], fire_at: datetime) -> None:
         """At the fire instant: the final overlap decision, then start what runs."""
@@ -115,8 +118,7 @@ class RunDispatcher:
             activity = self._activity(p.job.id)
             decision, reason = decide(p.job.overlap_policy, activity)
             if decision is FireDecision.SKIP:
-                if p.run_id is not None:
-                    self.store.runs.discard_pending(p.run_id)
+                self.discard([p])
                 assert reason is not None
                 activity.skip_row = self.store.runs.record_skip(
                     p.job.id, at, reason, RunTrigger.SCHEDULE, activity.skip_row
@@ -129,30 +131,38 @@ class RunDispatcher:
                 run_id = self.store.runs.create_run(
                     p.job.id, RunTrigger.SCHEDULE, RunStatus.PENDING, at
                 )
+            p.taken = True
             self._accept(p.job, run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE)
 
     # ---- manual runs -----------------------------------------------------------------
 
     async def trigger(self, job_id: str) -> RunResult:
+        """A manual run follows the job's overlap policy like a fire, except that `skip`
+        answers "already running" instead of recording a skip, and under `queue` a manual
+        run waits for the queued place rather than being skipped."""
         if not self.accepting:
             raise ShuttingDownError()
         job = self.store.jobs.get_job(job_id)
         if job is None:
             raise JobNotFoundError(job_id)
         activity = self._activity(job.id)
-        if activity.in_flight and job.overlap_policy is OverlapPolicy.SKIP:
-            raise JobAlreadyRunningError(job.id)
-        if activity.in_flight and job.overlap_policy is OverlapPolicy.QUEUE:
-            # Wait for the job to be idle, then take it before any other fire does.
-            while activity.in_flight:
-                await activity.idle.wait()
+        while True:
+            decision, _ = decide(job.overlap_policy, activity)
+            if decision is FireDecision.SKIP and job.overlap_policy is OverlapPolicy.SKIP:
+                raise JobAlreadyRunningError(job.id)
+            if decision is not FireDecision.SKIP:
+                break
+            # `queue` with a run already queued: wait for that one to start, then take the
+            # queued place ourselves (scheduled fires cannot starve us: they are skipped
+            # while a run is queued).
+            await activity.wait_release()
             if not self.accepting:
                 raise ShuttingDownError()
         run_id = self.store.runs.create_run(
             job.id, RunTrigger.MANUAL, RunStatus.PENDING, format_instant(self.clock.now())
         )
-        task = self._accept(job, run_id, RunTrigger.MANUAL, queued=False)
-        return await asyncio.shield(task)
+        task = self._accept(job, run_id, RunTrigger.MANUAL, queued=decision is FireDecision.QUEUE)
+        return cast(RunResult, await asyncio.shield(task))
 
     # ---- one run -----------------------------------------------------------------------
 
@@ -171,24 +181,18 @@ class RunDispatcher:
         return task
 
     async def _run(self, job: Job, run_id: int, trigger: RunTrigger, queued: bool) -> RunResult:
+        """One accepted run, from waiting for its turn to its recorded end. Whatever goes
+        wrong on the way, the row is finished: no run is left `pending` or `running`."""
         activity = self._activity(job.id)
+        started = False
         try:
+            if queued:
+                # Runs right after the current one: wait until it is the only one left.
+                while activity.in_flight > 1:
+                    await activity.wait_release()
+            await self.slots.acquire()
             try:
-                if queued:
-                    # Runs right after the current one: wait until it is the only one left.
-                    while activity.in_flight > 1:
-                        await activity.wait_release()
-                await self.slots.acquire()
-            except asyncio.CancelledError:
-                result = RunResult(
-                    status=RunStatus.ERROR,
-                    duration_ms=0,
-                    error="The runner stopped before this run started",
-                )
-                self.store.runs.finish_run(run_id, result, format_instant(self.clock.now()))
-                self._changed()
-                raise
-            try:
+                started = True
                 if queued:
                     activity.queued = False
                     activity.skip_row = None
@@ -197,24 +201,42 @@ class RunDispatcher:
                 result = await self._execute(job, run_id)
             finally:
                 self.slots.release()
-            self.store.runs.finish_run(
-                run_id, result, format_instant(self.clock.now()), started=self._take_mark(run_id)
+        except asyncio.CancelledError:
+            text = (
+                "The runner stopped during this run"
+                if started
+                else ("The runner stopped before this run started")
             )
-            self._changed()
-            log.info(
-                "run finished",
-                job_id=job.id,
-                run_id=run_id,
-                status=result.status.value,
-                duration_ms=result.duration_ms,
-                trigger=trigger.value,
-            )
-            if self.notifier is not None:
-                self.notifier.notify_run_later(job, result)
-            return result
+            self._record(job, run_id, trigger, RunResult(RunStatus.ERROR, 0, error=text))
+            raise
+        except Exception as exc:
+            log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
+            result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
         finally:
             activity.in_flight -= 1
             activity.released()
+        self._record(job, run_id, trigger, result)
+        return result
+
+    def _record(self, job: Job, run_id: int, trigger: RunTrigger, result: RunResult) -> None:
+        try:
+            self.store.runs.finish_run(
+                run_id, result, format_instant(self.clock.now()), started=self._take_mark(run_id)
+            )
+        except Exception:
+            # Left for the next start to close as "runner stopped during this run".
+            log.exception("could not record a run", job_id=job.id, run_id=run_id)
+        self._changed()
+        log.info(
+            "run finished",
+            job_id=job.id,
+            run_id=run_id,
+            status=result.status.value,
+            duration_ms=result.duration_ms,
+            trigger=trigger.value,
+        )
+        if self.notifier is not None and result.status is not RunStatus.SKIPPED:
+            self.notifier.notify_run_later(job, result)
 
     async def _execute(self, job: Job, run_id: int) -> RunResult:
         started_mono = self.clock.monotonic()
@@ -293,10 +315,13 @@ class RunDispatcher:
                     *(p.stop(reason=reason) for p in list(self.processes.values())),
                     return_exceptions=True,
                 )
+                # Stopped runs record themselves once their pipes drain; give them that
+                # moment before cancelling what is left (sessions, runs waiting for a slot).
+                _, still = await asyncio.wait(still, timeout=PIPE_DRAIN_S + 1)
                 for task in still:
-                    if not task.done():
-                        task.cancel()
-                await asyncio.wait(still, timeout=10)
+                    task.cancel()
+                if still:
+                    await asyncio.wait(still, timeout=10)
         self.flush_marks()
 
     # ---- helpers -------------------------------------------------------------------------

@@ -32,6 +32,13 @@ class SpawnError(Exception):
 
 
 def command_for(script: str, python: str = sys.executable) -> list[str]:
+    try:
+        return _command_for(script, python)
+    except OSError as exc:  # e.g. a folder on the way that the runner may not search
+        raise SpawnError(f"Cannot start {script}: {exc.strerror or exc}") from None
+
+
+def _command_for(script: str, python: str) -> list[str]:
     path = Path(script)
     if not path.is_absolute():
         raise SpawnError(f"Script path must be absolute: {script}")

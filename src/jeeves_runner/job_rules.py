@@ -37,6 +37,13 @@ def check_schedule(schedule: str) -> str:
 def resolve_script(script: str, job_type: JobType, cwd: Path) -> str:
     """Script jobs: an existing file, stored as an absolute path. Session jobs: prompt text,
     or a .md/.txt file that must exist."""
+    try:
+        return _resolve_script(script, job_type, cwd)
+    except OSError as exc:  # a folder on the way we may not search, a name too long, ...
+        raise JobRuleError(f"script: cannot check {script!r} ({exc.strerror or exc})") from None
+
+
+def _resolve_script(script: str, job_type: JobType, cwd: Path) -> str:
     if not script.strip():
         raise JobRuleError("script: must not be empty")
     if job_type is JobType.SESSION:

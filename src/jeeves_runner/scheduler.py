@@ -25,8 +25,9 @@ log = structlog.get_logger("jeeves_runner.scheduler")
 
 EARLY_S = 0.08
 MAX_SLEEP_S = 1.0
-# A final wait shorter than this is done by yielding to the loop instead of a timer.
-SPIN_S = 0.0005
+# The final wait: a timer to TIMER_MARGIN_S before the instant (timers fire a few ms late
+# at worst, never early), then yielding to the loop until the instant.
+TIMER_MARGIN_S = 0.0015
 
 
 class Scheduler:
@@ -146,19 +147,27 @@ class Scheduler:
             return
         job_ids = self.fires.pop_due(due_ts)
         fire_at = utc_from_timestamp(due_ts)
+        try:
+            await self._fire(job_ids, fire_at, due_ts)
+        finally:
+            # Whatever happened to this fire (a locked database, a stop), the jobs go back on
+            # the heap, or they would never fire again. From the later of the fire instant
+            # and now: after a forward step of the wall clock, missed slots are not replayed
+            # one by one.
+            after = max(fire_at, self.clock.now() - timedelta(milliseconds=1))
+            for job_id in job_ids:
+                self.fires.reschedule(job_id, after)
+
+    async def _fire(self, job_ids: list[str], fire_at: datetime, due_ts: float) -> None:
         prepared = self.dispatcher.prepare(job_ids, fire_at)
         try:
             await self._wait_until(due_ts)
-        except asyncio.CancelledError:
-            # Stopped between preparing and firing: the fire never happened.
+            self.dispatcher.fire(prepared, fire_at)
+        except BaseException:
+            # Stopped (or failed) between preparing and firing: rows not yet taken over by a
+            # run are dropped, so no `pending` row outlives a fire that did not happen.
             self.dispatcher.discard(prepared)
             raise
-        self.dispatcher.fire(prepared, fire_at)
-        # Reschedule from the later of the fire instant and now: after a forward step of the
-        # wall clock the missed slots are not replayed one by one.
-        after = max(fire_at, self.clock.now() - timedelta(milliseconds=1))
-        for job_id in job_ids:
-            self.fires.reschedule(job_id, after)
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -169,9 +178,9 @@ class Scheduler:
         """Precise final wait: a timer to just before the instant, then yield until it."""
         loop = asyncio.get_running_loop()
         remaining = due_ts - self.clock.now().timestamp()
-        if remaining > 0.002:
+        if remaining > TIMER_MARGIN_S:
             fut: asyncio.Future[None] = loop.create_future()
-            handle = loop.call_later(remaining - 0.0015, fut.set_result, None)
+            handle = loop.call_later(remaining - TIMER_MARGIN_S, fut.set_result, None)
             try:
                 await fut
             finally:

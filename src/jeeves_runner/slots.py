@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 
@@ -28,7 +29,9 @@ class ConcurrencySlots:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed to us as we were cancelled
             else:
-                self._waiters.remove(waiter)
+                # release() may already have dropped our cancelled future from the line.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
     def release(self) -> None:

@@ -137,3 +137,8 @@ def test_a_gigabyte_of_output_leaves_memory_bounded() -> None:
     assert lines[-1] == "the end"
     assert lines[0] == "short line"
     assert grown < 50 * 1024 * 1024, f"RSS grew by {grown / 1e6:.1f} MB"
+
+
+def test_a_path_the_os_refuses_to_look_at_is_a_spawn_error() -> None:
+    with pytest.raises(SpawnError, match="File name too long"):
+        command_for("/" + "a" * 5000 + ".py")

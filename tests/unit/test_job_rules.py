@@ -224,3 +224,8 @@ def test_build_job_session_keeps_the_prompt(script: Path) -> None:
     job = build_job(**job_args(script, job_type="session", script="Check the inbox."))
     assert job.type is JobType.SESSION
     assert job.script == "Check the inbox."
+
+
+def test_a_script_path_the_os_refuses_is_a_rule_error(tmp_path: Path) -> None:
+    with pytest.raises(JobRuleError, match=r"^script: cannot check .*File name too long"):
+        resolve_script("/" + "a" * 5000 + ".sh", JobType.SCRIPT, tmp_path)

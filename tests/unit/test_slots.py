@@ -42,3 +42,22 @@ def test_cancelled_waiter_gives_its_place_up() -> None:
         return slots.in_use
 
     assert asyncio.run(main()) == 1
+
+
+def test_waiter_cancelled_and_released_in_the_same_turn_stays_consistent() -> None:
+    async def main() -> tuple[bool, int]:
+        slots = ConcurrencySlots(1)
+        await slots.acquire()
+        waiter = asyncio.ensure_future(slots.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        slots.release()  # pops the cancelled future before the waiter resumes
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            cancelled = True
+        else:
+            cancelled = False
+        return cancelled, slots.in_use
+
+    assert asyncio.run(main()) == (True, 0)
