@@ -64,3 +64,13 @@ def test_start_on_a_file_that_is_not_a_database(run_cli: RunCli, tmp_path: Path)
     assert code == 1
     assert err.startswith(f"error: {db} is not a usable SQLite database")
     assert db.read_text() == "this is not sqlite\n" * 100  # left untouched
+
+
+def test_start_with_a_log_file_it_cannot_open(run_cli: RunCli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"log": {"file": str(blocker / "runner.log")}}))
+    code, _, err = run_cli("start", "-c", str(config))
+    assert code == 1
+    assert err == f"error: cannot open log file {blocker / 'runner.log'}: Not a directory\n"

@@ -276,3 +276,13 @@ def test_state_limit_must_be_1_to_1000(api: httpx.Client, jr: RunnerClient) -> N
         for limit in BAD_LIMITS:
             response = api.get(path, params={"limit": limit})
             assert (response.status_code, response.json()) == (400, LIMIT_ERROR), (path, limit)
+
+
+def test_peek_serves_integers_beyond_64_bits_as_written(
+    api: httpx.Client, jr: RunnerClient
+) -> None:
+    big = 2**70 + 1
+    jr.enqueue("big", {"n": big})
+    response = api.get("/queues/big/peek")
+    assert response.status_code == 200
+    assert f'"n":{big}' in response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -38,7 +39,13 @@ _DESCRIPTIONS = {
 
 def json_response(body: Any, status_code: int = 200) -> Response:
     """A JSON body encoded by orjson, without response-model validation (the hot path)."""
-    return Response(content=orjson.dumps(body), status_code=status_code, media_type=JSON)
+    try:
+        content = orjson.dumps(body)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which job scripts may legally put in a
+        # queue payload or a state value; the standard encoder writes them as they are.
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content=content, status_code=status_code, media_type=JSON)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -43,8 +45,16 @@ def load(config_path: str | None) -> Config:
         raise CliError(exc.render()) from None
 
 
-def open_store(config: Config) -> SqliteStore:
+@contextmanager
+def opened_store(path: str) -> Iterator[SqliteStore]:
+    """The store for one command; database problems become one-line errors."""
     try:
-        return SqliteStore(config.db_path)
+        store = SqliteStore(path)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+    try:
+        yield store
+    except sqlite3.Error as exc:
+        raise CliError(f"database error on {path}: {exc}") from None
+    finally:
+        store.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,11 +16,11 @@ from typing import Any, Literal, TypeVar, cast
 
 import click
 
-from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.client import DB_PATH_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS, RunnerClient
 from jeeves_runner.clock import SystemClock
 from jeeves_runner.models import format_instant
-from jeeves_runner.store import SqliteStore, StoreError
+from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.queues import QueueExistsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,19 +66,11 @@ class _Session:
 
 @contextmanager
 def _session(db_path: str | None, config_path: str | None) -> Iterator[_Session]:
-    path = resolve_db_path(db_path, config_path)
-    try:
-        store = SqliteStore(path)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        yield _Session(store)
-    except ValueError as exc:  # the client's checks: ttl, ids, counts, dedup expression
-        raise CliError(str(exc)) from None
-    except sqlite3.Error as exc:
-        raise CliError(f"database error on {path}: {exc}") from None
-    finally:
-        store.close()
+    with opened_store(resolve_db_path(db_path, config_path)) as store:
+        try:
+            yield _Session(store)
+        except ValueError as exc:  # the client's checks: ttl, ids, counts, dedup expression
+            raise CliError(str(exc)) from None
 
 
 def _print(data: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from jeeves_runner.cli.common import CliError, config_option, load, open_store
+from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.job_rules import JobRuleError, build_job
 from jeeves_runner.models import format_instant
 from jeeves_runner.store import JobExistsError
@@ -59,13 +59,11 @@ def add_job(
         )
     except JobRuleError as exc:
         raise CliError(str(exc)) from None
-    store = open_store(config)
-    try:
-        store.jobs.add_job(job, format_instant(datetime.now(UTC)))
-    except JobExistsError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
+    with opened_store(config.db_path) as store:
+        try:
+            store.jobs.add_job(job, format_instant(datetime.now(UTC)))
+        except JobExistsError as exc:
+            raise CliError(str(exc)) from None
     click.echo(f"Added job '{job.id}' ({job.schedule}) -> {job.script}")
 
 
@@ -73,11 +71,8 @@ def add_job(
 @config_option
 def list_jobs(config_path: str | None) -> None:
     """List jobs: enabled mark, id, schedule, name."""
-    store = open_store(load(config_path))
-    try:
+    with opened_store(load(config_path).db_path) as store:
         jobs = store.jobs.list_jobs()
-    finally:
-        store.close()
     if not jobs:
         click.echo("No jobs.")
         return

@@ -24,7 +24,10 @@ def start(config_path: str | None) -> None:
     from jeeves_runner.runner import Runner
 
     config = load(config_path)
-    configure_logging(config.log.level, config.log.file)
+    try:
+        configure_logging(config.log.level, config.log.file)
+    except OSError as exc:
+        raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
     runner = Runner(config)
     try:
         event_loop.run(runner.run_until_signalled())
