@@ -12,8 +12,9 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jeeves_runner.clock import Clock
@@ -21,7 +22,6 @@ from jeeves_runner.models import Job, RunResult, RunStatus
 from jeeves_runner.output_tail import RESULT_PREFIX, OutputTail
 
 KILL_GRACE_S = 5.0
-READ_CHUNK = 65536
 # After the job's own process exits, a background grandchild may still hold its pipes open;
 # we wait this long for end-of-file and then stop reading rather than hang the run.
 PIPE_DRAIN_S = 1.0
@@ -65,40 +65,73 @@ def _command_for(script: str, python: str) -> list[str]:
     )
 
 
+class _ChildProtocol(asyncio.SubprocessProtocol):
+    """Output goes straight into the bounded tails as it arrives (no stream buffers), and
+    the child's exit is known apart from its pipes closing: a background grandchild that
+    keeps the pipes open must not hold the run."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.stdout = OutputTail()
+        self.stderr = OutputTail()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.pipes_closed: asyncio.Future[None] = loop.create_future()
+        self._open_pipes = {1, 2}
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        chunk = data if isinstance(data, bytes) else data.encode()
+        (self.stdout if fd == 1 else self.stderr).feed(chunk)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open_pipes.discard(fd)
+        if not self._open_pipes and not self.pipes_closed.done():
+            self.pipes_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        # The code is read from the transport by the waiter; here we only learn "it ended".
+        if not self.exited.done():
+            self.exited.set_result(0)
+
+
 @dataclass
 class RunningProcess:
     """A started child. `wait` collects its result; `stop` ends its whole group."""
 
     job: Job
-    process: asyncio.subprocess.Process
+    transport: asyncio.SubprocessTransport
+    protocol: _ChildProtocol
     started_mono: float
     clock: Clock
-    stdout: OutputTail = field(default_factory=OutputTail)
-    stderr: OutputTail = field(default_factory=OutputTail)
     _stop_reason: str | None = None
     _stop_status: RunStatus = RunStatus.ERROR
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return int(self.transport.get_pid())
+
+    async def _exited(self) -> None:
+        await asyncio.shield(self.protocol.exited)
 
     async def wait(self, kill_grace_s: float = KILL_GRACE_S) -> RunResult:
-        readers = [
-            asyncio.create_task(_pump(self.process.stdout, self.stdout)),
-            asyncio.create_task(_pump(self.process.stderr, self.stderr)),
-        ]
         timeout_s = self.job.timeout_ms / 1000 if self.job.timeout_ms else None
         try:
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout_s)
-        except TimeoutError:
-            self._stop_reason = f"Job timed out after {self.job.timeout_ms} ms"
-            self._stop_status = RunStatus.TIMEOUT
-            await self.stop(kill_grace_s)
-        except asyncio.CancelledError:
-            # Shutdown cancels the waiter after its grace period: end the group, then record.
-            await asyncio.shield(self.stop(kill_grace_s))
-            raise
-        await _drain(readers)
+            try:
+                await asyncio.wait_for(self._exited(), timeout_s)
+            except TimeoutError:
+                self._stop_reason = f"Job timed out after {self.job.timeout_ms} ms"
+                self._stop_status = RunStatus.TIMEOUT
+                await self.stop(kill_grace_s)
+            except asyncio.CancelledError:
+                # Cancelled while the job runs: end its group before giving up on it.
+                await asyncio.shield(self.stop(kill_grace_s))
+                raise
+            # Output written just before the exit is still in the pipes: wait for end of
+            # file, but not for a background grandchild that keeps them open.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.protocol.pipes_closed), PIPE_DRAIN_S)
+        finally:
+            # Our ends of the pipes are closed now even if a grandchild holds theirs (it
+            # gets EPIPE on its next write): no descriptor outlives the run.
+            self.transport.close()
         return self._result()
 
     async def stop(self, kill_grace_s: float = KILL_GRACE_S, reason: str | None = None) -> None:
@@ -106,23 +139,23 @@ class RunningProcess:
         the grace. Waits for the job's own process to be reaped."""
         if reason and self._stop_reason is None:
             self._stop_reason = reason
-        pgid = self.process.pid
+        pgid = self.pid
         _signal_group(pgid, signal.SIGTERM)
         deadline = self.clock.monotonic() + kill_grace_s
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), kill_grace_s)
+            await asyncio.wait_for(self._exited(), kill_grace_s)
         # The leader is gone (or ignored TERM); grandchildren may linger in the group.
         while _group_alive(pgid) and self.clock.monotonic() < deadline:
             await asyncio.sleep(0.05)
         _signal_group(pgid, signal.SIGKILL)
-        await self.process.wait()
+        await self._exited()
 
     def _result(self) -> RunResult:
         duration_ms = int((self.clock.monotonic() - self.started_mono) * 1000)
-        code = self.process.returncode
-        stdout = self.stdout.text()
-        stderr = self.stderr.text()
-        tokens, meta = _parse_result_lines(self.stdout.result_lines)
+        code = self.transport.get_returncode()
+        stdout = self.protocol.stdout.text()
+        stderr = self.protocol.stderr.text()
+        tokens, meta = _parse_result_lines(self.protocol.stdout.result_lines)
         exit_code = code if code is not None and code >= 0 else None
         if self._stop_reason is not None:
             status, error = self._stop_status, self._stop_reason
@@ -165,12 +198,14 @@ class ProcessExecutor:
         env["JR_DB_PATH"] = self.db_path
         env["JR_JOB_ID"] = job.id
         env["JR_RUN_ID"] = str(run_id)
+        loop = asyncio.get_running_loop()
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ChildProtocol(loop),
                 *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env=env,
                 start_new_session=True,
             )
@@ -181,29 +216,12 @@ class ProcessExecutor:
         except OSError as exc:
             raise SpawnError(f"Cannot start {job.script}: {exc.strerror or exc}") from None
         return RunningProcess(
-            job=job, process=process, started_mono=self.clock.monotonic(), clock=self.clock
+            job=job,
+            transport=transport,
+            protocol=protocol,
+            started_mono=self.clock.monotonic(),
+            clock=self.clock,
         )
-
-
-async def _pump(stream: asyncio.StreamReader | None, tail: OutputTail) -> None:
-    if stream is None:
-        return
-    while True:
-        chunk = await stream.read(READ_CHUNK)
-        if not chunk:
-            return
-        tail.feed(chunk)
-
-
-async def _drain(readers: list[asyncio.Task[None]]) -> None:
-    done, pending = await asyncio.wait(readers, timeout=PIPE_DRAIN_S)
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for task in done:
-        task.result()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -142,3 +142,16 @@ def test_a_gigabyte_of_output_leaves_memory_bounded() -> None:
 def test_a_path_the_os_refuses_to_look_at_is_a_spawn_error() -> None:
     with pytest.raises(SpawnError, match="File name too long"):
         command_for("/" + "a" * 5000 + ".py")
+
+
+def test_a_background_process_holding_the_pipes_neither_hangs_the_run_nor_leaks_fds() -> None:
+    me = psutil.Process(os.getpid())
+    before = me.num_fds()
+    result = run(execute(job(str(SCRIPTS / "leaves_background_writer.sh"))))
+    assert result.status is RunStatus.OK
+    # Recorded after the drain window (1 s), not after the background sleep (30 s).
+    assert result.duration_ms < 5000
+    assert me.num_fds() <= before
+    leftover = int(result.stdout.split("leaving ")[1].split()[0])
+    for proc in psutil.Process(leftover).children(recursive=True) + [psutil.Process(leftover)]:
+        proc.kill()
