@@ -9,7 +9,6 @@ import contextlib
 import gc
 import signal
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
 
 import structlog
 
@@ -18,7 +17,7 @@ from jeeves_runner.config import Config
 from jeeves_runner.cron import resolve_zone
 from jeeves_runner.dispatch import RunDispatcher
 from jeeves_runner.executor import ProcessExecutor
-from jeeves_runner.maintenance import Maintenance
+from jeeves_runner.maintenance import Maintenance, MaintenanceReport
 from jeeves_runner.models import RunResult, format_instant
 from jeeves_runner.notify import SlackNotifier
 from jeeves_runner.process_lock import ProcessLock
@@ -206,19 +205,25 @@ class Runner:
 
     def _run_maintenance(self) -> None:
         try:
-            report = self.maintenance.run_once()
-            log.info("maintenance done", **report.as_dict())
-            if any(report.as_dict().values()):
-                self.dispatcher.jobs_changed()  # cached run lists may show pruned rows
+            self._maintenance_done(self.maintenance.run_once())
         except Exception:
             log.exception("maintenance failed")
+
+    def _maintenance_done(self, report: MaintenanceReport) -> None:
+        log.info("maintenance done", **report.as_dict())
+        if any(report.as_dict().values()):
+            self.dispatcher.jobs_changed()  # cached run lists may show pruned rows
 
     async def _maintenance_loop(self) -> None:
         interval = self.config.state_cleanup_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
-            self._run_maintenance()
-
-
-def since_last_hour(clock: Clock) -> str:
-    return format_instant(clock.now().astimezone(UTC) - timedelta(hours=1))
+            try:
+                # In a worker thread: pruning a large backlog must not stall fires or the API
+                # (sqlite3 releases the GIL while SQLite works; the thread has its own
+                # connection).
+                report = await asyncio.to_thread(self.maintenance.run_once)
+            except Exception:
+                log.exception("maintenance failed")
+                continue
+            self._maintenance_done(report)

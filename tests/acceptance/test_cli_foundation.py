@@ -506,6 +506,16 @@ def test_service_install_prints_a_definition_for_this_platform(run_cli: Any, con
         assert f"WorkingDirectory={config.parent.resolve()}" in out
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="systemd unit text")
+def test_service_stop_timeout_outlasts_the_shutdown_grace(run_cli: Any, tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"shutdownGraceMs": 120_000})
+    out = assert_ok(run_cli("service", "install", "-c", str(path)))
+    # 120 s grace + 5 s from TERM to KILL + 10 s margin
+    assert "TimeoutStopSec=135\n" in out
+    default = assert_ok(run_cli("service", "install", cwd=tmp_path))
+    assert "TimeoutStopSec=45\n" in default
+
+
 def test_service_install_defaults(run_cli: Any, tmp_path: Path) -> None:
     out = assert_ok(run_cli("service", "install", cwd=tmp_path))
     if sys.platform.startswith("linux"):
