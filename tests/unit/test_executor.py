@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Coroutine
@@ -152,6 +153,7 @@ def test_a_background_process_holding_the_pipes_neither_hangs_the_run_nor_leaks_
     # Recorded after the drain window (1 s), not after the background sleep (30 s).
     assert result.duration_ms < 5000
     assert me.num_fds() <= before
-    leftover = int(result.stdout.split("leaving ")[1].split()[0])
-    for proc in psutil.Process(leftover).children(recursive=True) + [psutil.Process(leftover)]:
-        proc.kill()
+    leftover = psutil.Process(int(result.stdout.split("leaving ")[1].split()[0]))
+    for proc in [*leftover.children(recursive=True), leftover]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
