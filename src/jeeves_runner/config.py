@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import difflib
 import json
-import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jeeves_runner.cron import InvalidSchedule, resolve_zone
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
 
@@ -80,8 +81,8 @@ class Config(_Section):
         if value is None:
             return None
         try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            resolve_zone(value)  # the very lookup the scheduler will do
+        except InvalidSchedule:
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 

@@ -7,20 +7,19 @@ FastAPI's default 422 shape.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import health, jobs
+from jeeves_runner.api import health, jobs, queues, state
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.clock import Clock, SystemClock
@@ -35,9 +34,6 @@ log = structlog.get_logger("jeeves_runner.api")
 
 INTERNAL_ERROR = "Internal error"
 INVALID_JSON = "Request body is not valid JSON"
-
-# Routers that arrive with later modules; each is served if its module exists.
-OPTIONAL_ROUTERS = ("jeeves_runner.api.queues", "jeeves_runner.api.state")
 
 # What the runner raises, and the status each one means. Messages are the errors' own.
 _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -72,7 +68,7 @@ def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI
     app.state.control = control
     app.state.clock = clock if clock is not None else SystemClock()
     app.state.body_cache = jobs.BodyCache()
-    for router in (jobs.router, health.router, *_optional_routers()):
+    for router in (jobs.router, health.router, queues.router, state.router):
         app.include_router(router)
     app.add_exception_handler(ApiError, _api_error)
     for error_type, status_code in _DOMAIN_STATUS:
@@ -81,20 +77,6 @@ def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(LastResort)
     return app
-
-
-def _optional_routers() -> list[APIRouter]:
-    routers: list[APIRouter] = []
-    for module_name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        router: APIRouter = module.router
-        routers.append(router)
-    return routers
 
 
 def error_response(

@@ -8,6 +8,12 @@ from typing import Any
 import click
 
 from jeeves_runner import __version__
+from jeeves_runner.cli import (
+    api_commands,
+    data_commands,
+    runner_commands,
+    schedule_commands,
+)
 from jeeves_runner.cli.common import EXIT_USAGE, CliError
 from jeeves_runner.cli.config_commands import config_show, init, validate
 from jeeves_runner.cli.job_commands import add_job, list_jobs
@@ -20,30 +26,19 @@ def cli() -> None:
     """jeeves-runner: cron jobs, run history, state and queues in one SQLite file."""
 
 
-for command in (init, validate, config_show, add_job, list_jobs, service):
+for command in (
+    init,
+    validate,
+    config_show,
+    add_job,
+    list_jobs,
+    service,
+    *runner_commands.COMMANDS,
+    *schedule_commands.COMMANDS,
+    *api_commands.COMMANDS,
+    *data_commands.COMMANDS,
+):
     cli.add_command(command)
-
-
-def _register_optional() -> None:
-    # Command groups that arrive with later modules; each registers itself if present.
-    import importlib
-
-    for module_name in (
-        "jeeves_runner.cli.schedule_commands",
-        "jeeves_runner.cli.api_commands",
-        "jeeves_runner.cli.data_commands",
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register_optional()
 
 
 # Click >= 8.2 raises this (a UsageError) for a group called without a command; older

@@ -1,42 +1,13 @@
-"""start, next-runs."""
+"""next-runs: when will a schedule fire?"""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 
 import click
 
-from jeeves_runner import event_loop
-from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.cli.common import CliError
 from jeeves_runner.cron import InvalidSchedule, next_runs, resolve_zone
-from jeeves_runner.store import StoreError
-
-
-@click.command()
-@config_option
-def start(config_path: str | None) -> None:
-    """Run the scheduler and the HTTP API until SIGTERM/SIGINT."""
-    # Imported here: the server stack is heavy and other commands (which job scripts call
-    # often, e.g. `state get`) should start fast.
-    from jeeves_runner.logs import configure_logging
-    from jeeves_runner.process_lock import DatabaseInUseError
-    from jeeves_runner.runner import Runner
-
-    config = load(config_path)
-    try:
-        configure_logging(config.log.level, config.log.file)
-    except OSError as exc:
-        raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
-    runner = Runner(config)
-    try:
-        event_loop.run(runner.run_until_signalled())
-    except (DatabaseInUseError, StoreError) as exc:
-        raise CliError(str(exc)) from None
-    except sqlite3.Error as exc:
-        raise CliError(f"database error: {exc}") from None
-    except OSError as exc:
-        raise CliError(str(exc)) from None
 
 
 @click.command("next-runs")
@@ -57,4 +28,4 @@ def next_runs_command(schedule: str, count: int, zone: str | None) -> None:
         click.echo(fire.astimezone(tz).isoformat())
 
 
-COMMANDS = [start, next_runs_command]
+COMMANDS = [next_runs_command]

@@ -1,0 +1,40 @@
+"""start: the scheduler and the HTTP API in one process."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import click
+
+from jeeves_runner import event_loop
+from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.store import StoreError
+
+
+@click.command()
+@config_option
+def start(config_path: str | None) -> None:
+    """Run the scheduler and the HTTP API until SIGTERM/SIGINT."""
+    # Imported here: the server stack is heavy and other commands (which job scripts call
+    # often, e.g. `state get`) should start fast.
+    from jeeves_runner.logs import configure_logging
+    from jeeves_runner.process_lock import DatabaseInUseError
+    from jeeves_runner.runner import Runner
+
+    config = load(config_path)
+    try:
+        configure_logging(config.log.level, config.log.file)
+    except OSError as exc:
+        raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
+    runner = Runner(config)
+    try:
+        event_loop.run(runner.run_until_signalled())
+    except (DatabaseInUseError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise CliError(f"database error: {exc}") from None
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+
+
+COMMANDS = [start]
