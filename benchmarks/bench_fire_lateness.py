@@ -32,12 +32,10 @@ Targets: runner p50 <= floor p50 + 5 ms, runner p99 <= floor p99 + 10 ms, no fir
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -48,6 +46,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+from harness import free_port, health_ok, start_runner
 from jeeves_runner.models import Job, OverlapPolicy
 from jeeves_runner.store import SqliteStore
 
@@ -78,23 +77,6 @@ def summary_ms(lateness_s: list[float]) -> dict[str, Any]:
         "max_ms": round(max(ms), 2),
         "min_ms": round(min(ms), 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def health_ok(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        conn.request("GET", "/health")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
 
 
 def sleep_until(instant: float) -> None:
@@ -296,14 +278,7 @@ def run_runner(folder: Path, scripts: list[str], duration: int, block: int, phas
     store.close()
 
     stderr_path = folder / f"runner-{block}.stderr"
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jeeves_runner", "start", "-c", str(config_path)],
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    proc = start_runner(config_path, folder, stderr_path)
     try:
         deadline = time.monotonic() + 30
         while not health_ok(port):

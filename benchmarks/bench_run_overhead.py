@@ -33,16 +33,15 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from harness import free_port, start_runner
 from jeeves_runner import event_loop
 from jeeves_runner.config import parse_config
 from jeeves_runner.logs import configure_logging
@@ -56,12 +55,6 @@ NEVER_DURING_BENCH = "0 0 1 1 *"  # yearly; manual runs only
 WARMUP = 10
 TARGET_INPROCESS_MS = 2.0
 TARGET_HTTP_MS = 3.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stats_ms(samples: list[float]) -> dict[str, float]:
@@ -267,14 +260,7 @@ def through_http(folder: Path, script: str, runs: int) -> dict[str, Any]:
         encoding="utf-8",
     )
     stderr_path = folder / "runner.stderr"
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jeeves_runner", "start", "-c", str(config_path)],
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    proc = start_runner(config_path, folder, stderr_path)
     conn: http.client.HTTPConnection | None = None
     try:
         deadline = time.monotonic() + 30

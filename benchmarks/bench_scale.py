@@ -30,14 +30,11 @@ Targets (at 100,000 jobs): start-up <= 5 s, RSS <= 150 MB, idle CPU <= 1 % of on
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -46,6 +43,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+from harness import free_port, health_ok, start_runner
 from jeeves_runner.store import SqliteStore
 
 TARGETS = {"startup_s": 5.0, "rss_mb": 150.0, "idle_cpu_pct": 1.0}
@@ -55,23 +53,6 @@ _JOB_SQL = (
     "overlap_policy, on_failure, on_success, created_at, updated_at) "
     "VALUES (?, ?, ?, ?, 'script', ?, 1, ?, ?, NULL, NULL, ?, ?)"
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def health_ok(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/health")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
 
 
 def schedules(now: datetime, distinct: int = 400) -> tuple[list[str], dict[str, int]]:
@@ -197,14 +178,7 @@ def measure(size: int, idle_s: float, exprs: list[str]) -> dict[str, Any]:
 
         stderr_path = folder / "runner.stderr"
         t0 = time.time()
-        with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jeeves_runner", "start", "-c", str(config_path)],
-                cwd=folder,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+        proc = start_runner(config_path, folder, stderr_path)
         try:
             ps = psutil.Process(proc.pid)
             scheduled_line: dict[str, Any] | None = None
