@@ -9,9 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
 JR=".venv/bin/jeeves-runner"
-add() {  # add an example job unless it is already there
-  out=$("$JR" add-job "$@" 2>&1) || case "$out" in *"already exists"*) ;; *) echo "$out" >&2; exit 1;; esac
+once() {  # run a definition command unless what it defines is already there
+  out=$("$JR" "$@" 2>&1) || case "$out" in *"already exists"*) ;; *) echo "$out" >&2; exit 1;; esac
 }
+add() { once add-job "$@"; }
+once add-queue --id pages --name "Pages to fetch" --dedup-expr '$.url' --max-attempts 3
 add --id hello-python --name "Hello from Python" --schedule "*/10 * * * * *" \
     --script examples/hello.py --description "Prints, counts its runs in state"
 add --id disk-report --name "Disk report" --schedule "*/30 * * * * *" \
