@@ -8,8 +8,10 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -237,3 +239,15 @@ def test_jobs_that_fail_to_register_are_reported_to_slack_at_start(
         assert post["channel"] == "C-OPS"
         assert "1 of 2" in post["text"] and "broken" in post["text"]
     assert os.path.exists(db)
+
+
+def test_schedules_are_read_in_the_configured_zone(
+    tmp_path: Path, started: list[LiveRunner]
+) -> None:
+    live = start(started, tmp_path, timezone="Australia/Sydney", reconcileIntervalMs=0)
+    live.add_job("nine", "prints_start_time.sh", schedule="0 9 * * *")
+    live.runner.scheduler.reconcile()
+    due = live.runner.scheduler.fires.next_due()
+    assert due is not None
+    local = datetime.fromtimestamp(due, ZoneInfo("Australia/Sydney"))
+    assert (local.hour, local.minute) == (9, 0)
