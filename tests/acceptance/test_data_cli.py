@@ -83,6 +83,7 @@ def test_state_ttl(run_cli: RunCli, jr_env: dict[str, str]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_state_items(run_cli: RunCli, jr_env: dict[str, str]) -> None:
     def cli(*args: str) -> Any:
         return ok_json(run_cli("state", "items", *args, env=jr_env))
@@ -275,6 +276,7 @@ def test_an_unusable_database_is_one_error_line(run_cli: RunCli, tmp_path: Path)
     assert len(result.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_shell_example_sets_state_and_enqueues(tmp_path: Path, tmp_db: Path) -> None:
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ)

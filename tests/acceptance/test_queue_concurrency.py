@@ -134,7 +134,7 @@ def test_items_of_a_killed_consumer_are_claimed_again_after_the_lease(tmp_db: Pa
         others = jr.dequeue("jobs", 10)
         assert [item.id for item in others] == ids[3:]  # the dead consumer's items are leased
         for item in others:
-            assert jr.done(item.id)
+            assert jr.done(item.id) is True
 
         deadline = time.monotonic() + lease_ms / 1000 + 30
         again = jr.dequeue("jobs", 10)

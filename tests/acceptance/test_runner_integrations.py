@@ -128,7 +128,8 @@ def test_a_script_that_cannot_start_is_an_error_run(
     with httpx.Client(base_url=live.url) as http:
         response = http.post("/jobs/gone/run")
         assert response.status_code == 200
-        assert response.json()["result"]["status"] == "error"
+        result = response.json()["result"]
+        assert (result["status"], result["exit_code"]) == ("error", None)
         run = http.get("/jobs/gone/runs").json()["runs"][0]
         assert run["error"] == f"Script not found: {missing}"
         assert http.get("/jobs/gone").json()["job"]["id"] == "gone"
@@ -182,6 +183,7 @@ def test_a_session_job_runs_through_the_gateway_and_counts_as_running(
                 wait_until(lambda: http.get("/stats").json()["running"] == 1, 10, "running")
                 busy = http.post("/jobs/digest/run")  # overlap skip applies to sessions too
                 assert busy.status_code == 409
+                assert busy.json() == {"error": "Job 'digest' is already running"}
                 result = pending.result().json()["result"]
             assert result["status"] == "ok" and result["stdout"] == "Done."
             run = http.get("/jobs/digest/runs").json()["runs"][0]

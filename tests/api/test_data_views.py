@@ -215,7 +215,9 @@ def test_unknown_or_fully_expired_namespace_is_404(
     api: httpx.Client, jr: RunnerClient, clock: FakeClock
 ) -> None:
     jr.set_state("temp", "x", "1", ttl="1s")
-    assert api.get("/state/temp").status_code == 200
+    live = api.get("/state/temp")
+    assert live.status_code == 200
+    assert [(k["key"], k["value"]) for k in live.json()["keys"]] == [("x", "1")]
     clock.advance(1)
     for path in ("/state/temp", "/state/never"):
         response = api.get(path)
@@ -262,7 +264,8 @@ def test_unknown_or_expired_key_is_404(
     api: httpx.Client, jr: RunnerClient, clock: FakeClock
 ) -> None:
     jr.set_state("ns", "short", "v", ttl="1m")
-    assert api.get("/state/ns/short").status_code == 200
+    live = api.get("/state/ns/short")
+    assert (live.status_code, live.json()["value"]) == (200, "v")
     clock.advance(60)
     for path in ("/state/ns/short", "/state/ns/never", "/state/nobody/k"):
         response = api.get(path)

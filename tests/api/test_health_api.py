@@ -76,4 +76,5 @@ def test_stats_running_counts_each_concurrent_run(
     wait_for(lambda: client.get("/stats").json()["running"] == 2, "two runs executing")
     gate.set()
     assert [r.result().status_code for r in runs] == [200, 200]
+    assert [r.result().json()["result"]["status"] for r in runs] == ["ok", "ok"]
     assert client.get("/stats").json()["running"] == 0

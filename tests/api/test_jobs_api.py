@@ -317,6 +317,7 @@ def test_trigger_while_running_with_skip_policy_is_409(
     assert response.json() == {"error": "Job 'sync' is already running"}
     gate.set()
     assert first.result().status_code == 200
+    assert first.result().json()["result"]["status"] == "ok"
 
 
 def test_trigger_of_a_disabled_job_runs(client: httpx.Client, control: FakeControl) -> None:

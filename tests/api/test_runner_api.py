@@ -71,7 +71,9 @@ def test_jobs_list_get_and_last_run(live: LiveRunner, http: httpx.Client) -> Non
     assert http.post("/jobs/hello/run").json()["result"]["status"] == "ok"
     job = http.get("/jobs").json()["jobs"][0]
     assert job["last_status"] == "ok"
-    assert job["last_run"] is not None
+    (run,) = http.get("/jobs/hello/runs").json()["runs"]
+    assert job["last_run"] == run["started_at"]
+    assert re.match(INSTANT, job["last_run"])
     detail = http.get("/jobs/hello").json()["job"]
     assert detail["id"] == "hello" and detail["enabled"] == 1
     missing = http.get("/jobs/nope")
@@ -123,6 +125,7 @@ def running(http: httpx.Client, job_id: str) -> bool:
     return any(r["status"] == "running" for r in http.get(f"/jobs/{job_id}/runs").json()["runs"])
 
 
+@pytest.mark.slow
 def test_overlap_policies_for_manual_runs(live: LiveRunner, http: httpx.Client) -> None:
     live.add_job("skip", "sleeps.sh", overlap_policy=OverlapPolicy.SKIP)
     live.add_job("queue", "sleeps.sh", overlap_policy=OverlapPolicy.QUEUE)
@@ -137,15 +140,18 @@ def test_overlap_policies_for_manual_runs(live: LiveRunner, http: httpx.Client) 
         first_queue = pool.submit(http.post, "/jobs/queue/run")
         wait_until(lambda: running(http, "queue"))
         second_queue = pool.submit(http.post, "/jobs/queue/run")
-        assert second_queue.result().status_code == 200
-        assert first_queue.result().status_code == 200
+        for queued in (second_queue.result(), first_queue.result()):
+            assert queued.status_code == 200
+            assert queued.json()["result"]["status"] == "ok"
         runs = sorted(http.get("/jobs/queue/runs").json()["runs"], key=lambda r: r["id"])
         assert runs[1]["started_at"] >= runs[0]["finished_at"]  # waited for the first
 
         a = pool.submit(http.post, "/jobs/allow/run")
         b = pool.submit(http.post, "/jobs/allow/run")
         wait_until(lambda: http.get("/stats").json()["running"] == 2)
-        assert a.result().status_code == b.result().status_code == 200
+        for allowed in (a.result(), b.result()):
+            assert allowed.status_code == 200
+            assert allowed.json()["result"]["status"] == "ok"
 
 
 def test_enable_disable_and_disabled_jobs_still_run_by_hand(
@@ -179,8 +185,8 @@ def test_manual_run_while_shutting_down_is_503(live: LiveRunner, http: httpx.Cli
 
 
 def test_errors_are_json_sentences(http: httpx.Client) -> None:
-    assert http.get("/nowhere").status_code == 404
-    assert "error" in http.get("/nowhere").json()
+    missing = http.get("/nowhere")
+    assert (missing.status_code, missing.json()) == (404, {"error": "No route for GET /nowhere"})
     wrong = http.delete("/jobs")
-    assert wrong.status_code == 405 and "GET" in wrong.headers["allow"]
-    assert "error" in wrong.json()
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+    assert wrong.json() == {"error": "Method DELETE is not allowed on /jobs"}

@@ -129,7 +129,7 @@ def test_dedup_scope_pending_ignores_done_and_failed_items(queues: QueueStore) -
     assert put(queues, "q", {"url": "a"}) == -1  # pending
     [claimed] = queues.claim("q", 1, T0)
     assert put(queues, "q", {"url": "a"}) == -1  # processing
-    assert queues.done(claimed.id, T0)
+    assert queues.done(claimed.id, T0) is True
     second = put(queues, "q", {"url": "a"})  # done: out of scope
     assert second > first
     assert put(queues, "q", {"url": "b"}) > second
@@ -202,7 +202,7 @@ def test_done_only_finishes_a_claimed_item(queues: QueueStore) -> None:
     item_id = put(queues, "q", 1)
     assert not queues.done(item_id, T0)  # pending, not claimed
     queues.claim("q", 1, T0)
-    assert queues.done(item_id, T0_PLUS_1S)
+    assert queues.done(item_id, T0_PLUS_1S) is True
     row = item_row(queues, item_id)
     assert (row["status"], row["finished_at"], row["lease_expires_at"]) == (
         "done",

@@ -70,6 +70,24 @@ def test_a_pending_run_is_not_the_jobs_last_run_until_it_runs(jobs: SqliteStore)
     assert last_run_id(jobs, "b") == pending_b
 
 
+def test_a_run_that_ends_before_its_mark_is_written_is_marked_by_its_finish(
+    jobs: SqliteStore,
+) -> None:
+    earlier = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.finish_run(earlier, RunResult(status=RunStatus.OK, duration_ms=5), T1)
+    quick = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T1)
+    result = RunResult(status=RunStatus.ERROR, duration_ms=3, exit_code=1, error="Exit code 1")
+
+    jobs.runs.finish_run(quick, result, T3, started=("a", T2))
+
+    row = run(jobs, quick)
+    assert (row["status"], row["started_at"], row["finished_at"]) == ("error", T2, T3)
+    # It is the job's last run now, as if its `running` mark had been written first.
+    assert last_run_id(jobs, "a") == quick
+    (listed,) = [j for j in jobs.jobs.list_jobs_with_last_run() if j["id"] == "a"]
+    assert (listed["last_status"], listed["last_run"]) == ("error", T2)
+
+
 def test_finish_run_stores_the_whole_result(jobs: SqliteStore) -> None:
     run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     result = RunResult(

@@ -44,7 +44,7 @@ def test_set_without_expiry_clears_an_earlier_one(state: StateStore) -> None:
 def test_items_of_an_expired_key_are_missing_and_do_not_come_back(state: StateStore) -> None:
     state.set("ns", "k", "v", T1, T0)
     state.set_item("ns", "k", "a", "1", T0)
-    assert state.has_item("ns", "k", "a", T0)
+    assert state.has_item("ns", "k", "a", T0) is True
     assert not state.has_item("ns", "k", "a", T1)
     assert state.get_item("ns", "k", "a", T1) is None
     assert state.count_items("ns", "k", T1) == 0

@@ -217,7 +217,7 @@ def test_items_under_a_key(jr: RunnerClient, clock: FakeClock) -> None:
     jr.set_item("ns", "seen", "a")  # no value: records presence
     clock.advance(1)
     jr.set_item("ns", "seen", "b", "payload")
-    assert jr.has_item("ns", "seen", "a")
+    assert jr.has_item("ns", "seen", "a") is True
     assert jr.get_item("ns", "seen", "a") is None
     assert jr.get_item("ns", "seen", "b") == "payload"
     assert jr.count_items("ns", "seen") == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import sys
 from collections.abc import Coroutine
@@ -15,7 +16,13 @@ import pytest
 
 from jeeves_runner import event_loop
 from jeeves_runner.clock import SystemClock
-from jeeves_runner.executor import ProcessExecutor, SpawnError, command_for
+from jeeves_runner.executor import (
+    KILL_GRACE_S,
+    ProcessExecutor,
+    RunningProcess,
+    SpawnError,
+    command_for,
+)
 from jeeves_runner.models import Job, RunResult, RunStatus
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -124,6 +131,52 @@ def test_a_script_that_ignores_term_ends_by_kill() -> None:
     assert result.stdout == "ignoring TERM"
     # It did not go on for the default grace: TERM was ignored, KILL ended it.
     assert result.duration_ms < 3000
+    # ... but not before the grace was over: the timeout, then 0.5 s of grace.
+    assert result.duration_ms >= 300 + 450
+
+
+def test_kill_comes_5_seconds_after_term_by_default() -> None:
+    assert KILL_GRACE_S == 5.0
+    default = inspect.signature(RunningProcess.wait).parameters["kill_grace_s"].default
+    assert default == KILL_GRACE_S
+
+
+def test_a_timeout_asks_with_term_before_it_kills() -> None:
+    result = run(execute(job(str(SCRIPTS / "traps_term.sh"), timeout_ms=300)))
+    assert result.status is RunStatus.TIMEOUT
+    assert result.error == "Job timed out after 300 ms"
+    # The job's TERM handler ran: it was asked to stop, not killed outright after the grace.
+    assert result.stdout == "waiting\ngot TERM"
+    assert result.duration_ms < 3000
+
+
+def test_kill_waits_for_the_jobs_children_to_finish_their_term_handling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "cleaned"
+    monkeypatch.setenv("CLEANUP_MARKER", str(marker))
+    result = run(execute(job(str(SCRIPTS / "slow_cleanup_child.sh"), timeout_ms=300)))
+    assert result.status is RunStatus.TIMEOUT
+    # The job's own process exited at once on TERM; its child took 0.3 s to clean up and was
+    # not killed in the middle of it (KILL comes only after the grace, to what is left).
+    assert marker.read_text() == "cleaned up\n"
+
+
+def test_stdin_is_closed_whatever_the_runners_own_stdin_is() -> None:
+    # The runner started from a terminal or a pipe must not hand that to its jobs.
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"typed at the runner's terminal")
+    os.close(write_end)
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    os.close(read_end)
+    try:
+        result = run(execute(job(str(SCRIPTS / "ok_with_result.py"))))
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+    assert result.status is RunStatus.OK
+    assert "stdin says: ''" in result.stdout
 
 
 @pytest.mark.slow

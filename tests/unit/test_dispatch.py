@@ -1,0 +1,219 @@
+"""The dispatcher over a real store, with a stand-in executor whose runs last until the test
+ends them: overlap policies, skip rows, the concurrency wait — no processes, no waiting on
+whole seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jeeves_runner.clock import FakeClock
+from jeeves_runner.dispatch import RunDispatcher
+from jeeves_runner.models import Job, OverlapPolicy, RunResult, RunStatus, format_instant
+from jeeves_runner.store import SqliteStore
+
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+SKIP_REASON = "the previous run was still in flight (overlap policy skip)"
+
+
+class HeldProcess:
+    """A started run that ends (ok) when the test releases it."""
+
+    def __init__(self, job_id: str, run_id: int) -> None:
+        self.job_id = job_id
+        self.run_id = run_id
+        self.released = asyncio.Event()
+        self.ended = False
+
+    async def wait(self) -> RunResult:
+        await self.released.wait()
+        self.ended = True
+        return RunResult(status=RunStatus.OK, duration_ms=10, exit_code=0, stdout=self.job_id)
+
+    async def stop(self, kill_grace_s: float = 5.0, reason: str | None = None) -> None:
+        self.released.set()
+
+
+class HeldExecutor:
+    def __init__(self) -> None:
+        self.started: list[HeldProcess] = []
+
+    async def spawn(self, job: Job, run_id: int) -> HeldProcess:
+        process = HeldProcess(job.id, run_id)
+        self.started.append(process)
+        return process
+
+    def running(self) -> list[HeldProcess]:
+        return [p for p in self.started if not p.ended]
+
+
+class Harness:
+    def __init__(self, store: SqliteStore, max_concurrency: int) -> None:
+        self.store = store
+        self.clock = FakeClock(START)
+        self.executor = HeldExecutor()
+        self.dispatcher = RunDispatcher(
+            store=store,
+            executor=self.executor,  # type: ignore[arg-type]
+            sessions=None,
+            notifier=None,
+            clock=self.clock,
+            max_concurrency=max_concurrency,
+        )
+
+    def add_job(self, job_id: str, policy: OverlapPolicy = OverlapPolicy.SKIP) -> None:
+        job = Job(
+            id=job_id, name=job_id, schedule="* * * * * *", script="/x.sh", overlap_policy=policy
+        )
+        self.store.jobs.add_job(job, format_instant(self.clock.now()))
+
+    def fire(self, *job_ids: str) -> str:
+        """One fire of these jobs at the clock's next whole second; returns its instant."""
+        self.clock.advance(1)
+        at = self.clock.now()
+        self.dispatcher.fire(self.dispatcher.prepare(list(job_ids), at), at)
+        return format_instant(at)
+
+    def runs(self, job_id: str) -> list[dict[str, Any]]:
+        return sorted(self.store.runs.list_runs(job_id, 1000), key=lambda r: r["id"])
+
+    def skip_rows(self, job_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.runs(job_id) if r["status"] == "skipped"]
+
+
+async def until(predicate: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+async def settle() -> None:
+    """Long enough for anything the loop would start now to have started."""
+    await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def harness(store: SqliteStore) -> Harness:
+    return Harness(store, max_concurrency=4)
+
+
+def run(harness: Harness, scenario: Callable[[Harness], Coroutine[Any, Any, None]]) -> None:
+    async def main() -> None:
+        try:
+            await scenario(harness)
+        finally:
+            for process in harness.executor.started:
+                process.released.set()
+            await harness.dispatcher.shutdown(5)
+
+    asyncio.run(main())
+
+
+def test_skips_collapse_into_one_row_per_in_flight_run(harness: Harness) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("s")
+        h.fire("s")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        first_skip = h.fire("s")
+        h.fire("s")
+        last_skip = h.fire("s")
+        (row,) = h.skip_rows("s")
+        assert (row["skipped_count"], row["started_at"], row["last_skipped_at"]) == (
+            3,
+            first_skip,
+            last_skip,
+        )
+        assert row["error"] == SKIP_REASON
+
+        h.executor.started[0].released.set()
+        await until(lambda: h.runs("s")[0]["status"] == "ok", "the first run to be recorded")
+        h.fire("s")
+        await until(lambda: len(h.executor.started) == 2, "the second run")
+        during_second = h.fire("s")
+        # A new in-flight run starts a new row; the first one is left as it was.
+        old, new = h.skip_rows("s")
+        assert old == row
+        assert (new["skipped_count"], new["started_at"], new["last_skipped_at"]) == (
+            1,
+            during_second,
+            during_second,
+        )
+        await until(
+            lambda: [r["status"] for r in h.runs("s")] == ["ok", "skipped", "running", "skipped"],
+            "the second run to be marked running",
+        )
+
+    run(harness, scenario)
+
+
+def test_queue_policy_holds_one_fire_until_the_current_run_ends(harness: Harness) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("q", OverlapPolicy.QUEUE)
+        h.fire("q")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        h.fire("q")  # queued
+        h.fire("q")  # one already waits: skipped
+        await settle()
+        assert len(h.executor.started) == 1, "the queued run started alongside the first"
+        (skip,) = h.skip_rows("q")
+        assert skip["error"] == "a run is in flight and another is already queued"
+
+        h.executor.started[0].released.set()
+        await until(lambda: len(h.executor.started) == 2, "the queued run")
+        assert h.executor.started[0].ended
+        # The queued place is free again: the next fire queues rather than being skipped.
+        h.fire("q")
+        await settle()
+        assert len(h.skip_rows("q")) == 1
+        h.executor.started[1].released.set()
+        await until(lambda: len(h.executor.started) == 3, "the run queued behind the second")
+        assert h.executor.started[1].ended
+        h.executor.started[2].released.set()
+        await until(
+            lambda: [r["status"] for r in h.runs("q")] == ["ok", "ok", "skipped", "ok"],
+            "three finished runs and the one skip",
+        )
+
+    run(harness, scenario)
+
+
+def test_allow_policy_runs_every_fire_at_once(harness: Harness) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("a", OverlapPolicy.ALLOW)
+        for _ in range(3):
+            h.fire("a")
+        await until(lambda: len(h.executor.running()) == 3, "three concurrent runs")
+        assert h.skip_rows("a") == []
+
+    run(harness, scenario)
+
+
+def test_max_concurrency_is_a_first_in_first_out_wait(store: SqliteStore) -> None:
+    async def scenario(h: Harness) -> None:
+        for job_id in ("j1", "j2", "j3", "j4"):
+            h.add_job(job_id)
+        h.fire("j1", "j2", "j3")
+        h.fire("j4")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        await settle()
+        assert [p.job_id for p in h.executor.started] == ["j1"]
+        for n in range(1, 4):
+            h.executor.started[-1].released.set()
+            await until(lambda n=n: len(h.executor.started) == n + 1, f"run {n + 1}")
+            assert len(h.executor.running()) == 1, "two runs held a single slot"
+        # None of the waiting fires was lost or skipped, and they ran in fire order.
+        assert [p.job_id for p in h.executor.started] == ["j1", "j2", "j3", "j4"]
+        for job_id in ("j1", "j2", "j3", "j4"):
+            assert h.skip_rows(job_id) == []
+        # Every slot came back: with all runs over, a new fire starts at once.
+        h.executor.started[-1].released.set()
+        await until(lambda: not h.executor.running(), "the last run to end")
+        h.fire("j1")
+        await until(lambda: len(h.executor.started) == 5, "a fire after the queue drained")
+
+    run(Harness(store, max_concurrency=1), scenario)
