@@ -15,6 +15,8 @@ from jeeves_runner.clock import Clock
 from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
 from jeeves_runner.executor import PIPE_DRAIN_S, ProcessExecutor, RunningProcess, SpawnError
 from jeeves_runner.models import (
+    STOPPED_BEFORE_RUN,
+    STOPPED_DURING_RUN,
     Job,
     JobType,
     OverlapPolicy,
@@ -202,11 +204,7 @@ class RunDispatcher:
             finally:
                 self.slots.release()
         except asyncio.CancelledError:
-            text = (
-                "The runner stopped during this run"
-                if started
-                else ("The runner stopped before this run started")
-            )
+            text = STOPPED_DURING_RUN if started else STOPPED_BEFORE_RUN
             self._record(job, run_id, trigger, RunResult(RunStatus.ERROR, 0, error=text))
             raise
         except Exception as exc:

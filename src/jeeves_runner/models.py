@@ -33,6 +33,11 @@ class RunTrigger(StrEnum):
     RETRY = "retry"
 
 
+# Why a run ended without an outcome of its own: the runner stopped under it.
+STOPPED_DURING_RUN = "The runner stopped during this run"
+STOPPED_BEFORE_RUN = "The runner stopped before this run started"
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     id: str

@@ -18,7 +18,12 @@ from jeeves_runner.cron import resolve_zone
 from jeeves_runner.dispatch import RunDispatcher
 from jeeves_runner.executor import ProcessExecutor
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
-from jeeves_runner.models import RunResult, format_instant
+from jeeves_runner.models import (
+    STOPPED_BEFORE_RUN,
+    STOPPED_DURING_RUN,
+    RunResult,
+    format_instant,
+)
 from jeeves_runner.notify import SlackNotifier
 from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduler import Scheduler, describe_zone
@@ -26,8 +31,6 @@ from jeeves_runner.sessions import SessionRunner
 from jeeves_runner.store import SqliteStore
 
 log = structlog.get_logger("jeeves_runner.runner")
-
-ORPHAN_MESSAGE = "The runner stopped during this run"
 
 
 @dataclass
@@ -92,7 +95,7 @@ class Runner:
         try:
             self._store = SqliteStore(config.db_path)
             closed = self._store.runs.close_orphaned_runs(
-                format_instant(self.clock.now()), ORPHAN_MESSAGE
+                format_instant(self.clock.now()), STOPPED_DURING_RUN, STOPPED_BEFORE_RUN
             )
             if closed:
                 log.warning("closed runs left open by a stopped runner", count=closed)

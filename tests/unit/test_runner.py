@@ -36,10 +36,13 @@ def test_runs_a_dead_runner_left_open_are_closed_as_errors_at_start(tmp_path: Pa
 
     store = SqliteStore(db)
     try:
-        for run_id in (running, pending):
+        for run_id, error in (
+            (running, "The runner stopped during this run"),
+            (pending, "The runner stopped before this run started"),  # it never began
+        ):
             row = store.runs.get_run(run_id)
             assert row is not None
-            assert (row["status"], row["error"]) == ("error", "The runner stopped during this run")
+            assert (row["status"], row["error"]) == ("error", error)
             assert row["finished_at"] >= before_start
         # Closed for good: GET /stats no longer counts anything as running.
         statuses = {r["status"] for r in store.runs.list_runs("j", 10)}

@@ -39,7 +39,8 @@ SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, d
 FROM runs WHERE id = ?
 """
 _CLOSE_ORPHANS = """
-UPDATE runs SET status = 'error', finished_at = ?, error = ?
+UPDATE runs SET status = 'error', finished_at = ?,
+       error = CASE status WHEN 'pending' THEN ? ELSE ? END
 WHERE status IN ('pending', 'running')
 """
 _FINISHED_SINCE = """
@@ -148,9 +149,12 @@ class RunStore:
             return None
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 
-    def close_orphaned_runs(self, at: str, message: str) -> int:
+    def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
+        """Close runs a stopped runner left open: `running` ones with `message`, `pending`
+        ones (which never started) with `never_started` (default: `message`)."""
         with self._db.transaction() as conn:
-            return conn.execute(_CLOSE_ORPHANS, (at, message)).rowcount
+            params = (at, never_started or message, message)
+            return conn.execute(_CLOSE_ORPHANS, params).rowcount
 
     def finished_since(self, since: str) -> dict[str, int]:
         rows = self._db.connection().execute(_FINISHED_SINCE, (since,))
