@@ -23,6 +23,7 @@ from jeeves_runner.executor import (
     ProcessExecutor,
     RunningProcess,
     SpawnError,
+    _group_alive,
     command_for,
 )
 from jeeves_runner.models import Job, RunResult, RunStatus
