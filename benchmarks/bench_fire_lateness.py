@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from harness import free_port, health_ok, start_runner
+from harness import free_port, health_ok, start_runner, stop_runner
 from jeeves_runner.models import Job, OverlapPolicy
 from jeeves_runner.store import SqliteStore
 
@@ -298,13 +297,7 @@ def run_runner(folder: Path, scripts: list[str], duration: int, block: int, phas
         # The last window second's children start within it; leave time for their rows.
         sleep_until(first + duration + 1.5)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_runner(proc)
     phase.exit_codes.append(proc.returncode)
     conn = sqlite3.connect(db_path)
     try:

@@ -32,7 +32,6 @@ import asyncio
 import http.client
 import json
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -41,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from harness import free_port, start_runner
+from harness import free_port, start_runner, stop_runner
 from jeeves_runner import event_loop
 from jeeves_runner.config import parse_config
 from jeeves_runner.logs import configure_logging
@@ -317,13 +316,7 @@ def through_http(folder: Path, script: str, runs: int) -> dict[str, Any]:
     finally:
         if conn is not None:
             conn.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_runner(proc)
     result: dict[str, Any] = {name: stats_ms(s) for name, s in samples.items()}
     result["overhead_median_ms"] = {
         "post_run_minus_bare": round(

@@ -4,6 +4,7 @@ probe, and starting `python -m jeeves_runner start` the same way each time."""
 from __future__ import annotations
 
 import http.client
+import signal
 import socket
 import subprocess
 import sys
@@ -37,3 +38,15 @@ def start_runner(config_path: Path, folder: Path, stderr_path: Path) -> subproce
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
+
+
+def stop_runner(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, as an operator would; SIGKILL only if it is still there after 40 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
