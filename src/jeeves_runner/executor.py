@@ -27,6 +27,21 @@ KILL_GRACE_S = 5.0
 PIPE_DRAIN_S = 1.0
 
 
+PYTHON = "{python}"  # the runner's own interpreter, so scripts can import the client
+# How a script is started, by extension; any other executable file runs directly.
+INTERPRETERS: dict[str, tuple[str, ...]] = {
+    ".js": ("node",),
+    ".mjs": ("node",),
+    ".cjs": ("node",),
+    ".py": (PYTHON,),
+    ".sh": ("bash",),
+    ".ps1": ("pwsh", "-NoProfile", "-NonInteractive", "-File"),
+    ".cmd": ("cmd.exe", "/c"),
+    ".bat": ("cmd.exe", "/c"),
+}
+SCRIPT_EXTENSIONS = tuple(INTERPRETERS)
+
+
 class SpawnError(Exception):
     """The script could not be started; the message says why in one sentence."""
 
@@ -46,22 +61,14 @@ def _command_for(script: str, python: str) -> list[str]:
         raise SpawnError(f"Script not found: {script}")
     if not path.is_file():
         raise SpawnError(f"Script is not a file: {script}")
-    suffix = path.suffix.lower()
-    if suffix in (".js", ".mjs", ".cjs"):
-        return ["node", script]
-    if suffix == ".py":
-        return [python, script]
-    if suffix == ".sh":
-        return ["bash", script]
-    if suffix == ".ps1":
-        return ["pwsh", "-NoProfile", "-NonInteractive", "-File", script]
-    if suffix in (".cmd", ".bat"):
-        return ["cmd.exe", "/c", script]
+    interpreter = INTERPRETERS.get(path.suffix.lower())
+    if interpreter is not None:
+        return [python if part == PYTHON else part for part in interpreter] + [script]
     if os.access(script, os.X_OK):
         return [script]
     raise SpawnError(
         f"Script {script} is not executable and its extension is not one the runner knows "
-        "(.js .mjs .cjs .py .sh .ps1 .cmd .bat)"
+        f"({' '.join(SCRIPT_EXTENSIONS)})"
     )
 
 

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 from jeeves_runner.cron import InvalidSchedule, parse
+from jeeves_runner.executor import SCRIPT_EXTENSIONS
 from jeeves_runner.models import Job, JobType, OverlapPolicy
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-SCRIPT_EXTENSIONS = (".js", ".mjs", ".cjs", ".py", ".sh", ".ps1", ".cmd", ".bat")
 PROMPT_FILE_EXTENSIONS = (".md", ".txt")
 
 
