@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sqlite3
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -43,7 +41,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from harness import free_port, health_ok, start_runner
+from harness import free_port, health_ok, start_runner, stop_runner
 from jeeves_runner.store import SqliteStore
 
 TARGETS = {"startup_s": 5.0, "rss_mb": 150.0, "idle_cpu_pct": 1.0}
@@ -218,13 +216,7 @@ def measure(size: int, idle_s: float, exprs: list[str]) -> dict[str, Any]:
             threads = ps.num_threads()
         finally:
             stop_began = time.monotonic()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_runner(proc)
             stop_s = time.monotonic() - stop_began
         conn = sqlite3.connect(db_path)
         try:

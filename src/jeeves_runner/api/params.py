@@ -56,9 +56,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def parse_limit(text: str | None) -> int:
+def parse_limit(text: str | None, default: int = LIMIT_DEFAULT) -> int:
     if text is None:
-        return LIMIT_DEFAULT
+        return default
     if not _DIGITS.fullmatch(text):
         raise ApiError(400, LIMIT_ERROR)
     value = int(text)
@@ -67,7 +67,7 @@ def parse_limit(text: str | None) -> int:
     return value
 
 
-def _limit_schema(schema: dict[str, Any]) -> None:
+def limit_schema(schema: dict[str, Any]) -> None:
     # The parameter is taken as text (see limit_param); clients are told what it means.
     schema.clear()
     schema.update({"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})
@@ -80,7 +80,7 @@ async def limit_param(
         str | None,
         Query(
             description=f"Most items to return: 1 to {LIMIT_MAX}, {LIMIT_DEFAULT} when omitted.",
-            json_schema_extra=_limit_schema,
+            json_schema_extra=limit_schema,
         ),
     ] = None,
 ) -> int:

@@ -14,7 +14,13 @@ from pydantic import BaseModel, Field
 
 from jeeves_runner.api.deps import control_dependency, now_instant
 from jeeves_runner.api.errors import ApiError
-from jeeves_runner.api.params import LIMIT_MAX, error_responses, json_response, parse_limit
+from jeeves_runner.api.params import (
+    LIMIT_MAX,
+    error_responses,
+    json_response,
+    limit_schema,
+    parse_limit,
+)
 from jeeves_runner.control import RunnerControl
 from jeeves_runner.store.queues import QueueStore
 
@@ -73,22 +79,17 @@ async def _queues(control: Control) -> QueueStore:
     return control.store.queues
 
 
-def _peek_limit_schema(schema: dict[str, Any]) -> None:
-    schema.clear()
-    schema.update({"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})
-
-
 async def peek_limit(
     # Text, parsed by parse_limit, so every bad value gets the API's one `limit` sentence.
     limit: Annotated[
         str | None,
         Query(
             description=f"Most items to show: 1 to {LIMIT_MAX}, {PEEK_LIMIT_DEFAULT} when omitted.",
-            json_schema_extra=_peek_limit_schema,
+            json_schema_extra=limit_schema,
         ),
     ] = None,
 ) -> int:
-    return PEEK_LIMIT_DEFAULT if limit is None else parse_limit(limit)
+    return parse_limit(limit, default=PEEK_LIMIT_DEFAULT)
 
 
 Queues = Annotated[QueueStore, Depends(_queues)]

@@ -292,40 +292,24 @@ class QueueStore:
         """Store a definition. An existing queue raises QueueExistsError unless `replace`,
         which changes its settings in place (items and created_at are kept)."""
         d = definition
+        settings = (
+            d.name,
+            d.description,
+            d.dedup_expr,
+            d.dedup_scope.value,
+            d.max_attempts,
+            d.retention_days,
+            d.lease_ms,
+        )
         with self._db.transaction() as conn:
             if replace:
-                cur = conn.execute(
-                    _REPLACE_QUEUE,
-                    (
-                        d.name,
-                        d.description,
-                        d.dedup_expr,
-                        d.dedup_scope.value,
-                        d.max_attempts,
-                        d.retention_days,
-                        d.lease_ms,
-                        d.id,
-                    ),
-                )
+                cur = conn.execute(_REPLACE_QUEUE, (*settings, d.id))
                 replaced = cur.rowcount == 1
             else:
                 replaced = False
             if not replaced:
                 try:
-                    conn.execute(
-                        _INSERT_QUEUE,
-                        (
-                            d.id,
-                            d.name,
-                            d.description,
-                            d.dedup_expr,
-                            d.dedup_scope.value,
-                            d.max_attempts,
-                            d.retention_days,
-                            d.lease_ms,
-                            now,
-                        ),
-                    )
+                    conn.execute(_INSERT_QUEUE, (d.id, *settings, now))
                 except sqlite3.IntegrityError:
                     raise QueueExistsError(d.id) from None
         stored = self.get_queue(d.id)
