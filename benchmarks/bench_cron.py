@@ -1,4 +1,4 @@
-"""Micro-benchmark for jeeves_runner.cron: median cost of one CronSchedule.next_after call.
+"""Micro-benchmark for scheduling.cron: median cost of one CronSchedule.next_after call.
 
 Run: .venv/bin/python benchmarks/bench_cron.py  (prints one JSON object)
 """
@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from jeeves_runner.cron import parse
+from jeeves_runner.scheduling.cron import parse
 
 EXPRESSIONS = (
     "*/5 * * * *",

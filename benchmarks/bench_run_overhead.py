@@ -41,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import free_port, start_runner, stop_runner
-from jeeves_runner import event_loop
 from jeeves_runner.config import parse_config
+from jeeves_runner.execution import event_loop
 from jeeves_runner.logs import configure_logging
 from jeeves_runner.models import Job, RunStatus
 from jeeves_runner.runner import Runner
 from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.runs import RunStore
+from jeeves_runner.store.sqlite.runs import RunStore
 
 JOB_ID = "trivial"
 NEVER_DURING_BENCH = "0 0 1 1 *"  # yearly; manual runs only

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from jeeves_runner import event_loop
 from jeeves_runner.config import Config
+from jeeves_runner.execution import event_loop
 from jeeves_runner.models import Job, format_instant
 from jeeves_runner.runner import Runner
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.models import format_instant
 from jeeves_runner.store import SqliteStore, StoreError
-from jeeves_runner.store.queues import (
+from jeeves_runner.store.sqlite.queues import (
     DEFAULT_LEASE_MS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETENTION_DAYS,

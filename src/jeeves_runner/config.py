@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from jeeves_runner.cron import InvalidSchedule, resolve_zone
+from jeeves_runner.scheduling.cron import InvalidSchedule, resolve_zone
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
 

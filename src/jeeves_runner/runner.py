@@ -14,9 +14,9 @@ import structlog
 
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.config import Config
-from jeeves_runner.cron import resolve_zone
-from jeeves_runner.dispatch import RunDispatcher
-from jeeves_runner.executor import ProcessExecutor
+from jeeves_runner.execution.dispatch import RunDispatcher
+from jeeves_runner.execution.executor import ProcessExecutor
+from jeeves_runner.execution.sessions import SessionRunner
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
@@ -24,10 +24,10 @@ from jeeves_runner.models import (
     RunResult,
     format_instant,
 )
-from jeeves_runner.notify import SlackNotifier
+from jeeves_runner.notify.slack import SlackNotifier
 from jeeves_runner.process_lock import ProcessLock
-from jeeves_runner.scheduler import Scheduler, describe_zone
-from jeeves_runner.sessions import SessionRunner
+from jeeves_runner.scheduling.cron import resolve_zone
+from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.store import SqliteStore
 
 log = structlog.get_logger("jeeves_runner.runner")

@@ -15,8 +15,8 @@ import pytest
 
 from jeeves_runner import __version__
 from jeeves_runner.config import STARTER_CONFIG
-from jeeves_runner.cron import InvalidSchedule, parse
 from jeeves_runner.models import JobType, OverlapPolicy
+from jeeves_runner.scheduling.cron import InvalidSchedule, parse
 from jeeves_runner.store import SCHEMA_VERSION, SqliteStore
 
 # `conftest.py` provides `run_cli(*args, cwd=..., env=...) -> (code, stdout, stderr)`.

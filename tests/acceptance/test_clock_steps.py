@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jeeves_runner import event_loop
 from jeeves_runner.clock import SystemClock
 from jeeves_runner.config import Config
+from jeeves_runner.execution import event_loop
 from jeeves_runner.models import Job, format_instant
 from jeeves_runner.runner import Runner
 

@@ -12,9 +12,9 @@ import pytest
 import jeeves_runner.store
 from jeeves_runner.models import Job
 from jeeves_runner.store import SCHEMA_VERSION, SchemaTooNewError, SqliteStore, StoreError
-from jeeves_runner.store.database import BUSY_TIMEOUT_MS
+from jeeves_runner.store.sqlite.database import BUSY_TIMEOUT_MS
 
-MIGRATIONS_DIR = Path(jeeves_runner.store.__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(jeeves_runner.store.__file__).parent / "sqlite" / "migrations"
 TABLES = {"jobs", "runs", "state", "state_items", "queues", "queue_items"}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.queues import (
+from jeeves_runner.store.sqlite.queues import (
     LEASE_EXPIRED_ERROR,
     DedupExpressionError,
     DedupScope,

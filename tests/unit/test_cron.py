@@ -1,4 +1,4 @@
-"""Tests for jeeves_runner.cron: croner 10.0.1 semantics minus three croner bugs.
+"""Tests for jeeves_runner.scheduling.cron: croner 10.0.1 semantics minus three croner bugs.
 
 The conformance cases come from /work/shared/conformance/cron (see its README): fire times
 recorded from croner 10.0.1, with the cases that show croner's bugs left out.
@@ -21,7 +21,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jeeves_runner.cron import CronSchedule, InvalidSchedule, next_runs, parse, resolve_zone
+from jeeves_runner.scheduling.cron import (
+    CronSchedule,
+    InvalidSchedule,
+    next_runs,
+    parse,
+    resolve_zone,
+)
 
 CASES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "cron_cases.jsonl"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jeeves_runner.clock import FakeClock
-from jeeves_runner.dispatch import RunDispatcher
+from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.models import Job, OverlapPolicy, RunResult, RunStatus, format_instant
 from jeeves_runner.store import SqliteStore
 

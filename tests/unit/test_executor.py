@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
-from jeeves_runner import event_loop
 from jeeves_runner.clock import SystemClock
-from jeeves_runner.executor import (
+from jeeves_runner.execution import event_loop
+from jeeves_runner.execution.executor import (
     KILL_GRACE_S,
     ProcessExecutor,
     RunningProcess,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from jeeves_runner.fire_schedule import FireSchedule, utc_from_timestamp
+from jeeves_runner.scheduling.fire_schedule import FireSchedule, utc_from_timestamp
 from jeeves_runner.store import ScheduleEntry
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=UTC)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from jeeves_runner.cron import InvalidSchedule, parse
-from jeeves_runner.job_rules import (
+from jeeves_runner.jobs.rules import (
     JobRuleError,
     build_job,
     check_job_id,
@@ -16,6 +15,7 @@ from jeeves_runner.job_rules import (
     resolve_script,
 )
 from jeeves_runner.models import JobType, OverlapPolicy
+from jeeves_runner.scheduling.cron import InvalidSchedule, parse
 
 
 @pytest.fixture

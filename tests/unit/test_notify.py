@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from jeeves_runner.config import NotificationsConfig
 from jeeves_runner.models import Job, RunResult, RunStatus
-from jeeves_runner.notify import (
+from jeeves_runner.notify.slack import (
     MAX_ERROR_CHARS,
     SlackNotifier,
     pick_channel,

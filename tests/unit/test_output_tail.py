@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jeeves_runner.output_tail import OutputTail
+from jeeves_runner.execution.output_tail import OutputTail
 
 
 def feed_in_chunks(tail: OutputTail, data: bytes, size: int) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from jeeves_runner.models import OverlapPolicy
-from jeeves_runner.overlap import FireDecision, JobActivity, decide
+from jeeves_runner.scheduling.overlap import FireDecision, JobActivity, decide
 
 
 @pytest.mark.parametrize(

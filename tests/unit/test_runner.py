@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jeeves_runner import event_loop
 from jeeves_runner.config import Config
+from jeeves_runner.execution import event_loop
 from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger, format_instant
 from jeeves_runner.runner import Runner
 from jeeves_runner.store import SqliteStore

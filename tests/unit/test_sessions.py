@@ -14,8 +14,7 @@ import pytest
 
 from jeeves_runner.clock import Clock, FakeClock, SystemClock
 from jeeves_runner.config import GatewayConfig
-from jeeves_runner.models import Job, JobType, RunResult, RunStatus
-from jeeves_runner.sessions import (
+from jeeves_runner.execution.sessions import (
     GatewayClient,
     GatewayError,
     PromptError,
@@ -27,6 +26,7 @@ from jeeves_runner.sessions import (
     next_poll_interval,
     tail,
 )
+from jeeves_runner.models import Job, JobType, RunResult, RunStatus
 from stand_ins import HANG, GatewayStandIn, Reply, gateway_ok, gateway_refusal
 
 TOKEN = "gw-secret"

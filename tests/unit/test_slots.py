@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jeeves_runner.slots import ConcurrencySlots
+from jeeves_runner.scheduling.slots import ConcurrencySlots
 
 
 def test_fifo_order_and_no_waiter_lost() -> None:

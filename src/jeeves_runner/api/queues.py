@@ -22,7 +22,7 @@ from jeeves_runner.api.params import (
     parse_limit,
 )
 from jeeves_runner.control import RunnerControl
-from jeeves_runner.store.queues import QueueStore
+from jeeves_runner.store.sqlite.queues import QueueStore
 
 QUEUE_NOT_FOUND = "Queue not found"
 PEEK_LIMIT_DEFAULT = 10

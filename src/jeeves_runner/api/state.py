@@ -17,7 +17,7 @@ from jeeves_runner.api.deps import control_dependency, now_instant
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import error_responses, json_response, limit_param
 from jeeves_runner.control import RunnerControl
-from jeeves_runner.store.state import StateStore
+from jeeves_runner.store.sqlite.state import StateStore
 
 NAMESPACE_NOT_FOUND = "Namespace not found"
 KEY_NOT_FOUND = "State key not found"

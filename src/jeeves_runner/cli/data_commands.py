@@ -21,7 +21,7 @@ from jeeves_runner.client import DB_PATH_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS, 
 from jeeves_runner.clock import SystemClock
 from jeeves_runner.models import format_instant
 from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.queues import QueueExistsError
+from jeeves_runner.store.sqlite.queues import QueueExistsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from jeeves_runner.cli.common import CliError, config_option, load, opened_store
-from jeeves_runner.job_rules import JobRuleError, build_job
+from jeeves_runner.jobs.rules import JobRuleError, build_job
 from jeeves_runner.models import format_instant
 from jeeves_runner.store import JobExistsError
 

@@ -6,8 +6,8 @@ import sqlite3
 
 import click
 
-from jeeves_runner import event_loop
 from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.execution import event_loop
 from jeeves_runner.store import StoreError
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from jeeves_runner.cli.common import CliError
-from jeeves_runner.cron import InvalidSchedule, next_runs, resolve_zone
+from jeeves_runner.scheduling.cron import InvalidSchedule, next_runs, resolve_zone
 
 
 @click.command("next-runs")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from jeeves_runner.cli.common import config_option, load
-from jeeves_runner.executor import KILL_GRACE_S
+from jeeves_runner.execution.executor import KILL_GRACE_S
 
 
 def _program() -> list[str]:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jeeves_runner.store.database import SCHEMA_VERSION, Database, SchemaTooNewError, StoreError
-from jeeves_runner.store.jobs import JobExistsError, JobStore, ScheduleEntry
-from jeeves_runner.store.queues import QueueStore
-from jeeves_runner.store.runs import RunStore
-from jeeves_runner.store.state import StateStore
+from jeeves_runner.store.sqlite.database import (
+    SCHEMA_VERSION,
+    Database,
+    SchemaTooNewError,
+    StoreError,
+)
+from jeeves_runner.store.sqlite.jobs import JobExistsError, JobStore, ScheduleEntry
+from jeeves_runner.store.sqlite.queues import QueueStore
+from jeeves_runner.store.sqlite.runs import RunStore
+from jeeves_runner.store.sqlite.state import StateStore
 
 
 class SqliteStore:

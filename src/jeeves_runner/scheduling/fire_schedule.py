@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
-from jeeves_runner.cron import InvalidSchedule, parse
+from jeeves_runner.scheduling.cron import InvalidSchedule, parse
 from jeeves_runner.store import ScheduleEntry
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jeeves_runner.models import RunResult, RunStatus, RunTrigger
-from jeeves_runner.store.database import Database
+from jeeves_runner.store.sqlite.database import Database
 
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)

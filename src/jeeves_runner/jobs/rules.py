@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jeeves_runner.cron import InvalidSchedule, parse
-from jeeves_runner.executor import SCRIPT_EXTENSIONS
+from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
 from jeeves_runner.models import Job, JobType, OverlapPolicy
+from jeeves_runner.scheduling.cron import InvalidSchedule, parse
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 PROMPT_FILE_EXTENSIONS = (".md", ".txt")

@@ -17,11 +17,15 @@ from datetime import datetime, timedelta, tzinfo
 import structlog
 
 from jeeves_runner.clock import Clock
-from jeeves_runner.dispatch import RunDispatcher
-from jeeves_runner.fire_schedule import FailedRegistration, FireSchedule, utc_from_timestamp
+from jeeves_runner.execution.dispatch import RunDispatcher
+from jeeves_runner.scheduling.fire_schedule import (
+    FailedRegistration,
+    FireSchedule,
+    utc_from_timestamp,
+)
 from jeeves_runner.store import ScheduleEntry, SqliteStore
 
-log = structlog.get_logger("jeeves_runner.scheduler")
+log = structlog.get_logger("jeeves_runner.scheduling.loop")
 
 EARLY_S = 0.08
 MAX_SLEEP_S = 1.0

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jeeves_runner.clock import Clock
+from jeeves_runner.execution.output_tail import RESULT_PREFIX, OutputTail
 from jeeves_runner.models import Job, RunResult, RunStatus
-from jeeves_runner.output_tail import RESULT_PREFIX, OutputTail
 
 KILL_GRACE_S = 5.0
 # After the job's own process exits, a background grandchild may still hold its pipes open;

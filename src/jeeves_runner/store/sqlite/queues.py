@@ -23,7 +23,7 @@ from typing import Any
 import jsonpath
 
 from jeeves_runner.models import format_instant, parse_instant
-from jeeves_runner.store.database import Database
+from jeeves_runner.store.sqlite.database import Database
 
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_RETENTION_DAYS = 7

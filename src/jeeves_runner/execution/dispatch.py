@@ -13,7 +13,12 @@ import structlog
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
-from jeeves_runner.executor import PIPE_DRAIN_S, ProcessExecutor, RunningProcess, SpawnError
+from jeeves_runner.execution.executor import (
+    PIPE_DRAIN_S,
+    ProcessExecutor,
+    RunningProcess,
+    SpawnError,
+)
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
@@ -25,11 +30,11 @@ from jeeves_runner.models import (
     RunTrigger,
     format_instant,
 )
-from jeeves_runner.overlap import FireDecision, JobActivity, decide
-from jeeves_runner.slots import ConcurrencySlots
+from jeeves_runner.scheduling.overlap import FireDecision, JobActivity, decide
+from jeeves_runner.scheduling.slots import ConcurrencySlots
 from jeeves_runner.store import SqliteStore
 
-log = structlog.get_logger("jeeves_runner.dispatch")
+log = structlog.get_logger("jeeves_runner.execution.dispatch")
 
 # Rows of runs that started in the same instant are marked `running` in one commit,
 # a few milliseconds after their children started (their started_at is the true start).

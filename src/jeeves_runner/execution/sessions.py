@@ -22,8 +22,8 @@ from structlog.typing import FilteringBoundLogger
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.config import GatewayConfig
-from jeeves_runner.executor import SCRIPT_EXTENSIONS
-from jeeves_runner.job_rules import PROMPT_FILE_EXTENSIONS
+from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
+from jeeves_runner.jobs.rules import PROMPT_FILE_EXTENSIONS
 from jeeves_runner.models import Job, RunResult, RunStatus
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jeeves_runner.models import Job, JobType, OverlapPolicy
-from jeeves_runner.store.database import Database
+from jeeves_runner.store.sqlite.database import Database
 
 
 class JobExistsError(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jeeves_runner.store.database import Database
+from jeeves_runner.store.sqlite.database import Database
 
 # A row is live when it has no expiry or its expiry is still ahead of now.
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"

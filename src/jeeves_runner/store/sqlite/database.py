@@ -27,7 +27,7 @@ class SchemaTooNewError(StoreError):
 
 
 def _migrations() -> list[str]:
-    folder = resources.files("jeeves_runner.store").joinpath("migrations")
+    folder = resources.files("jeeves_runner.store.sqlite").joinpath("migrations")
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
     return [folder.joinpath(n).read_text(encoding="utf-8") for n in names]
 
