@@ -47,7 +47,7 @@ from jeeves_runner.logs import configure_logging
 from jeeves_runner.models import Job, RunStatus
 from jeeves_runner.runner import Runner
 from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.sqlite.runs import RunStore
+from jeeves_runner.store.sqlite.runs import SqliteRunStore as RunStore
 
 JOB_ID = "trivial"
 NEVER_DURING_BENCH = "0 0 1 1 *"  # yearly; manual runs only

@@ -67,7 +67,7 @@ class LiveRunner:
             script=script if "/" in script or " " in script else str(SCRIPTS / script),
             **fields,
         )
-        self.runner.store.jobs.add_job(job, format_instant(self.runner.clock.now()))
+        self.runner.sync_store.jobs.add_job(job, format_instant(self.runner.clock.now()))
 
     def begin_stop(self) -> None:
         assert self.loop is not None and self._stop is not None

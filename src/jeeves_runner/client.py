@@ -30,8 +30,7 @@ from typing import Any, Literal
 
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.models import format_instant
-from jeeves_runner.store import SqliteStore, StoreError
-from jeeves_runner.store.sqlite.queues import (
+from jeeves_runner.queue_model import (
     DEFAULT_LEASE_MS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETENTION_DAYS,
@@ -42,6 +41,7 @@ from jeeves_runner.store.sqlite.queues import (
     QueueItem,
     check_dedup_expr,
 )
+from jeeves_runner.store import SqliteStore, StoreError
 
 __all__ = [
     "DB_PATH_ENV",

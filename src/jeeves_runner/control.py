@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from jeeves_runner.models import RunResult
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
 
 
 class JobNotFoundError(Exception):
@@ -28,7 +28,9 @@ class ShuttingDownError(Exception):
 
 class RunnerControl(Protocol):
     @property
-    def store(self) -> SqliteStore: ...
+    def store(self) -> StoreGateway:
+        """The store, reached in threads: `await control.store.read(lambda s: ...)`."""
+        ...
 
     @property
     def failed_registrations(self) -> int: ...
@@ -38,8 +40,7 @@ class RunnerControl(Protocol):
         """Runs executing now (two runs of one job count 2)."""
         ...
 
-    @property
-    def data_version(self) -> int:
+    async def data_version(self) -> int:
         """Changes whenever jobs or runs change (through this runner or another process), so
         a response body built from them can be reused while it stays equal."""
         ...

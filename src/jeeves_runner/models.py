@@ -69,6 +69,21 @@ class RunResult:
     result_meta: str | None = None
 
 
+class JobExistsError(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job '{job_id}' already exists")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """What the scheduler needs of an enabled job to place it on its heap."""
+
+    id: str
+    schedule: str
+    updated_at: str
+
+
 def format_instant(moment: datetime) -> str:
     """The one stored and served form of an instant: ISO 8601 UTC, milliseconds, `Z`.
 

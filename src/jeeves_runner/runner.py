@@ -29,6 +29,7 @@ from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
 
 log = structlog.get_logger("jeeves_runner.runner")
 
@@ -44,6 +45,7 @@ class Runner:
     def __post_init__(self) -> None:
         self._lock = ProcessLock(self.config.db_path)
         self._store: SqliteStore | None = None
+        self._gateway: StoreGateway | None = None
         self._started_mono = self.clock.monotonic()
         self._stopping = asyncio.Event()
         self._stopped = False
@@ -53,7 +55,13 @@ class Runner:
     # ---- RunnerControl ------------------------------------------------------------------
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> StoreGateway:
+        assert self._gateway is not None, "runner not started"
+        return self._gateway
+
+    @property
+    def sync_store(self) -> SqliteStore:
+        """The store itself, for code off the loop (tests, benchmarks). Blocks."""
         assert self._store is not None, "runner not started"
         return self._store
 
@@ -65,11 +73,10 @@ class Runner:
     def running_count(self) -> int:
         return self.dispatcher.executing
 
-    @property
-    def data_version(self) -> int:
+    async def data_version(self) -> int:
         # Our own changes count in the dispatcher; changes by other processes (`add-job`,
-        # job scripts) show in SQLite's data_version. Equal only when neither moved.
-        return hash((self.dispatcher.data_version, self.store.db.data_version()))
+        # job scripts) show in the store's data_version. Equal only when neither moved.
+        return hash((self.dispatcher.data_version, await self.store.data_version()))
 
     def uptime_seconds(self) -> float:
         return round(self.clock.monotonic() - self._started_mono, 3)
@@ -78,7 +85,8 @@ class Runner:
         return await self.dispatcher.trigger(job_id)
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
-        found = self.store.jobs.set_enabled(job_id, enabled, format_instant(self.clock.now()))
+        at = format_instant(self.clock.now())
+        found = await self.store.write(lambda s: s.jobs.set_enabled(job_id, enabled, at))
         if found:
             self.scheduler.refresh_job(job_id)
             self.dispatcher.jobs_changed()
@@ -94,6 +102,7 @@ class Runner:
         self._lock.acquire()
         try:
             self._store = SqliteStore(config.db_path)
+            self._gateway = StoreGateway(self._store)
             closed = self._store.runs.close_orphaned_runs(
                 format_instant(self.clock.now()), STOPPED_DURING_RUN, STOPPED_BEFORE_RUN
             )
@@ -184,7 +193,10 @@ class Runner:
         if notifier is not None:
             await notifier.drain(5.0)
             await notifier.aclose()
-        if self._store is not None:
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+        elif self._store is not None:
             self._store.close()
         self._lock.release()
 

@@ -45,12 +45,12 @@ def add_tick_job(runner: Runner, clock: SteppableClock) -> None:
     job = Job(
         id="tick", name="tick", schedule="* * * * * *", script=str(SCRIPTS / "fails_quietly.sh")
     )
-    runner.store.jobs.add_job(job, format_instant(clock.now()))
+    runner.sync_store.jobs.add_job(job, format_instant(clock.now()))
     runner.scheduler.reconcile()
 
 
 def fired_seconds(runner: Runner) -> list[str]:
-    return [r["started_at"][:19] for r in runner.store.runs.list_runs("tick", 1000)]
+    return [r["started_at"][:19] for r in runner.sync_store.runs.list_runs("tick", 1000)]
 
 
 def test_wall_clock_stepped_forward_fires_once_for_the_missed_time(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ def control(store: SqliteStore, clock: FakeClock) -> Iterator[FakeControl]:
         yield fake
     finally:
         fake.release_all()  # no run is left waiting on a gate when the server stops
+        fake.gateway.close()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from jeeves_runner.models import (
     format_instant,
 )
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # where the tests' clock stands
 INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # how the API writes one
@@ -37,7 +38,9 @@ class FakeControl:
         self._store = store
         self.clock = clock
         self.failed_registrations = 0
-        self._data_version = 0
+        self.version = 0  # what data_version() answers; tests move it by hand
+        # Closed with the store by whoever made the store (the fixture).
+        self.gateway = StoreGateway(store)
         self.version_moves_on_read = False  # as if something changed at every look
         self.uptime = 12.5
         self.shutting_down = False
@@ -50,18 +53,13 @@ class FakeControl:
     # ---- RunnerControl ------------------------------------------------------------------
 
     @property
-    def store(self) -> SqliteStore:
-        return self._store
+    def store(self) -> StoreGateway:
+        return self.gateway
 
-    @property
-    def data_version(self) -> int:
+    async def data_version(self) -> int:
         if self.version_moves_on_read:
-            self._data_version += 1
-        return self._data_version
-
-    @data_version.setter
-    def data_version(self, value: int) -> None:
-        self._data_version = value
+            self.version += 1
+        return self.version
 
     @property
     def running_count(self) -> int:
@@ -83,7 +81,7 @@ class FakeControl:
         run_id = self._store.runs.create_run(
             job_id, RunTrigger.MANUAL, RunStatus.RUNNING, self._now()
         )
-        self.data_version += 1
+        self.version += 1
         self._in_flight[job_id] += 1
         try:
             gate = self.gates.get(job_id)
@@ -93,14 +91,14 @@ class FakeControl:
         finally:
             self._in_flight[job_id] -= 1
         self._store.runs.finish_run(run_id, result, self._now())
-        self.data_version += 1
+        self.version += 1
         return result
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         self.enabled_calls.append((job_id, enabled))
         found = self._store.jobs.set_enabled(job_id, enabled, self._now())
         if found:
-            self.data_version += 1
+            self.version += 1
         return found
 
     # ---- what tests use -----------------------------------------------------------------
@@ -123,7 +121,7 @@ class FakeControl:
             **fields,  # type: ignore[arg-type]
         )
         stored = self._store.jobs.add_job(job, self._now())
-        self.data_version += 1
+        self.version += 1
         return stored
 
     def add_run(
@@ -142,14 +140,14 @@ class FakeControl:
             assert finished is not None
             outcome = result or RunResult(status=status, duration_ms=100, exit_code=0)
             self._store.runs.finish_run(run_id, outcome, format_instant(finished))
-        self.data_version += 1
+        self.version += 1
         return run_id
 
     def add_skip(self, job_id: str, at: datetime) -> int:
         run_id = self._store.runs.record_skip(
             job_id, format_instant(at), "previous run still going", RunTrigger.SCHEDULE, None
         )
-        self.data_version += 1
+        self.version += 1
         return run_id
 
     def _now(self) -> str:

@@ -131,7 +131,7 @@ def test_list_jobs_body_is_reused_until_the_data_version_moves(
     # Written behind the runner's back: the data version does not move, the body is reused.
     store.jobs.set_enabled("a", False, "2026-03-02T12:00:00.000Z")
     assert client.get("/jobs").content == first.content
-    control.data_version += 1
+    control.version += 1
     assert client.get("/jobs").json()["jobs"][0]["enabled"] == 0
 
 
@@ -459,10 +459,10 @@ def test_body_built_while_the_version_moved_is_served_not_kept(
     control.version_moves_on_read = False
     cache = live_api.app.state.body_cache
     assert isinstance(cache, BodyCache)
-    assert all(cache.get(v, "jobs") is None for v in range(control.data_version + 1))
+    assert all(cache.get(v, "jobs") is None for v in range(control.version + 1))
     # Once the version holds still, the body is kept.
     client.get("/jobs")
-    assert cache.get(control.data_version, "jobs") is not None
+    assert cache.get(control.version, "jobs") is not None
 
 
 def test_body_cache_is_bounded_in_bytes() -> None:

@@ -17,9 +17,11 @@ from jeeves_runner.store.sqlite.queues import (
     LeaseSweep,
     QueueDefinition,
     QueueExistsError,
-    QueueStore,
     check_dedup_expr,
     dedup_key,
+)
+from jeeves_runner.store.sqlite.queues import (
+    SqliteQueueStore as QueueStore,
 )
 
 T0 = "2026-03-02T01:00:00.000Z"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.sqlite.state import StateStore
+from jeeves_runner.store.sqlite.state import SqliteStateStore as StateStore
 
 T0 = "2026-03-02T01:00:00.000Z"
 T1 = "2026-03-02T01:00:00.001Z"

@@ -53,10 +53,12 @@ async def stats(request: Request) -> Response:
     control = get_control(request)
     clock: Clock = request.app.state.clock
     since = format_instant(clock.now() - STATS_WINDOW)
-    finished = control.store.runs.finished_since(since)
+    finished, total = await control.store.read(
+        lambda s: (s.runs.finished_since(since), s.jobs.count_jobs())
+    )
     return json_response(
         {
-            "totalJobs": control.store.jobs.count_jobs(),
+            "totalJobs": total,
             "running": control.running_count,
             "failedRegistrations": control.failed_registrations,
             "okLastHour": finished.get(RunStatus.OK.value, 0),

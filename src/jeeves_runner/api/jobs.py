@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
-import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
@@ -21,6 +20,7 @@ from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
 from jeeves_runner.control import RunnerControl
 from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
+from jeeves_runner.store.protocols import Store
 
 JOB_NOT_FOUND = "Job not found"
 
@@ -129,25 +129,19 @@ class BodyCache:
         self._size += len(body)
 
 
-# Above this many runs a list is read and encoded in a worker thread: its output tails can add
-# up to megabytes, and the scheduler shares the event loop. Shorter lists take well under a
-# millisecond, less than the hand-off would cost.
-INLINE_RUNS_MAX = 100
-
-
 async def _cached_body(
-    request: Request, key: Hashable, build: Callable[[], bytes | None], *, offload: bool
+    request: Request, key: Hashable, build: Callable[[Store], bytes | None]
 ) -> bytes | None:
     """The body for `key` at the current data version, built (and kept) when missing."""
     cache: BodyCache = request.app.state.body_cache
     control = get_control(request)
-    version = control.data_version
+    version = await control.data_version()
     body = cache.get(version, key)
     if body is None:
-        body = await anyio.to_thread.run_sync(build) if offload else build()
+        body = await control.store.read(build)
         # Kept only if nothing changed while it was built: it is then exactly that version's.
         # (Served either way: it is at least as new as the version read before building.)
-        if body is not None and control.data_version == version:
+        if body is not None and await control.data_version() == version:
             cache.put(version, key, body)
     return body
 
@@ -158,13 +152,10 @@ async def _cached_body(
 
 @router.get("/jobs", response_model=JobList, summary="List all jobs with their last run")
 async def list_jobs(request: Request) -> Response:
-    store = get_control(request).store
+    def build(s: Store) -> bytes:
+        return s.jobs.jobs_list_json()
 
-    def build() -> bytes:
-        return store.jobs.jobs_list_json()
-
-    # Off the loop: with thousands of jobs a rebuild takes milliseconds.
-    body = await _cached_body(request, "jobs", build, offload=True)
+    body = await _cached_body(request, "jobs", build)
     assert body is not None
     return Response(content=body, media_type=JSON)
 
@@ -176,7 +167,7 @@ async def list_jobs(request: Request) -> Response:
     summary="One job's definition",
 )
 async def get_job(job_id: str, request: Request) -> Response:
-    row = get_control(request).store.jobs.get_job_row(job_id)
+    row = await get_control(request).store.read(lambda s: s.jobs.get_job_row(job_id))
     if row is None:
         raise ApiError(404, JOB_NOT_FOUND)
     return json_response({"job": row})
@@ -191,12 +182,11 @@ async def get_job(job_id: str, request: Request) -> Response:
 )
 async def list_runs(job_id: str, request: Request) -> Response:
     limit = limit_from(request)
-    store = get_control(request).store
 
-    def build() -> bytes | None:
-        runs = store.runs.list_runs(job_id, limit)
+    def build(s: Store) -> bytes | None:
+        runs = s.runs.list_runs(job_id, limit)
         # Only an empty list needs the second read: a job with runs exists.
-        if not runs and store.jobs.get_job_row(job_id) is None:
+        if not runs and s.jobs.get_job_row(job_id) is None:
             return None
         for run in runs:
             # A run still going (or a skipped fire) has no output yet; the field stays text.
@@ -206,9 +196,7 @@ async def list_runs(job_id: str, request: Request) -> Response:
                 run["stderr"] = ""
         return orjson.dumps({"runs": runs})
 
-    body = await _cached_body(
-        request, ("runs", job_id, limit), build, offload=limit > INLINE_RUNS_MAX
-    )
+    body = await _cached_body(request, ("runs", job_id, limit), build)
     if body is None:
         raise ApiError(404, JOB_NOT_FOUND)
     return Response(content=body, media_type=JSON)

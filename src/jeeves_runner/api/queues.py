@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
@@ -22,7 +21,9 @@ from jeeves_runner.api.params import (
     parse_limit,
 )
 from jeeves_runner.control import RunnerControl
-from jeeves_runner.store.sqlite.queues import QueueStore
+from jeeves_runner.queue_model import QueueItem
+from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 QUEUE_NOT_FOUND = "Queue not found"
 PEEK_LIMIT_DEFAULT = 10
@@ -75,8 +76,8 @@ class PeekList(BaseModel):
     items: list[PeekItem]
 
 
-async def _queues(control: Control) -> QueueStore:
-    return control.store.queues
+async def _queues(control: Control) -> StoreGateway:
+    return control.store
 
 
 async def peek_limit(
@@ -92,13 +93,13 @@ async def peek_limit(
     return parse_limit(limit, default=PEEK_LIMIT_DEFAULT)
 
 
-Queues = Annotated[QueueStore, Depends(_queues)]
+Queues = Annotated[StoreGateway, Depends(_queues)]
 Now = Annotated[str, Depends(now_instant)]
 
 
 @router.get("/queues", response_model=QueueList, summary="Queue definitions with item counts")
 async def list_queues(queues: Queues) -> Response:
-    rows = await anyio.to_thread.run_sync(queues.list_queues_with_counts)
+    rows = await queues.read(lambda s: s.queues.list_queues_with_counts())
     return json_response({"queues": rows})
 
 
@@ -109,7 +110,7 @@ async def list_queues(queues: Queues) -> Response:
     summary="Depth, claimed and failed counts, and the age of the oldest pending item",
 )
 async def queue_status(queue_id: str, queues: Queues, now: Now) -> Response:
-    status = await anyio.to_thread.run_sync(queues.queue_status, queue_id, now)
+    status = await queues.read(lambda s: s.queues.queue_status(queue_id, now))
     if status is None:
         raise ApiError(404, QUEUE_NOT_FOUND)
     return json_response(status)
@@ -124,7 +125,13 @@ async def queue_status(queue_id: str, queues: Queues, now: Now) -> Response:
 async def peek(
     queue_id: str, queues: Queues, limit: Annotated[int, Depends(peek_limit)]
 ) -> Response:
-    items = await anyio.to_thread.run_sync(queues.peek, queue_id, limit)
-    if not items and queues.get_queue(queue_id) is None:
+    def read(s: Store) -> list[QueueItem] | None:
+        items = s.queues.peek(queue_id, limit)
+        if not items and s.queues.get_queue(queue_id) is None:
+            return None
+        return items
+
+    items = await queues.read(read)
+    if items is None:
         raise ApiError(404, QUEUE_NOT_FOUND)
     return json_response({"items": [item.as_dict() for item in items]})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
@@ -17,7 +16,8 @@ from jeeves_runner.api.deps import control_dependency, now_instant
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import error_responses, json_response, limit_param
 from jeeves_runner.control import RunnerControl
-from jeeves_runner.store.sqlite.state import StateStore
+from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 NAMESPACE_NOT_FOUND = "Namespace not found"
 KEY_NOT_FOUND = "State key not found"
@@ -68,17 +68,17 @@ class KeyDetail(BaseModel):
     items: list[ItemBody] = Field(description="Most recently written first")
 
 
-async def _state(control: Control) -> StateStore:
-    return control.store.state
+async def _state(control: Control) -> StoreGateway:
+    return control.store
 
 
-State = Annotated[StateStore, Depends(_state)]
+State = Annotated[StoreGateway, Depends(_state)]
 Now = Annotated[str, Depends(now_instant)]
 
 
 @router.get("/state", response_model=NamespaceList, summary="Namespaces with live keys")
 async def list_namespaces(state: State, now: Now) -> Response:
-    rows = await anyio.to_thread.run_sync(state.namespaces, now)
+    rows = await state.read(lambda s: s.state.namespaces(now))
     return json_response({"namespaces": rows})
 
 
@@ -89,10 +89,10 @@ async def list_namespaces(state: State, now: Now) -> Response:
     summary="The keys of a namespace with their values, in key order",
 )
 async def list_keys(namespace: str, state: State, now: Now, limit: Limit) -> Response:
-    def read() -> tuple[int, list[dict[str, Any]]]:
-        return state.count_keys(namespace, now), state.list_keys(namespace, now, limit)
+    def read(s: Store) -> tuple[int, list[dict[str, Any]]]:
+        return s.state.count_keys(namespace, now), s.state.list_keys(namespace, now, limit)
 
-    total, keys = await anyio.to_thread.run_sync(read)
+    total, keys = await state.read(read)
     if total == 0:
         raise ApiError(404, NAMESPACE_NOT_FOUND)
     return json_response({"namespace": namespace, "total": total, "keys": keys})
@@ -105,8 +105,8 @@ async def list_keys(namespace: str, state: State, now: Now, limit: Limit) -> Res
     summary="One key's value and its items",
 )
 async def get_key(namespace: str, key: str, state: State, now: Now, limit: Limit) -> Response:
-    def read() -> dict[str, Any] | None:
-        entry = state.get_entry(namespace, key, now)
+    def read(s: Store) -> dict[str, Any] | None:
+        entry = s.state.get_entry(namespace, key, now)
         if entry is None:
             return None
         return {
@@ -115,11 +115,11 @@ async def get_key(namespace: str, key: str, state: State, now: Now, limit: Limit
             "value": entry.value,
             "expires_at": entry.expires_at,
             "updated_at": entry.updated_at,
-            "item_count": state.count_items(namespace, key, now),
-            "items": state.list_items(namespace, key, now, limit),
+            "item_count": s.state.count_items(namespace, key, now),
+            "items": s.state.list_items(namespace, key, now, limit),
         }
 
-    body = await anyio.to_thread.run_sync(read)
+    body = await state.read(read)
     if body is None:
         raise ApiError(404, KEY_NOT_FOUND)
     return json_response(body)

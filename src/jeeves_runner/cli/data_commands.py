@@ -20,8 +20,8 @@ from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.client import DB_PATH_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS, RunnerClient
 from jeeves_runner.clock import SystemClock
 from jeeves_runner.models import format_instant
+from jeeves_runner.queue_model import QueueExistsError
 from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.sqlite.queues import QueueExistsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

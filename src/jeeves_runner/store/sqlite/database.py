@@ -15,15 +15,11 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from jeeves_runner.store.errors import SchemaTooNewError, StoreError
+
 BUSY_TIMEOUT_MS = 10_000
 
-
-class StoreError(Exception):
-    """The database cannot be used; the message is one sentence for an operator."""
-
-
-class SchemaTooNewError(StoreError):
-    pass
+__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Database", "SchemaTooNewError", "StoreError"]
 
 
 def _migrations() -> list[str]:

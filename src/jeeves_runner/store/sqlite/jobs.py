@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
-from jeeves_runner.models import Job, JobType, OverlapPolicy
+from jeeves_runner.models import (
+    Job,
+    JobExistsError,
+    JobType,
+    OverlapPolicy,
+    ScheduleEntry,
+)
 from jeeves_runner.store.sqlite.database import Database
-
-
-class JobExistsError(Exception):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"Job '{job_id}' already exists")
-        self.job_id = job_id
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleEntry:
-    """What the scheduler needs of an enabled job to place it on its heap."""
-
-    id: str
-    schedule: str
-    updated_at: str
-
 
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
@@ -87,7 +76,7 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-class JobStore:
+class SqliteJobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 

@@ -58,7 +58,7 @@ DELETE FROM runs WHERE id IN (
 """
 
 
-class RunStore:
+class SqliteRunStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 

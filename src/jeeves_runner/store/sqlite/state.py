@@ -9,9 +9,9 @@ comparing them as text compares them as times.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from jeeves_runner.state_model import ExpiredState, StateEntry
 from jeeves_runner.store.sqlite.database import Database
 
 # A row is live when it has no expiry or its expiry is still ahead of now.
@@ -107,24 +107,7 @@ DELETE FROM state WHERE rowid IN (
 _NO_LIMIT = -1  # SQLite reads a negative LIMIT as "no limit"
 
 
-@dataclass(frozen=True, slots=True)
-class StateEntry:
-    namespace: str
-    key: str
-    value: str | None
-    expires_at: str | None
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExpiredState:
-    """What one expiry sweep deleted."""
-
-    keys: int
-    items: int
-
-
-class StateStore:
+class SqliteStateStore:
     """Domain verbs over `state` and `state_items`. Every call takes `now` as an instant
     string (`format_instant`), so expiry is decided by the caller's clock."""
 

@@ -1,0 +1,26 @@
+"""What a store raises when the database itself is the problem. Every message is one sentence
+for an operator; the API answers these with 503, never 500."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message is one sentence for an operator."""
+
+
+class SchemaTooNewError(StoreError):
+    pass
+
+
+DATABASE_BUSY = "The database is busy; try again"
+
+
+class DatabaseBusyError(StoreError):
+    """Another process holds the database's write lock longer than we wait for it."""
+
+    def __init__(self, message: str = DATABASE_BUSY) -> None:
+        super().__init__(message)
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be written or read now: disk full, I/O error, damaged file."""

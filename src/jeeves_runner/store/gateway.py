@@ -1,0 +1,122 @@
+"""How code on the event loop reaches the store: in threads, never on the loop.
+
+One writer thread takes every write in order (SQLite admits one writer at a time anyway, and a
+queue in front of it keeps a slow or locked database from pinning more threads); a few reader
+threads serve reads on their own connections (in WAL mode a read never waits for a writer).
+While another process holds the write lock for seconds, writes wait in the writer's queue;
+timers, `/health` and reads go on.
+
+Errors leave as `StoreError`s with one sentence (`DatabaseBusyError` for a lock held longer
+than the busy timeout, `DatabaseUnavailableError` for a full disk or a damaged file), so the
+API can answer 503 and callers can tell "try again" from a bug. The gateway remembers whether
+the last write failed (and whether one is stuck waiting), which is what `/health` reports:
+answering it needs no database call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import structlog
+
+from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.protocols import Store
+
+log = structlog.get_logger("jeeves_runner.store")
+
+T = TypeVar("T")
+
+# A write waiting this long for the database is reported by /health as a problem, before the
+# busy timeout turns it into an error.
+SLOW_WRITE_S = 2.0
+
+
+class StoreGateway:
+    def __init__(self, store: Store, *, readers: int = 2) -> None:
+        self.store = store
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-reader")
+        # data_version is per connection: always asked on the same one, or two answers could
+        # differ with nothing changed.
+        self._probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-probe")
+        self._write_problem: str | None = None
+        self._write_started: float | None = None  # monotonic start of the write in progress
+        self._closed = False
+
+    async def read(self, fn: Callable[[Store], T]) -> T:
+        """`fn(store)` in a reader thread. Raises StoreError (busy, unavailable)."""
+        return await self._call(self._readers, fn, is_write=False)
+
+    async def write(self, fn: Callable[[Store], T]) -> T:
+        """`fn(store)` in the writer thread, after every write asked for before it."""
+        return await self._call(self._writer, fn, is_write=True)
+
+    async def data_version(self) -> int:
+        """Moves when anything commits (our own writer included: it is another connection)."""
+        return await self._call(self._probe, lambda s: s.data_version(), is_write=False)
+
+    def problem(self) -> str | None:
+        """One sentence when the database cannot be written now, else None. No I/O."""
+        if self._write_problem is not None:
+            return self._write_problem
+        started = self._write_started
+        if started is not None:
+            waited = time.monotonic() - started
+            if waited >= SLOW_WRITE_S:
+                return (
+                    f"A write has been waiting {waited:.0f} s for the database "
+                    f"(another process may hold its lock)"
+                )
+        return None
+
+    async def _call(
+        self, pool: ThreadPoolExecutor, fn: Callable[[Store], T], *, is_write: bool
+    ) -> T:
+        if self._closed:
+            raise StoreError("The store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, self._run, fn, is_write)
+
+    def _run(self, fn: Callable[[Store], T], is_write: bool) -> T:
+        if not is_write:
+            try:
+                return fn(self.store)
+            except Exception as exc:
+                raise self.store.translate_error(exc) from exc
+        self._write_started = time.monotonic()
+        try:
+            result = fn(self.store)
+        except Exception as exc:
+            translated = self.store.translate_error(exc)
+            if isinstance(translated, StoreError):
+                if self._write_problem != str(translated):
+                    log.warning("database write failed", reason=str(translated))
+                self._write_problem = str(translated)
+            raise translated from exc
+        finally:
+            self._write_started = None
+        if self._write_problem is not None:
+            log.info("database writable again")
+            self._write_problem = None
+        return result
+
+    def call_soon_write(self, fn: Callable[[Store], object]) -> None:
+        """A write nobody waits for (its failure is logged)."""
+
+        def done(fut: asyncio.Future[object]) -> None:
+            if not fut.cancelled() and fut.exception() is not None:
+                log.warning("background write failed", reason=str(fut.exception()))
+
+        asyncio.ensure_future(self.write(fn)).add_done_callback(done)
+
+    def close(self) -> None:
+        """Wait for queued writes, then stop the threads and close the store."""
+        self._closed = True
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self._probe.shutdown(wait=True)
+        self.store.close()

@@ -1,0 +1,276 @@
+"""The store as a contract: what the scheduler, dispatch, maintenance, the API and the CLI may
+ask of a database. Nothing outside `store/` knows which backend it has.
+
+Every verb is synchronous and may block (a busy or slow database): code on the event loop
+calls them through `store.gateway.StoreGateway`, never directly. Instants are
+`models.format_instant` text. Each backend passes the one contract suite in `tests/store/`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger, ScheduleEntry
+from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
+from jeeves_runner.state_model import ExpiredState, StateEntry
+
+
+class JobStore(Protocol):
+    def add_job(self, job: Job, now: str) -> Job: ...
+
+    def update_job(self, job: Job, now: str) -> bool: ...
+
+    def delete_job(self, job_id: str) -> bool: ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(self) -> list[Job]: ...
+
+    def list_jobs_with_last_run(self) -> list[dict[str, Any]]:
+        """Jobs as the API shows them, each with its latest executed run's status and start."""
+        ...
+
+    def jobs_list_json(self) -> bytes:
+        """`{"jobs": [...]}` exactly as list_jobs_with_last_run() would encode, as bytes."""
+        ...
+
+    def get_job_row(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool: ...
+
+    def enabled_schedules(self) -> list[ScheduleEntry]: ...
+
+    def schedule_fingerprint(self) -> tuple[int, str]:
+        """Changes whenever the set of enabled jobs or one of them changes (every write
+        through the store bumps updated_at), at the cost of one aggregate query."""
+        ...
+
+    def count_jobs(self) -> int: ...
+
+
+class RunStore(Protocol):
+    def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
+        """A new run row. `pending` rows are made ahead of the fire so the child can be
+        given its JR_RUN_ID without a database write on the critical path."""
+        ...
+
+    def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
+        """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
+        ...
+
+    def mark_running(self, started: list[tuple[int, str, str]]) -> None:
+        """(run id, job id, started_at) for runs whose children have started; one commit."""
+        ...
+
+    def discard_pending(self, run_id: int) -> None:
+        """Drop a row made ahead of a fire that, in the end, did not run."""
+        ...
+
+    def finish_run(
+        self,
+        run_id: int,
+        result: RunResult,
+        finished_at: str,
+        started: tuple[str, str] | None = None,
+    ) -> None:
+        """Record a run's end. `started` (job id, started_at) also marks it as having run,
+        in the same commit, for a run that ended before its `running` mark was written."""
+        ...
+
+    def record_skip(
+        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+    ) -> int:
+        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
+        into the row `into` (returned by the first skip), which counts them."""
+        ...
+
+    def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None: ...
+
+    def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
+        """Close runs a stopped runner left open: `running` ones with `message`, `pending`
+        ones (which never started) with `never_started` (default: `message`)."""
+        ...
+
+    def finished_since(self, since: str) -> dict[str, int]: ...
+
+    def prune_runs(self, before: str, batch: int = 5000) -> int:
+        """Delete finished runs older than `before`, in batches so a large prune does not
+        hold the write lock for long. Never deletes a running run."""
+        ...
+
+
+class StateStore(Protocol):
+    """Domain verbs over `state` and `state_items`. Every call takes `now` as an instant
+    string (`format_instant`), so expiry is decided by the caller's clock."""
+
+    def get(self, namespace: str, key: str, now: str) -> str | None: ...
+
+    def get_entry(self, namespace: str, key: str, now: str) -> StateEntry | None: ...
+
+    def set(
+        self, namespace: str, key: str, value: str | None, expires_at: str | None, now: str
+    ) -> None:
+        """Replace the value and its expiry (None = never expires)."""
+        ...
+
+    def delete(self, namespace: str, key: str, now: str) -> bool:
+        """Delete the key and its items. True when a live value was there."""
+        ...
+
+    def has_item(self, namespace: str, key: str, item_key: str, now: str) -> bool: ...
+
+    def get_item(self, namespace: str, key: str, item_key: str, now: str) -> str | None: ...
+
+    def set_item(
+        self, namespace: str, key: str, item_key: str, value: str | None, now: str
+    ) -> None:
+        """Create or replace an item; creates the parent key (value NULL, no expiry) when it is
+        missing or expired."""
+        ...
+
+    def delete_item(self, namespace: str, key: str, item_key: str, now: str) -> bool:
+        """True when a visible item was deleted."""
+        ...
+
+    def count_items(self, namespace: str, key: str, now: str) -> int: ...
+
+    def list_item_keys(
+        self, namespace: str, key: str, now: str, limit: int | None, descending: bool
+    ) -> list[str]:
+        """Item keys by last write, newest first when `descending`."""
+        ...
+
+    def prune_items(self, namespace: str, key: str, keep: int, now: str) -> int:
+        """Keep the `keep` most recently written items, delete the rest; returns how many were
+        deleted. Items under an expired key are already missing, so nothing is counted."""
+        ...
+
+    def namespaces(self, now: str) -> list[dict[str, Any]]:
+        """Namespaces that hold at least one live key, with how many."""
+        ...
+
+    def count_keys(self, namespace: str, now: str) -> int: ...
+
+    def list_keys(self, namespace: str, now: str, limit: int) -> list[dict[str, Any]]:
+        """Live keys of a namespace in key order, each with its value and item count."""
+        ...
+
+    def list_items(self, namespace: str, key: str, now: str, limit: int) -> list[dict[str, Any]]:
+        """Items under a live key, most recently written first."""
+        ...
+
+    def delete_expired(self, now: str, batch: int = 5000) -> ExpiredState:
+        """Delete keys whose expiry has passed, with their items, in batches so a large sweep
+        does not hold the write lock for long."""
+        ...
+
+
+class QueueStore(Protocol):
+    """Domain verbs over `queues` and `queue_items`. `now` is always an instant string
+    (`format_instant`) from the caller's clock."""
+
+    def add_queue(
+        self, definition: QueueDefinition, now: str, *, replace: bool = False
+    ) -> QueueDefinition:
+        """Store a definition. An existing queue raises QueueExistsError unless `replace`,
+        which changes its settings in place (items and created_at are kept)."""
+        ...
+
+    def get_queue(self, queue_id: str) -> QueueDefinition | None: ...
+
+    def list_queues(self) -> list[QueueDefinition]: ...
+
+    def list_queues_with_counts(self) -> list[dict[str, Any]]:
+        """Every definition with its pending, processing and failed counts."""
+        ...
+
+    def enqueue(
+        self,
+        queue_id: str,
+        payload_json: str,
+        priority: int,
+        max_attempts: int | None,
+        now: str,
+    ) -> int:
+        """Add an item; returns its id, or -1 when the queue's dedup expression finds a
+        duplicate in its scope. A queue without a definition gets the default one (as the
+        original runner did), named after its id."""
+        ...
+
+    def claim(self, queue_id: str, count: int, now: str) -> list[QueueItem]:
+        """Move up to `count` pending items to `processing` under a lease and return them,
+        highest priority first, then oldest. One write transaction: atomic across processes."""
+        ...
+
+    def done(self, item_id: int, now: str, attempt: int | None = None) -> bool:
+        """Mark a claimed item done. False when it is unknown or not `processing`, or, with
+        `attempt`, when it is claimed under another attempt (someone else's claim now)."""
+        ...
+
+    def fail(
+        self, item_id: int, error: str | None, now: str, attempt: int | None = None
+    ) -> ItemStatus | None:
+        """Give a claimed item back: `pending` while it has attempts left, else `failed`.
+        None when it is unknown or not `processing` (under `attempt`, if given)."""
+        ...
+
+    def get_item(self, item_id: int) -> dict[str, Any] | None: ...
+
+    def peek(self, queue_id: str, limit: int) -> list[QueueItem]:
+        """The next pending items in claim order, without claiming them."""
+        ...
+
+    def queue_status(self, queue_id: str, now: str) -> dict[str, Any] | None:
+        """depth (pending), claimedCount (processing), failedCount, and oldestAge: how long
+        the oldest pending item has waited, in ms (None when nothing is pending)."""
+        ...
+
+    def expire_leases(self, now: str) -> LeaseSweep:
+        """Return every item whose lease has run out: to `pending` while it has attempts
+        left, else to `failed`. Also starts a lease on items claimed without one."""
+        ...
+
+    def prune_finished(self, now: str, batch: int = 5000) -> int:
+        """Delete done and failed items finished longer ago than their queue's retention, in
+        batches so a large prune does not hold the write lock for long."""
+        ...
+
+
+class Store(Protocol):
+    """One database: jobs, runs, state and queues."""
+
+    @property
+    def jobs(self) -> JobStore: ...
+
+    @property
+    def runs(self) -> RunStore: ...
+
+    @property
+    def state(self) -> StateStore: ...
+
+    @property
+    def queues(self) -> QueueStore: ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for messages (a file path; a URL without its password)."""
+        ...
+
+    def data_version(self) -> int:
+        """Moves when any connection (this process's other threads, another process) commits
+        a change; only equality means anything."""
+        ...
+
+    def integrity_problem(self) -> str | None:
+        """None when a quick integrity check passes, else one sentence naming the problem."""
+        ...
+
+    def translate_error(self, exc: Exception) -> Exception:
+        """A database error as a `StoreError` with one sentence (`DatabaseBusyError` for a
+        lock held too long, `DatabaseUnavailableError` for a full disk or a damaged file);
+        any other exception is returned as it is."""
+        ...
+
+    def close(self) -> None: ...
