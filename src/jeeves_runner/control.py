@@ -47,6 +47,15 @@ class RunnerControl(Protocol):
 
     def uptime_seconds(self) -> float: ...
 
+    @property
+    def stopping(self) -> bool:
+        """A stop signal came: no new runs start."""
+        ...
+
+    def database_problem(self) -> str | None:
+        """One sentence while the database refuses writes, else None. No I/O."""
+        ...
+
     async def trigger(self, job_id: str) -> RunResult:
         """Run a job now and wait for its end. Raises JobNotFoundError, JobAlreadyRunningError
         (overlap `skip` with a run in flight) or ShuttingDownError."""

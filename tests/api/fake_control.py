@@ -68,6 +68,13 @@ class FakeControl:
     def uptime_seconds(self) -> float:
         return self.uptime
 
+    @property
+    def stopping(self) -> bool:
+        return self.shutting_down
+
+    def database_problem(self) -> str | None:
+        return self.gateway.problem()
+
     async def trigger(self, job_id: str) -> RunResult:
         if self.shutting_down:
             raise ShuttingDownError()

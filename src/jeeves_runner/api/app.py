@@ -29,6 +29,7 @@ from jeeves_runner.control import (
     RunnerControl,
     ShuttingDownError,
 )
+from jeeves_runner.store.errors import StoreError
 
 log = structlog.get_logger("jeeves_runner.api")
 
@@ -40,6 +41,8 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (JobNotFoundError, 404),
     (JobAlreadyRunningError, 409),
     (ShuttingDownError, 503),
+    # The database is locked by another process, full or failing: try again later.
+    (StoreError, 503),
 )
 
 

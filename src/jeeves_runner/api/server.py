@@ -94,6 +94,13 @@ class ApiServer:
         # uvicorn's tick: refreshes the Date header each second and notices should_exit.
         self._ticker = asyncio.create_task(server.main_loop(), name="api-server-tick")
 
+    def cut_drain(self) -> None:
+        """Stop now (the second stop signal): requests still open are not waited for."""
+        self._config.timeout_graceful_shutdown = 0
+        if self._server is not None:
+            self._server.config.timeout_graceful_shutdown = 0
+            self._server.force_exit = True
+
     async def stop(self) -> None:
         """Stop accepting, let requests being answered finish (up to the drain timeout),
         close every connection."""

@@ -157,6 +157,10 @@ class RunningProcess:
         _signal_group(pgid, signal.SIGKILL)
         await self._exited()
 
+    def kill_now(self) -> None:
+        """SIGKILL to the whole group at once (the second stop signal)."""
+        _signal_group(self.pid, signal.SIGKILL)
+
     def _result(self) -> RunResult:
         duration_ms = int((self.clock.monotonic() - self.started_mono) * 1000)
         code = self.transport.get_returncode()

@@ -328,6 +328,10 @@ class SessionRunner:
         self._request_timeout_s = request_timeout_s
         self._log: FilteringBoundLogger = logger or structlog.get_logger()
 
+    def configure(self, gateway_config: GatewayConfig) -> None:
+        """New gateway settings (SIGHUP); runs already going keep theirs."""
+        self._config = gateway_config
+
     def _resolve_token(self) -> str:
         path = self._config.token_path
         if path is not None:

@@ -12,14 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
+from jeeves_runner.models import ScheduleEntry
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse
-from jeeves_runner.store import ScheduleEntry
 
 
 @dataclass(slots=True)
 class _Registered:
     schedule: str
     generation: int
+    next_ts: float | None = None  # the instant on the heap; None while popped (firing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +111,27 @@ class FireSchedule:
             self.failed[job_id] = FailedRegistration(schedule, "the schedule never fires")
             return False
         self._generation += 1
-        self._jobs[job_id] = _Registered(schedule, self._generation)
+        self._jobs[job_id] = _Registered(schedule, self._generation, first.timestamp())
         heapq.heappush(self._heap, (first.timestamp(), self._generation, job_id))
         return True
+
+    def next_fire_of(self, job_id: str) -> float | None:
+        """The job's next fire instant on the heap (None: not scheduled, or being fired)."""
+        current = self._jobs.get(job_id)
+        return None if current is None else current.next_ts
+
+    def recompute_all(self, now: datetime) -> None:
+        """Every job's next fire from `now` afresh: after the wall clock was stepped back, the
+        instants on the heap lie far ahead and would silence each job for the step's length."""
+        self._heap = []
+        for job_id, current in self._jobs.items():
+            nxt = parse(current.schedule).next_after(now, self.zone)
+            self._generation += 1
+            current.generation = self._generation
+            current.next_ts = None if nxt is None else nxt.timestamp()
+            if nxt is not None:
+                self._heap.append((nxt.timestamp(), self._generation, job_id))
+        heapq.heapify(self._heap)
 
     def next_due(self) -> float | None:
         """The earliest fire instant (UTC timestamp), or None when nothing is scheduled."""
@@ -134,6 +153,7 @@ class FireSchedule:
             _, generation, job_id = heapq.heappop(heap)
             current = self._jobs.get(job_id)
             if current is not None and current.generation == generation:
+                current.next_ts = None
                 due.append(job_id)
         return due
 
@@ -148,6 +168,7 @@ class FireSchedule:
         if nxt is None:
             del self._jobs[job_id]
             return
+        current.next_ts = nxt.timestamp()
         heapq.heappush(self._heap, (nxt.timestamp(), current.generation, job_id))
 
     def _compact(self) -> None:
