@@ -5,7 +5,6 @@ Slack stand-ins that refuse or never answer."""
 from __future__ import annotations
 
 import asyncio
-
 import os
 import time
 from collections.abc import Iterator
