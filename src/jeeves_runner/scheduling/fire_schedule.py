@@ -20,7 +20,6 @@ from jeeves_runner.scheduling.cron import InvalidSchedule, parse
 class _Registered:
     schedule: str
     generation: int
-    next_ts: float | None = None  # the instant on the heap; None while popped (firing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +110,18 @@ class FireSchedule:
             self.failed[job_id] = FailedRegistration(schedule, "the schedule never fires")
             return False
         self._generation += 1
-        self._jobs[job_id] = _Registered(schedule, self._generation, first.timestamp())
+        self._jobs[job_id] = _Registered(schedule, self._generation)
         heapq.heappush(self._heap, (first.timestamp(), self._generation, job_id))
         return True
 
-    def next_fire_of(self, job_id: str) -> float | None:
-        """The job's next fire instant on the heap (None: not scheduled, or being fired)."""
+    def fire_after(self, job_id: str, instant: datetime) -> float | None:
+        """The job's first fire strictly after `instant` by its current schedule (None: not
+        scheduled any more, or it never fires again)."""
         current = self._jobs.get(job_id)
-        return None if current is None else current.next_ts
+        if current is None:
+            return None
+        nxt = parse(current.schedule).next_after(instant, self.zone)
+        return None if nxt is None else nxt.timestamp()
 
     def recompute_all(self, now: datetime) -> None:
         """Every job's next fire from `now` afresh: after the wall clock was stepped back, the
@@ -128,7 +131,6 @@ class FireSchedule:
             nxt = parse(current.schedule).next_after(now, self.zone)
             self._generation += 1
             current.generation = self._generation
-            current.next_ts = None if nxt is None else nxt.timestamp()
             if nxt is not None:
                 self._heap.append((nxt.timestamp(), self._generation, job_id))
         heapq.heapify(self._heap)
@@ -153,7 +155,6 @@ class FireSchedule:
             _, generation, job_id = heapq.heappop(heap)
             current = self._jobs.get(job_id)
             if current is not None and current.generation == generation:
-                current.next_ts = None
                 due.append(job_id)
         return due
 
@@ -168,7 +169,6 @@ class FireSchedule:
         if nxt is None:
             del self._jobs[job_id]
             return
-        current.next_ts = nxt.timestamp()
         heapq.heappush(self._heap, (nxt.timestamp(), current.generation, job_id))
 
     def _compact(self) -> None:
