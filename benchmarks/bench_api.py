@@ -154,6 +154,9 @@ class BenchControl:
     async def trigger(self, job_id: str) -> RunResult:
         raise NotImplementedError("the benchmark does not run jobs")
 
+    async def start_run(self, job_id: str) -> int:
+        raise NotImplementedError("the benchmark does not run jobs")
+
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         raise NotImplementedError("the benchmark does not change jobs")
 

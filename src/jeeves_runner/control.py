@@ -61,6 +61,10 @@ class RunnerControl(Protocol):
         (overlap `skip` with a run in flight) or ShuttingDownError."""
         ...
 
+    async def start_run(self, job_id: str) -> int:
+        """Like trigger, but answers the new run's id as soon as its row exists."""
+        ...
+
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         """False when the job does not exist. Reconciles the schedule at once."""
         ...

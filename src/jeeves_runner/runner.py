@@ -91,6 +91,9 @@ class Runner:
     async def trigger(self, job_id: str) -> RunResult:
         return await self.dispatcher.trigger(job_id)
 
+    async def start_run(self, job_id: str) -> int:
+        return await self.dispatcher.start_run(job_id)
+
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         at = format_instant(self.clock.now())
         found = await self.store.write(lambda s: s.jobs.set_enabled(job_id, enabled, at))

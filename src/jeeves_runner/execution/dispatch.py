@@ -520,7 +520,7 @@ class RunDispatcher:
         self.accepting = False
         for task in list(self._waiting):
             task.cancel()
-        await self._wait_tasks(grace_s)
+        await self._wait_tasks(grace_s, interruptible=True)
         if self._live_tasks():
             now = self._stop_now.is_set()
             if now:
@@ -536,6 +536,7 @@ class RunDispatcher:
             )
             waiter: asyncio.Future[Any] = asyncio.ensure_future(self._stop_now.wait())
             await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            now = self._stop_now.is_set()
             if not stopping.done():
                 # A second signal during the kill grace: KILL at once.
                 for p in list(self.processes.values()):
@@ -544,10 +545,10 @@ class RunDispatcher:
             waiter.cancel()
             # Stopped runs record themselves once their pipes drain; give them that
             # moment before cancelling what is left (sessions).
-            await self._wait_tasks(PIPE_DRAIN_S + 1)
+            await self._wait_tasks(STOP_NOW_GRACE_S if now else PIPE_DRAIN_S + 1)
             for task in self._live_tasks():
                 task.cancel()
-            await self._wait_tasks(2)
+            await self._wait_tasks(STOP_NOW_GRACE_S if now else 2)
         # Whatever could not be written by now goes to the journal.
         self._final = True
         self._final_event.set()
@@ -558,11 +559,14 @@ class RunDispatcher:
     def _live_tasks(self) -> list[asyncio.Task[Any]]:
         return [t for t in self._tasks if not t.done()]
 
-    async def _wait_tasks(self, timeout_s: float) -> None:
-        """Until every run task is done, `timeout_s` passes, or stop_now() is called."""
+    async def _wait_tasks(self, timeout_s: float, *, interruptible: bool = False) -> None:
+        """Until every run task is done or `timeout_s` passes (or, `interruptible`, until
+        stop_now() is called)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        waiter: asyncio.Future[Any] = asyncio.ensure_future(self._stop_now.wait())
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(
+            self._stop_now.wait() if interruptible else asyncio.Event().wait()
+        )
         try:
             while True:
                 live: set[asyncio.Future[Any]] = set(self._live_tasks())
