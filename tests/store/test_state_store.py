@@ -1,12 +1,11 @@
-"""StateStore on a real SQLite file: expiry as a read filter, items under a key, the operator
-views, and the maintenance sweep."""
+"""StateStore contract: expiry as a read filter, items under a key, the operator views, and
+the maintenance sweep, run once per backend (see conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.sqlite.state import SqliteStateStore as StateStore
+from jeeves_runner.store.protocols import StateStore, Store
 
 T0 = "2026-03-02T01:00:00.000Z"
 T1 = "2026-03-02T01:00:00.001Z"
@@ -15,8 +14,8 @@ LATER = "2026-03-02T02:00:00.000Z"
 
 
 @pytest.fixture
-def state(store: SqliteStore) -> StateStore:
-    return StateStore(store.db)
+def state(store: Store) -> StateStore:
+    return store.state
 
 
 def test_set_and_get_round_trip(state: StateStore) -> None:
