@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger, format_instant
+from jeeves_runner.models import Job, OpenRun, RunResult, RunStatus, RunTrigger, format_instant
 from jeeves_runner.store.protocols import Store
 
 T0 = "2026-03-02T01:00:00.000Z"
@@ -299,3 +299,68 @@ def test_a_skip_never_collapses_into_a_run_that_executed(jobs: Store) -> None:
     row = run(jobs, running)
     assert (row["status"], row["finished_at"], row["error"]) == ("running", None, None)
     assert run(jobs, skip)["skipped_count"] == 1
+
+
+# --- the process of a run: set_process / open_runs / close_run ------------------------------
+
+
+def test_open_runs_lists_pending_and_running_runs_with_their_process(jobs: Store) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    pending = jobs.runs.create_run("b", RunTrigger.MANUAL, RunStatus.PENDING, T1)
+    done = finish(jobs, "a", RunStatus.OK, T1)
+    jobs.runs.record_skip("b", T2, "busy", RunTrigger.SCHEDULE, None)
+    jobs.runs.set_process(running, 4321, 4321, 987_654_321)
+    jobs.runs.set_process(done, 55, 55, None)  # a finished run may carry one too
+
+    assert jobs.runs.open_runs() == [
+        OpenRun(
+            id=running,
+            job_id="a",
+            status=RunStatus.RUNNING,
+            pid=4321,
+            pgid=4321,
+            process_started=987_654_321,
+        ),
+        OpenRun(
+            id=pending, job_id="b", status=RunStatus.PENDING, pid=None, pgid=None,
+            process_started=None,
+        ),
+    ]  # fmt: skip
+
+
+def test_set_process_without_a_start_time(jobs: Store) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.set_process(run_id, 7, 8, None)
+    (found,) = jobs.runs.open_runs()
+    assert (found.pid, found.pgid, found.process_started) == (7, 8, None)
+
+
+def test_process_start_times_beyond_32_bits_are_kept(jobs: Store) -> None:
+    # Clock ticks since boot: 100 per second, so a year of uptime is already ~3e9.
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.set_process(run_id, 2**22, 2**22, 2**40 + 3)
+    assert jobs.runs.open_runs()[0].process_started == 2**40 + 3
+
+
+def test_close_run_closes_only_that_open_run(jobs: Store) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    other = jobs.runs.create_run("b", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    pending = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T1)
+    done = finish(jobs, "b", RunStatus.OK, T1)
+    message = "The runner stopped during this run; its process group 1234 was still running"
+
+    assert jobs.runs.close_run(running, T3, message) is True
+    assert jobs.runs.close_run(pending, T3, "never started") is True
+
+    row = run(jobs, running)
+    assert (row["status"], row["finished_at"], row["error"]) == ("error", T3, message)
+    row = run(jobs, pending)
+    assert (row["status"], row["finished_at"], row["error"]) == ("error", T3, "never started")
+    assert [r.id for r in jobs.runs.open_runs()] == [other]
+    # closed already, finished, unknown: nothing changes
+    assert jobs.runs.close_run(running, "2027-01-01T00:00:00.000Z", "again") is False
+    assert jobs.runs.close_run(done, T3, "x") is False
+    assert jobs.runs.close_run(999_999, T3, "x") is False
+    assert run(jobs, running)["finished_at"] == T3
+    row = run(jobs, done)
+    assert (row["status"], row["error"]) == ("ok", None)

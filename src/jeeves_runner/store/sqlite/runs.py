@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jeeves_runner.models import RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import OpenRun, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.sqlite.database import Database
 
 _CREATE = """
@@ -42,6 +42,15 @@ _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = ?,
        error = CASE status WHEN 'pending' THEN ? ELSE ? END
 WHERE status IN ('pending', 'running')
+"""
+_SET_PROCESS = "UPDATE runs SET pid = ?, pgid = ?, process_started = ? WHERE id = ?"
+_OPEN_RUNS = """
+SELECT id, job_id, status, pid, pgid, process_started FROM runs
+WHERE status IN ('pending', 'running') ORDER BY id
+"""
+_CLOSE_RUN = """
+UPDATE runs SET status = 'error', finished_at = ?, error = ?
+WHERE id = ? AND status IN ('pending', 'running')
 """
 _FINISHED_SINCE = """
 SELECT status, count(*) FROM runs WHERE finished_at >= ? GROUP BY status
@@ -155,6 +164,33 @@ class SqliteRunStore:
         with self._db.transaction() as conn:
             params = (at, never_started or message, message)
             return conn.execute(_CLOSE_ORPHANS, params).rowcount
+
+    def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:
+        """Record the process a run started: its PID, its process group and its start time
+        (clock ticks since boot; None where the system does not tell)."""
+        with self._db.transaction() as conn:
+            conn.execute(_SET_PROCESS, (pid, pgid, process_started, run_id))
+
+    def open_runs(self) -> list[OpenRun]:
+        """Every run still `pending` or `running`, oldest first, with its recorded process."""
+        rows = self._db.connection().execute(_OPEN_RUNS).fetchall()
+        return [
+            OpenRun(
+                id=int(row[0]),
+                job_id=str(row[1]),
+                status=RunStatus(row[2]),
+                pid=row[3],
+                pgid=row[4],
+                process_started=row[5],
+            )
+            for row in rows
+        ]
+
+    def close_run(self, run_id: int, at: str, error: str) -> bool:
+        """Close one open run as `error` with `error` as its message. False when the run is
+        unknown or no longer open (someone else closed it first)."""
+        with self._db.transaction() as conn:
+            return conn.execute(_CLOSE_RUN, (at, error, run_id)).rowcount == 1
 
     def finished_since(self, since: str) -> dict[str, int]:
         rows = self._db.connection().execute(_FINISHED_SINCE, (since,))
