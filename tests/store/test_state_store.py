@@ -131,3 +131,18 @@ def test_delete_expired_counts_keys_and_items_across_batches(state: StateStore) 
     assert [k["key"] for k in state.list_keys("ns", T2, 100)] == ["alive", "forever"]
     assert state.count_items("ns", "alive", T2) == 1
     assert state.delete_expired(T2).keys == 0
+
+
+def test_prune_keeps_the_newest_by_write_order_within_one_millisecond(
+    state: StateStore,
+) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        state.set_item("ns", "k", name, None, T0)  # all in one millisecond
+    state.set_item("ns", "k", "b", "rewritten", T0)  # rewriting keeps its place
+    state.set_item("ns", "k", "z", None, T1)
+    assert state.prune_items("ns", "k", 3, T1) == 3
+    assert state.list_item_keys("ns", "k", T1, None, descending=True) == ["z", "e", "d"]
+    assert state.prune_items("ns", "k", 0, T1) == 3
+    assert state.count_items("ns", "k", T1) == 0
+    assert state.prune_items("ns", "k", 0, T1) == 0
+    assert state.prune_items("ns", "missing", 0, T1) == 0

@@ -261,3 +261,55 @@ def test_newer_schema_is_refused_and_the_file_left_byte_for_byte(tmp_db: Path) -
     # no -wal / -shm / -journal files: the file was not even switched to WAL
     assert sorted(p.name for p in tmp_db.parent.iterdir()) == siblings
     assert user_version(tmp_db) == newer
+
+
+def make_database_at(path: Path, version: int) -> None:
+    """A file as schema `version` left it: migrations 1..version, nothing after."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        for migration in sorted(MIGRATIONS_DIR.glob("*.sql"))[:version]:
+            conn.executescript(migration.read_text("utf-8"))
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_version_4_fills_finished_at_and_the_last_run_pointer(tmp_db: Path) -> None:
+    make_database_at(tmp_db, 3)
+    conn = sqlite3.connect(tmp_db)
+    conn.execute(
+        "INSERT INTO jobs (id, name, schedule, script, created_at, updated_at)"
+        " VALUES ('a', 'A', '@daily', '/a.sh', 't', 't'), ('b', 'B', '@daily', '/b.sh', 't', 't')"
+    )
+    conn.executemany(
+        "INSERT INTO runs (id, job_id, status, started_at, finished_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (1, "a", "ok", "2025-01-01T00:00:00.000Z", None),  # finished, no finished_at
+            (2, "a", "skipped", None, None),
+            (3, "a", "running", "2025-01-02T00:00:00.000Z", None),  # still open: left alone
+            (4, "b", "pending", "2025-01-03T00:00:00.000Z", None),
+        ],
+    )
+    conn.commit()  # written without any pointer, as another process might have
+    conn.close()
+    store = SqliteStore(tmp_db)
+    try:
+        db = store.db.connection()
+        finished = dict(db.execute("SELECT id, finished_at FROM runs").fetchall())
+        assert finished == {
+            1: "2025-01-01T00:00:00.000Z",
+            2: "1970-01-01T00:00:00.000Z",
+            3: None,
+            4: None,
+        }
+        assert dict(db.execute("SELECT id, last_run_id FROM jobs").fetchall()) == {
+            "a": 3,
+            "b": None,
+        }
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "runs_started_at" not in indexes
+        assert "state_items_order" in indexes
+    finally:
+        store.close()

@@ -1,4 +1,7 @@
-"""Run history: one row per run from the moment it starts to its end."""
+"""Run history: one row per run from the moment it starts to its end.
+
+`jobs.last_run_id` (what GET /jobs shows as a job's last run) is kept by triggers
+(migration 0004), not here: runs written by any process move it."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from jeeves_runner.store.sqlite.database import Database
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
 """
-_POINT_JOB = "UPDATE jobs SET last_run_id = ? WHERE id = ?"
 _MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?"
 _FINISH = """
 UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, stdout = ?,
@@ -58,7 +60,7 @@ SELECT status, count(*) FROM runs WHERE finished_at >= ? GROUP BY status
 _PRUNE = """
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs
-    WHERE coalesce(finished_at, started_at) < ? AND status NOT IN ('running', 'pending')
+    WHERE finished_at < ? AND status NOT IN ('running', 'pending')
       -- A job's latest real run is kept whatever its age: GET /jobs shows it, and null
       -- there means "never ran".
       AND id NOT IN (SELECT last_run_id FROM jobs WHERE last_run_id IS NOT NULL)
@@ -76,10 +78,7 @@ class SqliteRunStore:
         given its JR_RUN_ID without a database write on the critical path."""
         with self._db.transaction() as conn:
             cur = conn.execute(_CREATE, (job_id, status.value, at, trigger.value))
-            run_id = int(cur.lastrowid or 0)
-            if status is RunStatus.RUNNING:
-                conn.execute(_POINT_JOB, (run_id, job_id))
-        return run_id
+        return int(cur.lastrowid or 0)
 
     def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
         """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
@@ -95,9 +94,8 @@ class SqliteRunStore:
     def mark_running(self, started: list[tuple[int, str, str]]) -> None:
         """(run id, job id, started_at) for runs whose children have started; one commit."""
         with self._db.transaction() as conn:
-            for run_id, job_id, at in started:
+            for run_id, _job_id, at in started:
                 conn.execute(_MARK_RUNNING, (at, run_id))
-                conn.execute(_POINT_JOB, (run_id, job_id))
 
     def discard_pending(self, run_id: int) -> None:
         """Drop a row made ahead of a fire that, in the end, did not run."""
@@ -116,7 +114,6 @@ class SqliteRunStore:
         with self._db.transaction() as conn:
             if started is not None:
                 conn.execute(_MARK_RUNNING, (started[1], run_id))
-                conn.execute(_POINT_JOB, (run_id, started[0]))
             conn.execute(
                 _FINISH,
                 (
