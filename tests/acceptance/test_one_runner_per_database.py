@@ -1,11 +1,10 @@
 """One runner per database with the real `start` command: a symlink to the database, or a
 deleted `<db>.lock`, does not let a second runner in; a SIGKILLed runner does not block the
-next one; and the database the runner makes is private to its user."""
+next one."""
 
 from __future__ import annotations
 
 import signal
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,12 +69,3 @@ def test_a_killed_runner_does_not_block_the_next_start(
         assert again.healthy()
     finally:
         assert again.stop() == 0
-
-
-def test_the_database_its_files_and_folder_are_private(runner: RunnerProcess) -> None:
-    runner.start()
-    db = Path(runner.db_path)
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}.lock")):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
-    assert runner.stop() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -151,3 +152,20 @@ def test_sqlite_in_other_processes_reads_and_writes_while_the_lock_is_held(
         assert store.integrity_problem() is None
     finally:
         store.close()
+
+
+def test_the_lock_makes_the_database_and_pid_file_private(tmp_path: Path) -> None:
+    db = tmp_path.resolve() / "new" / "runner.sqlite"
+    old = os.umask(0)
+    try:
+        lock = ProcessLock(str(db))
+        lock.acquire()
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        assert stat.S_IMODE(Path(f"{db}.lock").stat().st_mode) == 0o600
+        assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+        assert db.read_bytes() == b""  # an empty file is an empty SQLite database
+    finally:
+        lock.release()
