@@ -188,3 +188,8 @@ def test_jobs_list_json_is_the_same_document_as_the_rows(store: Store) -> None:
 
 def test_jobs_list_json_of_no_jobs(store: Store) -> None:
     assert store.jobs.jobs_list_json() == b'{"jobs":[]}'
+
+
+def test_a_fresh_store_passes_its_integrity_check(store: Store) -> None:
+    store.jobs.add_job(a_job("a"), T0)
+    assert store.integrity_problem() is None
