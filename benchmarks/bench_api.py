@@ -36,6 +36,7 @@ from jeeves_runner.api.app import create_app
 from jeeves_runner.api.server import ApiServer
 from jeeves_runner.models import RunResult, format_instant
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
 
 TARGETS = {
     "jobs_1k_warm": ("requests_per_s", ">=", 1600),
@@ -53,10 +54,6 @@ _JOB_SQL = (
 _RUN_SQL = (
     "INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, exit_code, "
     "stdout, stderr, error, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'schedule')"
-)
-_POINT_LAST_RUNS = (
-    "UPDATE jobs SET last_run_id = (SELECT max(r.id) FROM runs r "
-    "WHERE r.job_id = jobs.id AND r.status <> 'skipped')"
 )
 
 
@@ -108,8 +105,7 @@ def build_dataset(path: Path, jobs: int, runs: int) -> None:
 
     with store.db.transaction() as conn:
         conn.executemany(_JOB_SQL, job_rows)
-        conn.executemany(_RUN_SQL, run_rows())
-        conn.execute(_POINT_LAST_RUNS)
+        conn.executemany(_RUN_SQL, run_rows())  # the schema's triggers keep jobs.last_run_id
     store.close()
 
 
@@ -118,12 +114,12 @@ class BenchControl:
     so no response body is ever reused."""
 
     def __init__(self, store: SqliteStore, *, cold: bool) -> None:
-        self._store = store
+        self._store = StoreGateway(store)
         self._cold = cold
         self._version = 0
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> StoreGateway:
         return self._store
 
     @property
@@ -134,8 +130,7 @@ class BenchControl:
     def running_count(self) -> int:
         return 0
 
-    @property
-    def data_version(self) -> int:
+    async def data_version(self) -> int:
         if self._cold:
             self._version += 1
         return self._version
@@ -155,7 +150,8 @@ class ServedApi:
 
     def __init__(self, db: Path, *, cold: bool) -> None:
         self.store = SqliteStore(db)
-        self.server = ApiServer(create_app(BenchControl(self.store, cold=cold)), "127.0.0.1", 0)
+        self.control = BenchControl(self.store, cold=cold)
+        self.server = ApiServer(create_app(self.control), "127.0.0.1", 0)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -169,7 +165,7 @@ class ServedApi:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
-        self.store.close()
+        self.control.store.close()  # its threads, then the store
 
 
 class KeepAliveClient:
