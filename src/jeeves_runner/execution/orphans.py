@@ -21,19 +21,18 @@ from jeeves_runner.execution.process_groups import (
     process_start_ticks,
     signal_group,
 )
-from jeeves_runner.models import OpenRun
+from jeeves_runner.models import STOPPED_DURING_RUN, OpenRun
 
 __all__ = ["group_is_alive", "kill_orphan_groups", "process_start_ticks"]
 
 _POLL_S = 0.05
 
 STOPPED_WITH_TERM = (
-    "The runner stopped during this run; its process group {pgid} was still running and "
-    "was stopped with SIGTERM"
+    STOPPED_DURING_RUN + "; its process group {pgid} was still running and was stopped with SIGTERM"
 )
 KILLED_AFTER_GRACE = (
-    "The runner stopped during this run; its process group {pgid} was still running, did "
-    "not stop within {grace} s of SIGTERM and was killed with SIGKILL"
+    STOPPED_DURING_RUN + "; its process group {pgid} was still running, did not stop "
+    "within {grace} s of SIGTERM and was killed with SIGKILL"
 )
 
 
