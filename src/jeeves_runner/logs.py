@@ -54,7 +54,9 @@ def configure_logging(level: str = "info", file: str | None = None) -> TextIO:
     if file:
         from pathlib import Path
 
-        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        from jeeves_runner.files import private_folder
+
+        private_folder(Path(file).parent)
         stream = open(file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the process
     else:
         stream = sys.stdout

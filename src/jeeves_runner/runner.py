@@ -33,6 +33,7 @@ from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.store import SqliteStore, StoreError
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.token_files import warn_readable_token_files
 
 log = structlog.get_logger("jeeves_runner.runner")
 
@@ -138,6 +139,7 @@ class Runner:
             zone = resolve_zone(config.timezone)
             self.notifier = SlackNotifier(config.notifications)
             self.notifier.warn_if_token_missing()
+            warn_readable_token_files(config)
             self.sessions = SessionRunner(config.gateway, self.clock)
             self.dispatcher = RunDispatcher(
                 store=self._gateway,

@@ -22,13 +22,14 @@ from structlog.typing import FilteringBoundLogger
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.config import GatewayConfig
+from jeeves_runner.execution.child_env import GATEWAY_TOKEN_ENV
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
 from jeeves_runner.jobs.rules import PROMPT_FILE_EXTENSIONS
 from jeeves_runner.models import Job, RunResult, RunStatus
 
 Sleep = Callable[[float], Awaitable[None]]
 
-TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
+TOKEN_ENV = GATEWAY_TOKEN_ENV
 DEFAULT_SESSION_TIMEOUT_MS = 300_000
 POLL_GROWTH = 1.2
 POLL_CAP_FACTOR = 3  # 5 s start, capped at 15 s
