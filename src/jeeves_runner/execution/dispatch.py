@@ -22,6 +22,7 @@ from jeeves_runner.execution.executor import (
     RunningProcess,
     SpawnError,
 )
+from jeeves_runner.execution.process_groups import process_start_ticks
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
@@ -113,6 +114,7 @@ class RunDispatcher:
         self._manual_limit = max_concurrency
         self._tasks_keep: set[asyncio.Future[Any]] = set()
         self._marks: list[tuple[int, str, str]] = []
+        self._identities: list[tuple[int, int, int, int | None]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
 
     # ---- scheduled fires -------------------------------------------------------------
@@ -441,6 +443,10 @@ class RunDispatcher:
             elapsed = int((self.clock.monotonic() - started_mono) * 1000)
             return RunResult(status=RunStatus.ERROR, duration_ms=elapsed, error=str(exc))
         self._mark_running(run_id, job.id)
+        # Its group id is its pid (a session of its own). Kept with the run, so a runner
+        # killed with -9 leaves the next start what it needs to end this group.
+        pid = process.pid
+        self._identities.append((run_id, pid, pid, process_start_ticks(pid)))
         self.processes[run_id] = process
         self.executing += 1
         try:
@@ -493,13 +499,21 @@ class RunDispatcher:
     async def flush_marks(self) -> None:
         """Write the `running` marks taken so far in one commit. While the database refuses,
         they wait for the next flush (or for their run's finishing commit)."""
-        if not self._marks:
+        if not self._marks and not self._identities:
             return
         marks, self._marks = self._marks, []
+        identities, self._identities = self._identities, []
+
+        def write(s: Store) -> None:
+            s.runs.mark_running(marks)
+            for run_id, pid, pgid, started in identities:
+                s.runs.set_process(run_id, pid, pgid, started)
+
         try:
-            await self.store.write(lambda s: s.runs.mark_running(marks))
+            await self.store.write(write)
         except StoreError:
             self._marks[:0] = marks
+            self._identities[:0] = identities
             if self._mark_handle is None and not self._final:
                 loop = asyncio.get_running_loop()
                 self._mark_handle = loop.call_later(RETRY_MAX_S, self._flush_marks_soon)

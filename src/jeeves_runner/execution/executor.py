@@ -14,10 +14,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from jeeves_runner.clock import Clock
+from jeeves_runner.execution.child_env import child_environment
 from jeeves_runner.execution.output_tail import RESULT_PREFIX, OutputTail
 from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
 from jeeves_runner.execution.process_groups import signal_group as _signal_group
@@ -192,14 +194,22 @@ class RunningProcess:
 
 
 class ProcessExecutor:
-    def __init__(self, *, db_path: str, clock: Clock, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        *,
+        db_path: str,
+        clock: Clock,
+        python: str = sys.executable,
+        secret_env: Iterable[str] = (),
+    ) -> None:
         self.db_path = str(Path(db_path).resolve())
         self.clock = clock
         self.python = python
         # Built once: the runner's environment does not change while it runs. The runner's
         # own bin folder goes first on PATH, so shell and Node jobs can call the
         # `jeeves-runner state|queue` commands of this very installation.
-        self._base_env = dict(os.environ)
+        # Secrets (the gateway token, names in `secretEnv`) are not handed to jobs.
+        self._base_env = child_environment(os.environ, secret_env)
         self._base_env["PATH"] = (
             str(Path(python).parent) + os.pathsep + self._base_env.get("PATH", os.defpath)
         )
