@@ -374,6 +374,10 @@ class RunDispatcher:
                     lambda s: s.runs.finish_run(run_id, result, finished, started=started)
                 )
                 break
+            except asyncio.CancelledError:
+                # Shutdown's last moment came while the write waited: keep the result.
+                self._to_journal(run_id, result, finished, started)
+                raise
             except StoreError as exc:
                 if not warned:
                     warned = True
@@ -558,14 +562,15 @@ class RunDispatcher:
                 await asyncio.wait({stopping}, timeout=STOP_NOW_GRACE_S)
             waiter.cancel()
             # Stopped runs record themselves once their pipes drain; give them that
-            # moment before cancelling what is left (sessions).
+            # moment.
             await self._wait_tasks(STOP_NOW_GRACE_S if now else PIPE_DRAIN_S + 1)
-            for task in self._live_tasks():
-                task.cancel()
-            await self._wait_tasks(STOP_NOW_GRACE_S if now else 2)
-        # Whatever could not be written by now goes to the journal.
+        # Whatever could not be written by now goes to the journal; then what is left
+        # (sessions, writes stuck behind a lock) is cancelled and recorded the same way.
         self._final = True
         self._final_event.set()
+        await self._wait_tasks(0.2)
+        for task in self._live_tasks():
+            task.cancel()
         await self._wait_tasks(2)
         with contextlib.suppress(StoreError):
             await self.flush_marks()

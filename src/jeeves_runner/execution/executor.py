@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.execution.child_env import child_environment
-from jeeves_runner.execution.output_tail import RESULT_PREFIX, OutputTail
+from jeeves_runner.execution.output_tail import OutputTail
 from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
 from jeeves_runner.execution.process_groups import signal_group as _signal_group
 from jeeves_runner.models import Job, RunResult, RunStatus
@@ -170,7 +169,8 @@ class RunningProcess:
         code = self.transport.get_returncode()
         stdout = self.protocol.stdout.text()
         stderr = self.protocol.stderr.text()
-        tokens, meta = _parse_result_lines(self.protocol.stdout.result_lines)
+        result = self.protocol.stdout.result
+        tokens, meta = result.tokens, result.meta
         exit_code = code if code is not None and code >= 0 else None
         if self._stop_reason is not None:
             status, error = self._stop_status, self._stop_reason
@@ -252,23 +252,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-def _parse_result_lines(lines: list[bytes]) -> tuple[int | None, str | None]:
-    """`JR_RESULT:{"tokens": N, "meta": "..."}` — the last valid line wins."""
-    tokens: int | None = None
-    meta: str | None = None
-    for line in lines:
-        try:
-            data = json.loads(line[len(RESULT_PREFIX) :])
-        except ValueError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        value = data.get("tokens")
-        if isinstance(value, int) and not isinstance(value, bool):
-            tokens = value
-        if "meta" in data and data["meta"] is not None:
-            raw = data["meta"]
-            meta = raw if isinstance(raw, str) else json.dumps(raw)
-    return tokens, meta
