@@ -132,9 +132,14 @@ def test_an_unknown_option_is_one_error_line(run_cli: Any, tmp_path: Path) -> No
 
 
 def test_init_writes_the_starter_config_in_cwd(run_cli: Any, tmp_path: Path) -> None:
-    out = assert_ok(run_cli("init", cwd=tmp_path))
     written = tmp_path / "jeeves-runner.config.json"
-    assert out == "Wrote jeeves-runner.config.json\n"
+    database = tmp_path / "data" / "runner.sqlite"
+    assert run_cli("init", cwd=tmp_path) == (
+        0,
+        "Wrote jeeves-runner.config.json\n",
+        f"Created database {database}\n",
+    )
+    assert database.is_file()
     assert json.loads(written.read_text("utf-8")) == STARTER_CONFIG
     # what init writes, validate accepts
     assert assert_ok(run_cli("validate", "-c", str(written), cwd=tmp_path)).startswith(
@@ -145,10 +150,16 @@ def test_init_writes_the_starter_config_in_cwd(run_cli: Any, tmp_path: Path) -> 
 def test_init_with_output_path(run_cli: Any, tmp_path: Path) -> None:
     target = tmp_path / "conf" / "mine.json"
     target.parent.mkdir()
-    assert assert_ok(run_cli("init", "-o", str(target))) == f"Wrote {target}\n"
+    database = tmp_path / "conf" / "data" / "runner.sqlite"  # dbPath is read from the file's folder
+    assert run_cli("init", "-o", str(target)) == (
+        0,
+        f"Wrote {target}\n",
+        f"Created database {database}\n",
+    )
     assert json.loads(target.read_text("utf-8")) == STARTER_CONFIG
-    other = tmp_path / "other.json"
-    assert_ok(run_cli("init", "--output", str(other)))
+    other = tmp_path / "conf" / "other.json"
+    # The database is there already: said once.
+    assert run_cli("init", "--output", str(other)) == (0, f"Wrote {other}\n", "")
     assert other.is_file()
 
 
@@ -160,12 +171,19 @@ def test_init_refuses_to_overwrite(run_cli: Any, tmp_path: Path) -> None:
     assert digest(target) == before
 
 
-def test_init_into_a_missing_folder_is_one_error_line(run_cli: Any, tmp_path: Path) -> None:
-    target = tmp_path / "missing" / "config.json"
+def test_init_makes_a_missing_folder(run_cli: Any, tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "dir" / "cfg.json"
+    code, out, _ = run_cli("init", "-o", str(target))
+    assert (code, out) == (0, f"Wrote {target}\n")
+    assert json.loads(target.read_text("utf-8")) == STARTER_CONFIG
+
+
+def test_init_where_no_folder_can_be_made_is_one_error_line(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    target = tmp_path / "blocker" / "config.json"
     assert_error(
-        run_cli("init", "-o", str(target)), f"cannot write {target}: No such file or directory"
+        run_cli("init", "-o", str(target)), f"cannot make folder {target.parent}: File exists"
     )
-    assert not target.parent.exists()
 
 
 # --- validate -------------------------------------------------------------------------------

@@ -127,11 +127,16 @@ class RunDispatcher:
             if decision is FireDecision.SKIP:
                 self.discard([p])
                 assert reason is not None
+                into = activity.skip_row
                 activity.skip_row = self.store.runs.record_skip(
-                    p.job.id, at, reason, RunTrigger.SCHEDULE, activity.skip_row
+                    p.job.id, at, reason, RunTrigger.SCHEDULE, into
                 )
                 self._changed()
-                log.info("fire skipped", job_id=p.job.id, reason=reason)
+                # Once per in-flight run at info; the repeats (each second for a job on
+                # `* * * * * *`) only bump the same row, so they are debug.
+                (log.debug if activity.skip_row == into else log.info)(
+                    "fire skipped", job_id=p.job.id, reason=reason
+                )
                 continue
             run_id = p.run_id
             if run_id is None:
