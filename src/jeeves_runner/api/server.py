@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 from collections.abc import Iterator
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 BACKLOG = 128
 
@@ -37,6 +40,27 @@ class _SignalFreeServer(uvicorn.Server):
         yield
 
 
+class _JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with its own 400s (a request h11 cannot parse, an upgrade
+    it does not serve) in this API's error shape, `{"error": "<sentence>"}`, like every other
+    error of the API, instead of uvicorn's plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"error": msg.rstrip(".")}).encode("utf-8")
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
+
 class ApiServer:
     def __init__(
         self, app: ASGIApp, host: str, port: int, *, drain_timeout_s: int | None = 30
@@ -50,7 +74,7 @@ class ApiServer:
             host=host,
             port=port,
             loop="asyncio",
-            http="h11",
+            http=_JsonErrorH11Protocol,
             ws="none",
             lifespan="off",
             log_config=None,
