@@ -19,6 +19,35 @@ def test_next_runs_in_a_zone(run_cli: RunCli) -> None:
     assert fires == sorted(fires)
 
 
+def test_next_runs_after_an_instant_shows_the_dst_shift(run_cli: RunCli) -> None:
+    code, out, err = run_cli(
+        "next-runs",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2027-03-13T00:00:00Z",
+        "-n",
+        "3",
+    )
+    assert (code, err) == (0, "")
+    # 2027-03-14 02:30 does not exist in New York (02:00 -> 03:00): it fires at 03:30.
+    assert out.splitlines() == [
+        "2027-03-13T02:30:00-05:00",
+        "2027-03-14T03:30:00-04:00",
+        "2027-03-15T02:30:00-04:00",
+    ]
+
+
+def test_next_runs_after_must_be_an_instant(run_cli: RunCli) -> None:
+    code, out, err = run_cli("next-runs", "@daily", "--after", "2027-03-13T00:00")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: --after '2027-03-13T00:00' is not an instant: use ISO 8601 with a zone, "
+        "e.g. 2027-03-13T00:00:00Z or 2027-03-13T00:00:00-05:00\n"
+    )
+
+
 def test_next_runs_default_count_and_never_firing(run_cli: RunCli) -> None:
     code, out, _ = run_cli("next-runs", "@hourly")
     assert code == 0 and len(out.splitlines()) == 5
