@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import click
@@ -26,6 +27,9 @@ def start(config_path: str | None) -> None:
         configure_logging(config.log.level, config.log.file)
     except OSError as exc:
         raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
+    if not os.path.exists(config.db_path):
+        # Said once, here: every other command that uses data refuses a missing database.
+        click.echo(f"Creating database {os.path.abspath(config.db_path)}", err=True)
     runner = Runner(config)
     try:
         event_loop.run(runner.run_until_signalled())
