@@ -83,7 +83,7 @@ def test_start_says_it_creates_the_database(tmp_path: Path) -> None:
 
     runner = RunnerProcess(tmp_path).start()
     try:
-        assert f"Creating database {runner.db_path}\n" in runner.log()
+        assert runner.log().startswith(f"Created database {runner.db_path}\n")
     finally:
         runner.stop()
 

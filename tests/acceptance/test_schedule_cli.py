@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from conftest import RunCli
+from jeeves_runner.store import SqliteStore
 
 
 def test_next_runs_in_a_zone(run_cli: RunCli) -> None:
@@ -79,6 +80,7 @@ def test_start_on_a_busy_port_exits_1_with_one_line(run_cli: RunCli, tmp_path: P
         port = taken.getsockname()[1]
         config = tmp_path / "c.json"
         config.write_text(json.dumps({"port": port, "dbPath": str(tmp_path / "r.sqlite")}))
+        SqliteStore(tmp_path / "r.sqlite").close()  # else start says first that it made it
         code, _, err = run_cli("start", "-c", str(config))
     assert code == 1
     assert err == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"

@@ -7,7 +7,7 @@ import sqlite3
 
 import click
 
-from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.execution import event_loop
 from jeeves_runner.store import StoreError
 
@@ -28,8 +28,10 @@ def start(config_path: str | None) -> None:
     except OSError as exc:
         raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
     if not os.path.exists(config.db_path):
-        # Said once, here: every other command that uses data refuses a missing database.
-        click.echo(f"Creating database {os.path.abspath(config.db_path)}", err=True)
+        # Made (and said so) here, once: every other command that uses data refuses a
+        # missing database, and a new file must not go unnoticed.
+        with opened_store(config.db_path, create=True):
+            pass
     runner = Runner(config)
     try:
         event_loop.run(runner.run_until_signalled())
