@@ -186,28 +186,44 @@ def add_queue(
     given and keeps the rest of the stored definition (an empty `dedup_expr` or
     `description` clears it)."""
     current = s.client.get_queue(queue_id) if replace else None
-
-    def pick(value: Any, kept: Any, default: Any) -> Any:
-        if value is not None:
-            return value
-        return kept if current is not None else default
-
-    dedup = pick(given.dedup_expr, current and current.dedup_expr, None)
-    description = pick(given.description, current and current.description, None)
+    # What is not given: the stored value when replacing an existing queue, else the default.
+    base = QueueSettings(
+        name=queue_id,
+        dedup_scope="pending",
+        max_attempts=DEFAULT_MAX_ATTEMPTS,
+        retention_days=DEFAULT_RETENTION_DAYS,
+        lease_ms=DEFAULT_LEASE_MS,
+    )
+    if current is not None:
+        base = QueueSettings(
+            name=current.name,
+            description=current.description,
+            dedup_expr=current.dedup_expr,
+            dedup_scope=current.dedup_scope.value,
+            max_attempts=current.max_attempts,
+            retention_days=current.retention_days,
+            lease_ms=current.lease_ms,
+        )
+    merged = QueueSettings(
+        **{
+            name: given_value if given_value is not None else getattr(base, name)
+            for name, given_value in vars(given).items()
+        }
+    )
     try:
         definition = s.client.add_queue(
             queue_id,
-            pick(given.name, current and current.name, None),
-            description=description or None,
-            dedup_expr=dedup or None,
-            dedup_scope=pick(given.dedup_scope, current and current.dedup_scope, "pending"),
-            max_attempts=pick(
-                given.max_attempts, current and current.max_attempts, DEFAULT_MAX_ATTEMPTS
+            merged.name,
+            description=merged.description or None,  # "" clears it
+            dedup_expr=merged.dedup_expr or None,
+            dedup_scope=merged.dedup_scope or "pending",
+            max_attempts=merged.max_attempts or DEFAULT_MAX_ATTEMPTS,
+            retention_days=(
+                merged.retention_days
+                if merged.retention_days is not None
+                else DEFAULT_RETENTION_DAYS
             ),
-            retention_days=pick(
-                given.retention_days, current and current.retention_days, DEFAULT_RETENTION_DAYS
-            ),
-            lease_ms=pick(given.lease_ms, current and current.lease_ms, DEFAULT_LEASE_MS),
+            lease_ms=merged.lease_ms or DEFAULT_LEASE_MS,
             replace=replace,
         )
     except QueueExistsError as exc:
