@@ -320,3 +320,21 @@ def test_state_and_queue_verbs_import_no_http_or_validation_libraries(db: Path) 
     assert heavy_modules("queue", "dequeue", "plain", *flags) == []
     assert heavy_modules("add-queue", "--id", "d", "--dedup-expr", "$.url", *flags) == ["jsonpath"]
     assert heavy_modules("queue", "enqueue", "d", '{"url": "x"}', *flags) == ["jsonpath"]
+
+
+@pytest.mark.slow
+def test_a_missing_shebang_interpreter_is_named_in_the_run(run_cli: RunCli, tmp_path: Path) -> None:
+    from acceptance.runner_process import RunnerProcess
+
+    script = tmp_path / "badshebang"
+    script.write_text("#!/nonexistent/interp\necho never\n")
+    script.chmod(0o755)
+    runner = RunnerProcess(tmp_path, reconcileIntervalMs=0)
+    runner.add_job("bad", "0 0 1 1 *", str(script))
+    runner.start()
+    try:
+        code, out, err = run_cli("trigger", "-i", "bad", "-c", str(runner.config_path))
+    finally:
+        runner.stop()
+    assert (code, err) == (1, "error: the run of 'bad' ended with status error\n")
+    assert out.splitlines()[1] == f"Error: Interpreter /nonexistent/interp of {script} not found"
