@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.execution.dispatch import RunDispatcher
@@ -122,6 +123,22 @@ def run(harness: Harness, scenario: Callable[[Harness], Coroutine[Any, Any, None
             harness.gateway.close()
 
     asyncio.run(main())
+
+
+def test_a_skip_is_logged_at_info_once_per_in_flight_run(harness: Harness) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("s")
+        h.fire("s")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                h.fire("s")
+        skips = [(e["log_level"], e["job_id"]) for e in logs if e["event"] == "fire skipped"]
+        assert skips == [("info", "s"), ("debug", "s"), ("debug", "s")]
+        h.executor.started[0].released.set()
+        await until(lambda: h.runs("s")[0]["status"] == "ok", "the first run to be recorded")
+
+    run(harness, scenario)
 
 
 def test_skips_collapse_into_one_row_per_in_flight_run(harness: Harness) -> None:

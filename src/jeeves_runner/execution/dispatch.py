@@ -198,8 +198,11 @@ class RunDispatcher:
             if activity.skip_row == previous:
                 activity.skip_row = row
             self._changed()
-            # Debug, not info: a job that overlaps itself every second would fill the log.
-            log.debug("fire skipped", job_id=p.job.id, reason=reason)
+            # Once per in-flight run at info; the repeats (each second for a job on
+            # `* * * * * *`) only bump the same row, so they are debug.
+            (log.debug if row == previous else log.info)(
+                "fire skipped", job_id=p.job.id, reason=reason
+            )
 
     # ---- manual runs -----------------------------------------------------------------
 

@@ -75,6 +75,22 @@ def _command_for(script: str, python: str) -> list[str]:
     )
 
 
+def missing_program(script: str, program: str) -> str:
+    """Why starting `script` found nothing to run. The script itself exists (checked before
+    the start), so when it was run directly the missing file is the interpreter its `#!`
+    line names."""
+    if program == script:
+        try:
+            with open(script, "rb") as fh:
+                first = fh.readline(512)
+        except OSError:
+            first = b""
+        words = first[2:].decode("utf-8", "replace").split() if first.startswith(b"#!") else []
+        if words:
+            return f"Interpreter {words[0]} of {script} not found"
+    return f"Cannot start {script}: {program} was not found"
+
+
 class _ChildProtocol(asyncio.SubprocessProtocol):
     """Output goes straight into the bounded tails as it arrives (no stream buffers), and
     the child's exit is known apart from its pipes closing: a background grandchild that
@@ -233,7 +249,7 @@ class ProcessExecutor:
                 start_new_session=True,
             )
         except FileNotFoundError:
-            raise SpawnError(f"Cannot start {job.script}: {command[0]} was not found") from None
+            raise SpawnError(missing_program(job.script, command[0])) from None
         except PermissionError:
             raise SpawnError(f"Cannot start {job.script}: permission denied") from None
         except OSError as exc:
