@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.models import format_instant
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.protocols import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class MaintenanceReport:
 
 
 class Maintenance:
-    def __init__(self, store: SqliteStore, clock: Clock, run_retention_days: int) -> None:
+    def __init__(self, store: Store, clock: Clock, run_retention_days: int) -> None:
         if run_retention_days < 1:
             raise ValueError(f"run_retention_days must be at least 1, got {run_retention_days}")
         self._store = store

@@ -8,19 +8,23 @@ import structlog
 
 log = structlog.get_logger("jeeves_runner.process_limits")
 
+UNLIMITED_TARGET = 1 << 20
+
 
 def raise_fd_limit() -> int:
     """Raise the soft limit on open files to the hard limit: each run holds pipes, each API
     client a socket, and 1,024 (a common default) runs out under load. Returns the new soft
     limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else soft
-    if soft == resource.RLIM_INFINITY or soft >= hard:
+    if soft == resource.RLIM_INFINITY:
+        return soft
+    # An unlimited hard limit: as far as Linux lets a process go by default (nr_open).
+    target = UNLIMITED_TARGET if hard == resource.RLIM_INFINITY else hard
+    if soft >= target:
         return soft
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError) as exc:
         log.warning("could not raise the open-file limit", soft=soft, hard=hard, reason=str(exc))
         return soft
-    return hard
+    return target

@@ -83,7 +83,7 @@ def test_a_write_lock_held_by_another_process_loses_nothing(
     thread = threading.Thread(target=trigger)
     thread.start()
     wait_for(lambda: runner.runs("manual"), 10, "the manual run's row")
-    lock_seconds = 12.0
+    lock_seconds = 15.0
     holder = hold_write_lock(runner.db_path, lock_seconds)
     locked_at = time.monotonic()
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fake_control import FakeControl
 
+from jeeves_runner.api import server as server_module
 from jeeves_runner.api.app import create_app
 from jeeves_runner.api.server import ApiServer, ListenError
 
@@ -117,5 +118,67 @@ def test_stop_closes_the_port_and_it_can_be_taken_again(control: FakeControl) ->
             assert (await _get(again.url)).status_code == 200
         finally:
             await again.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_too_slow_with_its_headers_is_disconnected(
+    control: FakeControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_S", 0.3)
+
+    async def scenario() -> None:
+        server = ApiServer(create_app(control), "127.0.0.1", 0)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+            await writer.drain()
+            # Closed by the server, without an answer, once the deadline passed.
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            # A client that finishes in time is answered, also on its next request.
+            async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+                assert (await http.get("/health")).status_code == 200
+                await asyncio.sleep(0.5)  # idle past the header deadline, within keep-alive
+                assert (await http.get("/health")).status_code == 200
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_connections_past_the_cap_are_closed_at_once(
+    control: FakeControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
+
+    async def scenario() -> None:
+        server = ApiServer(create_app(control), "127.0.0.1", 0)
+        await server.start()
+        opened: list[asyncio.StreamWriter] = []
+        try:
+            for _ in range(3):
+                _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                opened.append(writer)
+            await asyncio.sleep(0.1)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            opened.append(writer)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                data = await asyncio.wait_for(reader.read(), 5)
+            except ConnectionResetError:
+                data = b""  # aborted: the same as closed without an answer
+            assert data == b""
+            # Once connections close, new ones are served again.
+            while opened:
+                opened.pop().close()
+            await asyncio.sleep(0.2)
+            async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+                assert (await http.get("/health")).status_code == 200
+        finally:
+            for writer in opened:
+                writer.close()
+            await server.stop()
 
     asyncio.run(scenario())
