@@ -9,6 +9,7 @@ import contextlib
 import gc
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -17,10 +18,12 @@ from jeeves_runner.config import Config
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.executor import ProcessExecutor
 from jeeves_runner.execution.sessions import SessionRunner
+from jeeves_runner.job_changes import JobChanges
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
+    Job,
     RunResult,
     format_instant,
 )
@@ -28,6 +31,7 @@ from jeeves_runner.notify.slack import SlackNotifier
 from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
+from jeeves_runner.scheduling.schedule_watch import ScheduleWatch
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
 
@@ -92,6 +96,15 @@ class Runner:
             self.dispatcher.jobs_changed()
         return found
 
+    async def create_job(self, job: Job) -> dict[str, Any]:
+        return await self.job_changes.add_job(job)
+
+    async def replace_job(self, job: Job) -> dict[str, Any] | None:
+        return await self.job_changes.update_job(job)
+
+    async def delete_job(self, job_id: str, *, force: bool) -> bool:
+        return await self.job_changes.delete_job(job_id, force=force)
+
     # ---- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -127,6 +140,13 @@ class Runner:
                 zone=zone,
                 reconcile_interval_s=config.reconcile_interval_ms / 1000,
             )
+            self.job_changes = JobChanges(
+                gateway=self._gateway,
+                scheduler=self.scheduler,
+                dispatcher=self.dispatcher,
+                clock=self.clock,
+            )
+            self.schedule_watch = ScheduleWatch(self.scheduler)
             self.maintenance = Maintenance(self._store, self.clock, config.run_retention_days)
             self._run_maintenance()  # the dispatcher exists, so a prune can mark caches stale
             self.scheduler.reconcile()
@@ -144,6 +164,7 @@ class Runner:
             if self.serve_api:
                 await self._start_api()
             self.scheduler.start()
+            self.schedule_watch.start()
             # Everything built so far lives as long as the process: move it out of the
             # collector's reach, so a full collection does not pause the loop for tens of
             # ms (measured 35 ms with 100,000 jobs) at some later fire.
@@ -176,6 +197,7 @@ class Runner:
             return
         self._stopped = True
         log.info("runner stopping", running=self.dispatcher.executing)
+        await self.schedule_watch.stop()
         await self.scheduler.stop()
         await self.dispatcher.shutdown(self.config.shutdown_grace_ms / 1000)
         await self._close_resources()

@@ -371,10 +371,11 @@ def test_unknown_route_is_404(client: httpx.Client, path: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/jobs", "GET"),
-        ("POST", "/jobs", "GET"),
+        ("DELETE", "/jobs", "GET, POST"),
+        ("PUT", "/jobs", "GET, POST"),
         ("GET", "/jobs/x/run", "POST"),
-        ("PUT", "/jobs/x/enable", "POST"),
+        ("PUT", "/jobs/x/enable", "POST, PATCH"),
+        ("PUT", "/jobs/x", "GET, PATCH, DELETE"),
         ("POST", "/health", "GET"),
     ],
 )

@@ -56,6 +56,7 @@ def add_job(
             on_success=on_success,
             enabled=not disabled,
             cwd=Path.cwd(),
+            now=datetime.now(UTC),
         )
     except JobRuleError as exc:
         raise CliError(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
@@ -10,6 +11,9 @@ from jeeves_runner.models import Job, JobType, OverlapPolicy
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+JOB_ID_MAX = 128
+# The sentence `next-runs` prints for such a schedule; add-job, the API and files say the same.
+NEVER_FIRES = "This schedule never fires."
 PROMPT_FILE_EXTENSIONS = (".md", ".txt")
 
 
@@ -23,14 +27,23 @@ def check_job_id(job_id: str) -> str:
     # fullmatch, not match: with `$`, match() would accept an id ending in a newline.
     if not JOB_ID_PATTERN.fullmatch(job_id):
         raise JobRuleError(f"id: {job_id!r} may hold only letters, digits, '-', '_' and '.'")
+    if len(job_id) > JOB_ID_MAX:
+        raise JobRuleError(f"id: must be at most {JOB_ID_MAX} characters, got {len(job_id)}")
+    if job_id in (".", ".."):
+        # Ids end up in URL paths and file names, where these two mean folders.
+        raise JobRuleError(f"id: {job_id!r} is not allowed")
     return job_id
 
 
-def check_schedule(schedule: str) -> str:
+def check_schedule(schedule: str, now: datetime | None = None) -> str:
+    """A valid expression; with `now`, also one that fires at least once after it (in UTC:
+    a schedule that never fires, never fires in any zone)."""
     try:
-        parse(schedule)
+        parsed = parse(schedule)
     except InvalidSchedule as exc:
         raise JobRuleError(f"schedule: {exc}") from None
+    if now is not None and parsed.next_after(now, UTC) is None:
+        raise JobRuleError(f"schedule: {NEVER_FIRES}")
     return schedule
 
 
@@ -85,6 +98,7 @@ def build_job(
     on_success: str | None = None,
     enabled: bool = True,
     cwd: Path,
+    now: datetime,
 ) -> Job:
     check_job_id(job_id)
     if not name.strip():
@@ -99,7 +113,7 @@ def build_job(
         raise JobRuleError(f"overlap: must be skip, queue or allow, got {overlap!r}") from None
     if timeout_ms is not None and timeout_ms <= 0:
         raise JobRuleError(f"timeout: must be a positive number of milliseconds, got {timeout_ms}")
-    check_schedule(schedule)
+    check_schedule(schedule, now)
     return Job(
         id=job_id,
         name=name,
