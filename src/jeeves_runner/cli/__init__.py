@@ -11,12 +11,12 @@ from jeeves_runner import __version__
 from jeeves_runner.cli import (
     api_commands,
     data_commands,
+    job_commands,
     runner_commands,
     schedule_commands,
 )
 from jeeves_runner.cli.common import EXIT_USAGE, CliError
 from jeeves_runner.cli.config_commands import config_show, init, validate
-from jeeves_runner.cli.job_commands import add_job, list_jobs
 from jeeves_runner.cli.service_commands import service
 
 
@@ -30,8 +30,7 @@ for command in (
     init,
     validate,
     config_show,
-    add_job,
-    list_jobs,
+    *job_commands.COMMANDS,
     service,
     *runner_commands.COMMANDS,
     *schedule_commands.COMMANDS,

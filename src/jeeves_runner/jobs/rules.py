@@ -120,7 +120,7 @@ def build_job(
         schedule=schedule,
         script=resolve_script(script, kind, cwd),
         type=kind,
-        description=description,
+        description=description or None,
         enabled=enabled,
         timeout_ms=timeout_ms,
         overlap_policy=policy,

@@ -88,6 +88,11 @@ class RunStore(Protocol):
 
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
 
+    def count_unfinished(self, job_id: str) -> int:
+        """Runs of the job that are `pending` or `running` (in flight, or left open by a
+        runner that stopped)."""
+        ...
+
     def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
         """Close runs a stopped runner left open: `running` ones with `message`, `pending`
         ones (which never started) with `never_started` (default: `message`)."""
