@@ -1,0 +1,82 @@
+"""Job edits against the real runner in-process (tests/live_runner.py): an API edit is in the
+scheduler before the 200, a deleted job stops firing, a forced delete stops a real child."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from live_runner import SCRIPTS, LiveRunner
+
+pytestmark = pytest.mark.slow
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveRunner]:
+    # No periodic reconcile: what happens below happens because of the edit itself.
+    runner = LiveRunner(tmp_path, reconcileIntervalMs=0).start()
+    yield runner
+    runner.join()
+
+
+def test_an_api_edit_is_in_the_scheduler_when_the_api_answers(live: LiveRunner) -> None:
+    live.add_job("tick", "prints_start_time.sh")  # a schedule that does not fire in tests
+    with httpx.Client(base_url=live.url) as http:
+        live_watch_settled(live)
+        response = http.patch("/jobs/tick", json={"schedule": "* * * * * *"})
+        assert response.status_code == 200
+        due = live.runner.scheduler.fires.next_due()
+        assert due is not None and due - time.time() <= 1.0
+        wait_until(lambda: http.get("/jobs/tick/runs").json()["runs"], 3, "a run after the edit")
+        assert http.delete("/jobs/tick?force=true").status_code == 200
+        assert "tick" not in live.runner.scheduler.fires
+        assert live.runner.scheduler.fires.next_due() is None
+
+
+def live_watch_settled(live: LiveRunner) -> None:
+    # A job added behind the runner's back is picked up by the watch within its interval.
+    wait_until(lambda: "tick" in live.runner.scheduler.fires, 3, "the watch to see the job")
+
+
+def test_a_forced_delete_stops_the_running_child(live: LiveRunner) -> None:
+    live.add_job("hang", str(SCRIPTS / "grandchild.sh"))
+    with httpx.Client(base_url=live.url, timeout=30) as http, ThreadPoolExecutor(1) as pool:
+        run = pool.submit(http.post, "/jobs/hang/run")
+        wait_until(lambda: live.runner.running_count == 1, 10, "the run to start")
+        refused = http.delete("/jobs/hang")
+        assert refused.status_code == 409
+        assert refused.json() == {"error": "Job 'hang' has a run in flight"}
+        assert http.delete("/jobs/hang?force=true").json() == {"ok": True}
+        result = run.result(30).json()["result"]
+        assert result["status"] == "error"
+        assert result["error"] == "The job was deleted during this run"
+        assert http.get("/jobs/hang").status_code == 404
+        assert live.runner.running_count == 0
+
+
+def test_post_jobs_schedules_at_once(live: LiveRunner) -> None:
+    body = {
+        "id": "new",
+        "name": "New",
+        "schedule": "* * * * * *",
+        "script": str(SCRIPTS / "prints_start_time.sh"),
+    }
+    with httpx.Client(base_url=live.url) as http:
+        assert http.post("/jobs", json=body).status_code == 201
+        assert "new" in live.runner.scheduler.fires
+        assert http.post("/jobs", json=body).json() == {"error": "Job 'new' already exists"}
+        wait_until(lambda: http.get("/jobs/new/runs").json()["runs"], 3, "a run of the new job")
