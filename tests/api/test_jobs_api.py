@@ -32,6 +32,13 @@ JOB_FIELDS = {
     "description",
     "created_at",
     "updated_at",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "timezone",
+    "tags",
+    "source",
 }
 RUN_FIELDS = {
     "id",
@@ -93,6 +100,13 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "description": None,
         "created_at": "2026-03-02T12:00:00.000Z",
         "updated_at": "2026-03-02T12:00:00.000Z",
+        "command": None,
+        "args": [],
+        "env": {},
+        "cwd": None,
+        "timezone": None,
+        "tags": [],
+        "source": None,
         "last_status": None,
         "last_run": None,
     }

@@ -41,6 +41,17 @@ class JobBody(BaseModel):
     description: str | None
     created_at: str
     updated_at: str
+    command: list[str] | None = Field(
+        description="An argv run without a shell, instead of a script (script is then '')"
+    )
+    args: list[str] = Field(description="Arguments appended to the script")
+    env: dict[str, str] = Field(description="Variables set for the job, before the JR_* ones")
+    cwd: str | None = Field(
+        description="Working folder; null: the script's folder, or the runner's for a command"
+    )
+    timezone: str | None = Field(description="IANA zone of the schedule; null: the runner's")
+    tags: list[str]
+    source: str | None = Field(description="The job file that defines the job, if any")
 
 
 class JobListItem(JobBody):
