@@ -231,3 +231,68 @@ def test_patch_enable_and_disable_work_as_the_post_ones(
     assert client.get("/jobs/j").json()["job"]["enabled"] == 1
     assert control.enabled_calls == [("j", False), ("j", True)]
     assert client.patch("/jobs/ghost/enable").json() == JOB_NOT_FOUND
+
+
+# ---- what a job needs: command, args, env, cwd, timezone, tags -------------------------------
+
+
+def test_create_with_every_run_field(client: httpx.Client, script: Path, tmp_path: Path) -> None:
+    body = new_job(
+        script,
+        args=["--fast", "two words"],
+        env={"GREETING": "hi"},
+        cwd=str(tmp_path),
+        timezone="Europe/London",
+        tags=["nightly", "mail"],
+    )
+    job = client.post("/jobs", json=body).json()["job"]
+    assert job["args"] == ["--fast", "two words"]
+    assert job["env"] == {"GREETING": "hi"}
+    assert job["cwd"] == str(tmp_path)
+    assert job["timezone"] == "Europe/London"
+    assert job["tags"] == ["nightly", "mail"]
+    assert job["command"] is None
+    assert client.get("/jobs").json()["jobs"][0] == {**job, "last_status": None, "last_run": None}
+
+
+def test_a_command_job_needs_no_script_and_patching_one_replaces_the_other(
+    client: httpx.Client, script: Path
+) -> None:
+    body = {"id": "c", "name": "C", "schedule": "@daily", "command": ["echo", "hi"]}
+    job = client.post("/jobs", json=body).json()["job"]
+    assert (job["command"], job["script"]) == (["echo", "hi"], "")
+    job = client.patch("/jobs/c", json={"script": str(script)}).json()["job"]
+    assert (job["command"], job["script"]) == (None, str(script))
+    job = client.patch("/jobs/c", json={"command": ["true"]}).json()["job"]
+    assert (job["command"], job["script"]) == (["true"], "")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"env": {"A": 5}}, "env: the value of 'A' must be a string, got 5"),
+        ({"env": ["A"]}, 'env: must be an object of names to strings, got ["A"]'),
+        ({"args": "x"}, 'args: must be a list of strings, got "x"'),
+        ({"args": ["x", 1]}, "args: must be a list of strings, got the item 1"),
+        ({"tags": [None]}, "tags: must be a list of strings, got the item null"),
+        ({"timezone": "Mars/Base"}, "timezone: unknown time zone 'Mars/Base'"),
+        ({"cwd": "rel"}, "cwd: must be an absolute path, got 'rel'"),
+        ({"cwd": "/nope/at/all"}, "cwd: /nope/at/all does not exist"),
+        ({"command": []}, "command: must name a program to run as its first item"),
+        ({"command": ["echo"]}, "command: give a script or a command, not both"),
+    ],
+)
+def test_run_fields_are_checked_naming_the_field(
+    client: httpx.Client, script: Path, overrides: dict[str, Any], message: str
+) -> None:
+    assert error(client.post("/jobs", json=new_job(script, **overrides)), 400) == message
+
+
+def test_cwd_that_is_a_file_is_refused(client: httpx.Client, script: Path) -> None:
+    response = client.post("/jobs", json=new_job(script, cwd=str(script)))
+    assert error(response, 400) == f"cwd: {script} is not a folder"
+
+
+def test_a_job_without_script_or_command_is_refused(client: httpx.Client) -> None:
+    body = {"id": "x", "name": "X", "schedule": "@daily"}
+    assert error(client.post("/jobs", json=body), 400) == "script: is required (or give a command)"

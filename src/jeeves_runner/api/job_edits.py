@@ -54,6 +54,14 @@ class JobChange(_Fields):
     on_failure: str | None = None
     on_success: str | None = None
     description: str | None = None
+    command: list[str] | None = Field(
+        default=None, description="An argv run without a shell; replaces the script"
+    )
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    cwd: str | None = Field(default=None, description="Absolute path of an existing folder")
+    timezone: str | None = None
+    tags: list[str] | None = None
 
 
 class JobCreate(_Fields):
@@ -62,7 +70,10 @@ class JobCreate(_Fields):
     id: str
     name: str
     schedule: str
-    script: str = Field(description="Absolute script path, or prompt text for a session job")
+    script: str | None = Field(
+        default=None,
+        description="Absolute script path, or prompt text for a session job; or give command",
+    )
     type: Literal["script", "session"] = "script"
     enabled: bool | Literal[0, 1] = True
     timeout_ms: int | None = None
@@ -70,11 +81,27 @@ class JobCreate(_Fields):
     on_failure: str | None = None
     on_success: str | None = None
     description: str | None = None
+    command: list[str] | None = Field(
+        default=None, description="An argv run without a shell, instead of a script"
+    )
+    args: list[str] = Field(default_factory=list, description="Appended to the script")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Variables for the job, set before the JR_* ones"
+    )
+    cwd: str | None = Field(
+        default=None,
+        description="Absolute folder to run in; default: the script's folder (the runner's "
+        "for a command)",
+    )
+    timezone: str | None = Field(default=None, description="IANA zone; default: the runner's")
+    tags: list[str] = Field(default_factory=list)
 
 
 # What GET /jobs/:id shows but only the runner sets.
 _READ_ONLY = ("created_at", "updated_at", "last_status", "last_run")
-_REQUIRED_NOT_NULL = ("id", "name", "schedule", "script", "type", "enabled", "overlap_policy")
+_REQUIRED_NOT_NULL = ("id", "name", "schedule", "type", "enabled", "overlap_policy")
+# Checked by the job rules, which name the item at fault (an env value that is not a string).
+_RULE_CHECKED = ("command", "args", "env", "tags")
 
 
 def _body_openapi(model: type[BaseModel]) -> dict[str, Any]:
@@ -109,7 +136,7 @@ async def _read_object(request: Request, model: type[BaseModel]) -> dict[str, An
         if key in data and data[key] is None:
             raise ApiError(400, f"{key}: must not be null")
     try:
-        model.model_validate(data)
+        model.model_validate({k: v for k, v in data.items() if k not in _RULE_CHECKED})
     except ValidationError as exc:
         raise ApiError(400, _describe(exc)) from None
     return data
@@ -147,10 +174,20 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
     Relative script paths have no meaning over HTTP: the runner's working folder is an
     accident of how it was started."""
     base = _as_fields(now_job) if now_job is not None else {}
+    # A command given replaces the script, and a script given replaces the command.
+    if fields.get("command") is not None and "script" not in fields:
+        base["script"] = None
+    if fields.get("script") and "command" not in fields:
+        base["command"] = None
     merged = {**base, **fields}
-    script = merged["script"]
-    if merged.get("type", "script") == "script" and not Path(script).expanduser().is_absolute():
+    script = merged.get("script")
+    command = merged.get("command")
+    is_file = merged.get("type", "script") == "script" and command is None
+    if is_file and isinstance(script, str) and not Path(script).expanduser().is_absolute():
         raise ApiError(400, f"script: must be an absolute path, got {script!r}")
+    work_dir = merged.get("cwd")
+    if work_dir is not None and not Path(work_dir).is_absolute():
+        raise ApiError(400, f"cwd: must be an absolute path, got {work_dir!r}")
     try:
         return build_job(
             job_id=merged["id"],
@@ -166,6 +203,12 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
             enabled=bool(merged.get("enabled", True)),
             cwd=Path("/"),
             now=request.app.state.clock.now(),
+            command=command,
+            args=_given(merged.get("args"), ()),
+            env=_given(merged.get("env"), {}),
+            work_dir=work_dir,
+            timezone=merged.get("timezone"),
+            tags=_given(merged.get("tags"), ()),
         )
     except JobRuleError as exc:
         raise ApiError(400, _api_field_names(str(exc))) from None
@@ -182,6 +225,10 @@ def _api_field_names(message: str) -> str:
     return message
 
 
+def _given(value: Any, empty: Any) -> Any:
+    return empty if value is None else value
+
+
 def _as_fields(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -195,6 +242,12 @@ def _as_fields(job: Job) -> dict[str, Any]:
         "on_failure": job.on_failure,
         "on_success": job.on_success,
         "description": job.description,
+        "command": list(job.command) if job.command is not None else None,
+        "args": list(job.args),
+        "env": dict(job.env),
+        "cwd": job.cwd,
+        "timezone": job.timezone,
+        "tags": list(job.tags),
     }
 
 
