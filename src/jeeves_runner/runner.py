@@ -180,7 +180,7 @@ class Runner:
         from jeeves_runner.api.app import create_app
         from jeeves_runner.api.server import ApiServer
 
-        app = create_app(self, clock=self.clock)
+        app = create_app(self, clock=self.clock, zone=self.scheduler.fires.zone)
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
         self.api_server = server

@@ -252,6 +252,7 @@ def test_create_with_every_run_field(client: httpx.Client, script: Path, tmp_pat
     assert job["timezone"] == "Europe/London"
     assert job["tags"] == ["nightly", "mail"]
     assert job["command"] is None
+    del job["next_run"]  # shown by GET /jobs/:id, not by the list
     assert client.get("/jobs").json()["jobs"][0] == {**job, "last_status": None, "last_run": None}
 
 
@@ -296,3 +297,31 @@ def test_cwd_that_is_a_file_is_refused(client: httpx.Client, script: Path) -> No
 def test_a_job_without_script_or_command_is_refused(client: httpx.Client) -> None:
     body = {"id": "x", "name": "X", "schedule": "@daily"}
     assert error(client.post("/jobs", json=body), 400) == "script: is required (or give a command)"
+
+
+# ---- next fires ------------------------------------------------------------------------------
+
+
+def test_next_fires_in_the_jobs_zone(client: httpx.Client, script: Path) -> None:
+    # The tests' clock stands at 2026-03-02 12:00 UTC; 03:00 in Tokyo is 18:00 UTC.
+    client.post("/jobs", json=new_job(script, timezone="Asia/Tokyo"))
+    assert client.get("/jobs/nightly/next?n=2").json() == {
+        "next": ["2026-03-02T18:00:00.000Z", "2026-03-03T18:00:00.000Z"]
+    }
+    assert len(client.get("/jobs/nightly/next").json()["next"]) == 10
+    assert client.get("/jobs/nightly").json()["job"]["next_run"] == "2026-03-02T18:00:00.000Z"
+    client.post("/jobs/nightly/disable")
+    assert client.get("/jobs/nightly/next").json() == {"next": []}
+    assert client.get("/jobs/nightly").json()["job"]["next_run"] is None
+
+
+@pytest.mark.parametrize("n", ["0", "101", "x", "1.5", "-1"])
+def test_next_refuses_a_bad_n(client: httpx.Client, script: Path, n: str) -> None:
+    client.post("/jobs", json=new_job(script))
+    assert (
+        error(client.get(f"/jobs/nightly/next?n={n}"), 400) == "n must be an integer from 1 to 100"
+    )
+
+
+def test_next_of_an_unknown_job_is_404(client: httpx.Client) -> None:
+    assert client.get("/jobs/ghost/next").json() == JOB_NOT_FOUND

@@ -157,7 +157,8 @@ def test_get_job(client: httpx.Client, control: FakeControl) -> None:
     response = client.get("/jobs/sync")
     assert response.status_code == 200
     job = response.json()["job"]
-    assert set(job) == JOB_FIELDS
+    assert set(job) == JOB_FIELDS | {"next_run"}
+    assert job["next_run"] == "2026-03-02T12:03:00.000Z"  # "3 * * * *" after the tests' noon
     assert job["id"] == "sync"
     assert job["enabled"] == 1
     assert job["timeout_ms"] == 5000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import tzinfo
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import health, job_edits, jobs, queues, state
+from jeeves_runner.api import health, job_edits, job_schedule, jobs, queues, state
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.clock import Clock, SystemClock
@@ -32,6 +33,7 @@ from jeeves_runner.control import (
     ShuttingDownError,
 )
 from jeeves_runner.models import JobExistsError
+from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
 
 log = structlog.get_logger("jeeves_runner.api")
@@ -59,7 +61,10 @@ class RunnerApi(FastAPI):
         return schema
 
 
-def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    control: RunnerControl, *, clock: Clock | None = None, zone: tzinfo | None = None
+) -> FastAPI:
+    """`zone`: the runner's zone, for jobs without their own (None: this machine's)."""
     app = RunnerApi(
         title="jeeves-runner",
         version=__version__,
@@ -74,8 +79,16 @@ def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI
     )
     app.state.control = control
     app.state.clock = clock if clock is not None else SystemClock()
+    app.state.zone = zone if zone is not None else resolve_zone(None)
     app.state.body_cache = jobs.BodyCache()
-    routers = (jobs.router, job_edits.router, health.router, queues.router, state.router)
+    routers = (
+        jobs.router,
+        job_edits.router,
+        job_schedule.router,
+        health.router,
+        queues.router,
+        state.router,
+    )
     for router in routers:
         app.include_router(router)
     app.state.api_routes = [

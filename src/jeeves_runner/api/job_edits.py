@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.jobs import JOB_NOT_FOUND, JobDetail, OkBody, disable_job, enable_job
 from jeeves_runner.api.params import error_responses, json_response
 from jeeves_runner.jobs.rules import JobRuleError, build_job
@@ -264,6 +265,7 @@ async def create_job(request: Request) -> Response:
     job = _check(fields, None, request)
     # JobExistsError (409) and StoreError (503) are mapped in app.py.
     row = await get_control(request).create_job(job)
+    row["next_run"] = next_run(row, request)
     return json_response({"job": row}, 201)
 
 
@@ -286,6 +288,7 @@ async def edit_job(job_id: str, request: Request) -> Response:
     row = await control.replace_job(job)
     if row is None:  # deleted between the read and the write
         raise ApiError(404, JOB_NOT_FOUND)
+    row["next_run"] = next_run(row, request)
     return json_response({"job": row})
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
 from jeeves_runner.control import RunnerControl
 from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
@@ -65,8 +66,12 @@ class JobList(BaseModel):
     jobs: list[JobListItem]
 
 
+class JobDetailBody(JobBody):
+    next_run: str | None = Field(description="The next fire; null when disabled or never firing")
+
+
 class JobDetail(BaseModel):
-    job: JobBody
+    job: JobDetailBody
 
 
 class RunBody(BaseModel):
@@ -181,6 +186,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     row = await get_control(request).store.read(lambda s: s.jobs.get_job_row(job_id))
     if row is None:
         raise ApiError(404, JOB_NOT_FOUND)
+    row["next_run"] = next_run(row, request)
     return json_response({"job": row})
 
 
