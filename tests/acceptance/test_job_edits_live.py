@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -80,3 +82,56 @@ def test_post_jobs_schedules_at_once(live: LiveRunner) -> None:
         assert "new" in live.runner.scheduler.fires
         assert http.post("/jobs", json=body).json() == {"error": "Job 'new' already exists"}
         wait_until(lambda: http.get("/jobs/new/runs").json()["runs"], 3, "a run of the new job")
+
+
+def test_a_real_child_sees_its_args_env_cwd_and_command(live: LiveRunner, tmp_path: Path) -> None:
+    script = tmp_path / "scripts" / "show.sh"
+    script.parent.mkdir()
+    script.write_text(
+        '#!/bin/sh\necho "args=$*"\necho "greeting=$GREETING"\necho "job=$JR_JOB_ID"\npwd\n'
+    )
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    base = {"name": "Show", "schedule": "0 0 1 1 *"}
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        env = {"GREETING": "hello", "JR_JOB_ID": "spoofed"}
+        body = {**base, "id": "show", "script": str(script), "args": ["a b", "c"], "env": env}
+        created = http.post("/jobs", json=body)
+        assert created.status_code == 201, created.text
+        out = http.post("/jobs/show/run").json()["result"]["stdout"]
+        # JR_* come after the job's env: a job cannot spoof them. The default folder is the
+        # script's own.
+        assert out.splitlines() == ["args=a b c", "greeting=hello", "job=show", str(script.parent)]
+        http.patch("/jobs/show", json={"cwd": str(elsewhere)})
+        out = http.post("/jobs/show/run").json()["result"]["stdout"]
+        assert out.splitlines()[-1] == str(elsewhere)
+        body = {
+            **base,
+            "id": "cmd",
+            "command": ["printenv", "GREETING"],
+            "env": {"GREETING": "x y"},
+        }
+        assert http.post("/jobs", json=body).status_code == 201
+        result = http.post("/jobs/cmd/run").json()["result"]
+        assert (result["status"], result["stdout"].splitlines()) == ("ok", ["x y"])
+
+
+def test_a_job_fires_in_its_own_zone(live: LiveRunner) -> None:
+    # Every second, but only during this hour and the next *in Tokyo*; the runner's zone (UTC
+    # in tests, whole hours away from Tokyo) never has those hours now.
+    tokyo = datetime.now(ZoneInfo("Asia/Tokyo"))
+    hours = f"{tokyo.hour},{(tokyo.hour + 1) % 24}"
+    body = {
+        "id": "tokyo",
+        "name": "Tokyo",
+        "schedule": f"* * {hours} * * *",
+        "timezone": "Asia/Tokyo",
+        "script": str(SCRIPTS / "prints_start_time.sh"),
+    }
+    with httpx.Client(base_url=live.url) as http:
+        assert http.post("/jobs", json=body).status_code == 201
+        wait_until(lambda: http.get("/jobs/tokyo/runs").json()["runs"], 3, "a fire in Tokyo time")
+        http.patch("/jobs/tokyo", json={"timezone": None})
+        assert "tokyo" not in live.runner.scheduler.fires or (
+            (live.runner.scheduler.fires.next_due() or 0) - time.time() > 60
+        )
