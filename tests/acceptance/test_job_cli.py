@@ -220,3 +220,54 @@ def test_remove_job_force_stops_the_run_through_the_runner(runner: RunnerProcess
     assert runner.runs("hang") == []
     time.sleep(1.5)  # a deleted job must not fire again: nothing to poll for but absence
     assert runner.runs("hang") == []
+
+
+def test_add_and_edit_the_run_fields(cli: Any, config: Path, script: Path, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    add(cli, "report", script, "--arg", "a b", "--arg", "c", "--env", "GREETING=hi there",
+        "--cwd", "work", "--timezone", "Asia/Tokyo", "--tag", "mail")  # fmt: skip
+    job = stored(config, "report")
+    assert job.args == ("a b", "c")
+    assert job.env == {"GREETING": "hi there"}
+    assert job.cwd == str(tmp_path / "work")  # relative to where the command ran
+    assert (job.timezone, job.tags) == ("Asia/Tokyo", ("mail",))
+    out = assert_ok(cli("show-job", "report"))
+    assert "args:        'a b' c" in out.splitlines()
+    assert "timezone:    Asia/Tokyo" in out.splitlines()
+    assert "T03:00:00+09:00" in out  # next fires in the job's own zone
+    changed = assert_ok(cli("edit-job", "report", "--command", "rsync -a 'my src' dst"))
+    assert changed == "Changed job 'report': script, command\n"
+    job = stored(config, "report")
+    assert (job.script, job.command) == ("", ("rsync", "-a", "my src", "dst"))
+    assert_ok(cli("edit-job", "report", "--timezone", "", "--cwd", ""))
+    job = stored(config, "report")
+    assert (job.timezone, job.cwd) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--env", "NOVALUE"), "env: 'NOVALUE' is not NAME=VALUE"),
+        (("--timezone", "Mars/Base"), "timezone: unknown time zone 'Mars/Base'"),
+        (("--cwd", "missing"), "cwd: {tmp}/missing does not exist"),
+        (
+            ("--command", "echo 'unclosed"),
+            "command: cannot be split into words (No closing quotation)",
+        ),
+    ],
+)
+def test_bad_run_fields_are_one_sentence(
+    cli: Any, script: Path, tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    result = cli("add-job", "--id", "x", "--name", "X", "--schedule", "@daily", "--script",
+                 str(script), *extra)  # fmt: skip
+    assert_error(result, message.format(tmp=tmp_path))
+
+
+def test_add_job_with_a_command_instead_of_a_script(cli: Any, config: Path) -> None:
+    out = assert_ok(cli("add-job", "--id", "c", "--name", "C", "--schedule", "@daily",
+                        "--command", "echo hi"))  # fmt: skip
+    assert out == "Added job 'c' (@daily) -> echo hi\n"
+    assert stored(config, "c").command == ("echo", "hi")
+    assert_error(cli("add-job", "--id", "d", "--name", "D", "--schedule", "@daily"),
+                 "script: is required (or give a command)")  # fmt: skip

@@ -6,6 +6,7 @@ notices the change within a second (`scheduling.schedule_watch`).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
@@ -47,15 +48,14 @@ def _job_options(*, required: bool) -> Callable[[F], F]:
 
     def decorate(func: F) -> F:
         options = [
-            click.option("--name", required=required, default=None),
-            click.option(
-                "--schedule", required=required, default=None, help="Cron expression (croner)."
-            ),
+            # No `default=None` beside `required`: click 8.3 counts it as a default given,
+            # and would not report the option missing.
+            click.option("--name", required=required),
+            click.option("--schedule", required=required, help="Cron expression (croner)."),
             click.option(
                 "--script",
-                required=required,
                 default=None,
-                help="Script path, or prompt text for a session.",
+                help="Script path, or prompt text for a session (or give --command).",
             ),
             click.option(
                 "--type",
@@ -74,6 +74,27 @@ def _job_options(*, required: bool) -> Callable[[F], F]:
             ),
             click.option("--on-failure", default=None, help="Slack channel id for failures."),
             click.option("--on-success", default=None, help="Slack channel id for successes."),
+            click.option(
+                "--command",
+                "command_line",
+                default=None,
+                help="A command run without a shell, split like a shell would "
+                "('rsync -a src dst'); instead of --script.",
+            ),
+            click.option(
+                "--arg", "args", multiple=True, help="An argument for the script (repeat)."
+            ),
+            click.option(
+                "--env", "env_pairs", multiple=True, help="NAME=VALUE for the job (repeat)."
+            ),
+            click.option(
+                "--cwd",
+                "work_dir",
+                default=None,
+                help="Folder to run in (default: the script's folder; the runner's for a command).",
+            ),
+            click.option("--timezone", default=None, help="IANA zone of the schedule."),
+            click.option("--tag", "tags", multiple=True, help="A free-form label (repeat)."),
         ]
         for option in reversed(options):
             func = option(func)
@@ -91,19 +112,31 @@ def add_job(
     job_id: str,
     name: str,
     schedule: str,
-    script: str,
+    script: str | None,
     job_type: str,
     description: str | None,
     timeout_ms: int | None,
     overlap: str,
     on_failure: str | None,
     on_success: str | None,
+    command_line: str | None,
+    args: tuple[str, ...],
+    env_pairs: tuple[str, ...],
+    work_dir: str | None,
+    timezone: str | None,
+    tags: tuple[str, ...],
     disabled: bool,
     config_path: str | None,
 ) -> None:
     """Add a job to the database."""
     config = load(config_path)
     job = _built(
+        command=_split_command(command_line),
+        args=args,
+        env=_env(env_pairs),
+        work_dir=work_dir,
+        timezone=timezone,
+        tags=tags,
         job_id=job_id,
         name=name,
         schedule=schedule,
@@ -121,7 +154,8 @@ def add_job(
             store.jobs.add_job(job, format_instant(_now()))
         except JobExistsError as exc:
             raise CliError(str(exc)) from None
-    click.echo(f"Added job '{job.id}' ({job.schedule}) -> {job.script}")
+    target = shlex.join(job.command) if job.command is not None else job.script
+    click.echo(f"Added job '{job.id}' ({job.schedule}) -> {target}")
 
 
 @click.command("edit-job")
@@ -140,6 +174,12 @@ def edit_job(
     overlap: str | None,
     on_failure: str | None,
     on_success: str | None,
+    command_line: str | None,
+    args: tuple[str, ...],
+    env_pairs: tuple[str, ...],
+    work_dir: str | None,
+    timezone: str | None,
+    tags: tuple[str, ...],
     no_timeout: bool,
     config_path: str | None,
 ) -> None:
@@ -151,11 +191,21 @@ def edit_job(
         if current is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
         # The stored script is absolute already; a new one is read from here, as add-job does.
+        # A new command replaces the script, and a new script the command.
+        command = _split_command(command_line)
+        if command is None and script is None:
+            command = list(current.command) if current.command is not None else None
         job = _built(
             job_id=job_id,
             name=_pick(name, current.name),
             schedule=_pick(schedule, current.schedule),
-            script=_pick(script, current.script),
+            script=script if script is not None or command_line is not None else current.script,
+            command=command,
+            args=args or current.args,
+            env=_env(env_pairs) if env_pairs else current.env,
+            work_dir=_pick(work_dir, current.cwd) or None,
+            timezone=_pick(timezone, current.timezone) or None,
+            tags=tags or current.tags,
             job_type=_pick(job_type, current.type.value),
             description=_pick(description, current.description),
             timeout_ms=None if no_timeout else _pick(timeout_ms, current.timeout_ms),
@@ -246,14 +296,20 @@ def show_job(job_id: str, config_path: str | None) -> None:
         if job is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
         runs = store.runs.list_runs(job_id, 5)
-    zone = resolve_zone(config.timezone)
+    zone = resolve_zone(job.timezone or config.timezone)
     rows = [
         ("id", job.id),
         ("name", job.name),
         ("status", "enabled" if job.enabled else "disabled"),
         ("schedule", job.schedule),
         ("type", job.type.value),
-        ("script", job.script),
+        ("script", job.script or None),
+        ("command", shlex.join(job.command) if job.command is not None else None),
+        ("args", shlex.join(job.args) if job.args else None),
+        ("env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items())) or None),
+        ("cwd", job.cwd or ("the runner's folder" if job.command else "the script's folder")),
+        ("timezone", job.timezone or "the runner's"),
+        ("tags", ", ".join(job.tags) or None),
         ("description", job.description),
         ("timeout", f"{job.timeout_ms} ms" if job.timeout_ms else None),
         ("overlap", job.overlap_policy.value),
@@ -305,7 +361,8 @@ def list_jobs(config_path: str | None) -> None:
     for job in jobs:
         last = f"{job['last_status']} {job['last_run']}" if job["last_status"] else "-"
         if job["enabled"]:
-            fires = _next_fires(job["schedule"], zone, 1, now)
+            job_zone = resolve_zone(job["timezone"]) if job["timezone"] else zone
+            fires = _next_fires(job["schedule"], job_zone, 1, now)
             next_fire = fires[0].isoformat() if fires else "never"
         else:
             next_fire = "-"
@@ -340,6 +397,25 @@ def _next_fires(
     return fires
 
 
+def _split_command(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise CliError(f"command: cannot be split into words ({exc})") from None
+
+
+def _env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CliError(f"env: {pair!r} is not NAME=VALUE")
+        env[name] = value
+    return env
+
+
 def _pick(new: Any, old: Any) -> Any:
     return old if new is None else new
 
@@ -361,6 +437,12 @@ _COMPARED = (
     "overlap_policy",
     "on_failure",
     "on_success",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "timezone",
+    "tags",
 )
 
 
