@@ -325,3 +325,13 @@ def test_next_refuses_a_bad_n(client: httpx.Client, script: Path, n: str) -> Non
 
 def test_next_of_an_unknown_job_is_404(client: httpx.Client) -> None:
     assert client.get("/jobs/ghost/next").json() == JOB_NOT_FOUND
+
+
+def test_list_jobs_by_tag(client: httpx.Client, script: Path) -> None:
+    client.post("/jobs", json=new_job(script, id="a", tags=["mail", "nightly"]))
+    client.post("/jobs", json=new_job(script, id="b", tags=["nightly"]))
+    client.post("/jobs", json=new_job(script, id="c"))
+    assert [j["id"] for j in client.get("/jobs?tag=nightly").json()["jobs"]] == ["a", "b"]
+    assert [j["id"] for j in client.get("/jobs?tag=mail").json()["jobs"]] == ["a"]
+    assert client.get("/jobs?tag=none").json() == {"jobs": []}
+    assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a", "b", "c"]

@@ -166,12 +166,32 @@ async def _cached_body(
 # dependency in its thread pool, which costs more than the rest of a cached read.
 
 
-@router.get("/jobs", response_model=JobList, summary="List all jobs with their last run")
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "tag",
+                "in": "query",
+                "required": False,
+                "description": "Only the jobs that carry this tag.",
+                "schema": {"type": "string"},
+            }
+        ]
+    },
+    summary="List all jobs with their last run",
+)
 async def list_jobs(request: Request) -> Response:
-    def build(s: Store) -> bytes:
-        return s.jobs.jobs_list_json()
+    tag = request.query_params.get("tag")
 
-    body = await _cached_body(request, "jobs", build)
+    def build(s: Store) -> bytes:
+        if tag is None:
+            return s.jobs.jobs_list_json()
+        jobs = [j for j in s.jobs.list_jobs_with_last_run() if tag in j["tags"]]
+        return orjson.dumps({"jobs": jobs})
+
+    body = await _cached_body(request, "jobs" if tag is None else ("jobs", tag), build)
     assert body is not None
     return Response(content=body, media_type=JSON)
 
