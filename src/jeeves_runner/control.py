@@ -29,6 +29,14 @@ class JobInFlightError(Exception):
         self.job_id = job_id
 
 
+class JobManagedByFileError(Exception):
+    """An edit through the API or the CLI of a job a job file defines: the file is the truth."""
+
+    def __init__(self, job_id: str, source: str) -> None:
+        super().__init__(f"Job '{job_id}' is managed by {source}")
+        self.job_id = job_id
+
+
 class ShuttingDownError(Exception):
     def __init__(self) -> None:
         super().__init__("The runner is shutting down")

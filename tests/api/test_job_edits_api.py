@@ -335,3 +335,11 @@ def test_list_jobs_by_tag(client: httpx.Client, script: Path) -> None:
     assert [j["id"] for j in client.get("/jobs?tag=mail").json()["jobs"]] == ["a"]
     assert client.get("/jobs?tag=none").json() == {"jobs": []}
     assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a", "b", "c"]
+
+
+def test_a_job_from_a_file_refuses_api_edits(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("f", source="/etc/jobs/f.toml")
+    managed = "Job 'f' is managed by /etc/jobs/f.toml"
+    assert error(client.patch("/jobs/f", json={"name": "x"}), 409) == managed
+    assert error(client.delete("/jobs/f"), 409) == managed
+    assert client.get("/jobs/f").json()["job"]["source"] == "/etc/jobs/f.toml"

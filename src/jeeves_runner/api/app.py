@@ -28,6 +28,7 @@ from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.control import (
     JobAlreadyRunningError,
     JobInFlightError,
+    JobManagedByFileError,
     JobNotFoundError,
     RunnerControl,
     ShuttingDownError,
@@ -48,6 +49,7 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ShuttingDownError, 503),
     (JobExistsError, 409),
     (JobInFlightError, 409),
+    (JobManagedByFileError, 409),
     (StoreError, 503),
 )
 

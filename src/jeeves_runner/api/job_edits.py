@@ -23,6 +23,7 @@ from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.jobs import JOB_NOT_FOUND, JobDetail, OkBody, disable_job, enable_job
 from jeeves_runner.api.params import error_responses, json_response
+from jeeves_runner.control import JobManagedByFileError
 from jeeves_runner.jobs.rules import JobRuleError, build_job
 from jeeves_runner.models import Job
 
@@ -272,7 +273,7 @@ async def create_job(request: Request) -> Response:
 @router.patch(
     "/jobs/{job_id}",
     response_model=JobDetail,
-    responses=error_responses(400, 404, 503),
+    responses=error_responses(400, 404, 409, 503),
     openapi_extra=_body_openapi(JobChange),
     summary="Change some of a job's fields; the new schedule is in force at once",
 )
@@ -284,6 +285,8 @@ async def edit_job(job_id: str, request: Request) -> Response:
     current = await control.store.read(lambda s: s.jobs.get_job(job_id))
     if current is None:
         raise ApiError(404, JOB_NOT_FOUND)
+    if current.source is not None:
+        raise JobManagedByFileError(job_id, current.source)
     job = replace(_check(fields, current, request), created_at=current.created_at)
     row = await control.replace_job(job)
     if row is None:  # deleted between the read and the write
@@ -313,8 +316,12 @@ async def delete_job(job_id: str, request: Request) -> Response:
     force_text = request.query_params.get("force", "false")
     if force_text not in ("true", "false"):
         raise ApiError(400, FORCE_ERROR)
+    control = get_control(request)
+    current = await control.store.read(lambda s: s.jobs.get_job(job_id))
+    if current is not None and current.source is not None:
+        raise JobManagedByFileError(job_id, current.source)
     # JobInFlightError (409) is mapped in app.py.
-    if not await get_control(request).delete_job(job_id, force=force_text == "true"):
+    if not await control.delete_job(job_id, force=force_text == "true"):
         raise ApiError(404, JOB_NOT_FOUND)
     return json_response({"ok": True})
 

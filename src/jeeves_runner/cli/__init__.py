@@ -11,6 +11,7 @@ from jeeves_runner import __version__
 from jeeves_runner.cli import (
     api_commands,
     data_commands,
+    file_commands,
     job_commands,
     runner_commands,
     schedule_commands,
@@ -31,6 +32,7 @@ for command in (
     validate,
     config_show,
     *job_commands.COMMANDS,
+    *file_commands.COMMANDS,
     service,
     *runner_commands.COMMANDS,
     *schedule_commands.COMMANDS,

@@ -26,7 +26,7 @@ from jeeves_runner.cli.common import (
     opened_store,
 )
 from jeeves_runner.config import Config
-from jeeves_runner.control import JobInFlightError
+from jeeves_runner.control import JobInFlightError, JobManagedByFileError
 from jeeves_runner.jobs.rules import JobRuleError, build_job
 from jeeves_runner.models import Job, format_instant
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
@@ -190,6 +190,8 @@ def edit_job(
         current = store.jobs.get_job(job_id)
         if current is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
+        if current.source is not None:
+            raise CliError(str(JobManagedByFileError(job_id, current.source)))
         # The stored script is absolute already; a new one is read from here, as add-job does.
         # A new command replaces the script, and a new script the command.
         command = _split_command(command_line)
@@ -231,8 +233,11 @@ def remove_job(job_id: str, force: bool, config_path: str | None) -> None:
     """Delete job JOB_ID and its run history."""
     config = load(config_path)
     with opened_store(config.db_path) as store:
-        if store.jobs.get_job(job_id) is None:
+        current = store.jobs.get_job(job_id)
+        if current is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
+        if current.source is not None:
+            raise CliError(str(JobManagedByFileError(job_id, current.source)))
         in_flight = store.runs.count_unfinished(job_id) > 0
         if in_flight and not force:
             raise CliError(str(JobInFlightError(job_id)))

@@ -104,6 +104,43 @@ def _extra_values(job: Job) -> tuple[Any, ...]:
     )
 
 
+def _insert_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.name,
+        job.schedule,
+        job.script,
+        job.type.value,
+        job.description,
+        int(job.enabled),
+        job.timeout_ms,
+        job.overlap_policy.value,
+        job.on_failure,
+        job.on_success,
+        now,
+        now,
+        *_extra_values(job),
+    )
+
+
+def _update_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (
+        job.name,
+        job.schedule,
+        job.script,
+        job.type.value,
+        job.description,
+        int(job.enabled),
+        job.timeout_ms,
+        job.overlap_policy.value,
+        job.on_failure,
+        job.on_success,
+        now,
+        *_extra_values(job),
+        job.id,
+    )
+
+
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     for name in _JSON_COLUMNS:
         if row.get(name) is not None:
@@ -166,6 +203,19 @@ class SqliteJobStore:
                 ),
             )
         return cur.rowcount == 1
+
+    def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
+        try:
+            with self._db.transaction() as conn:
+                conn.executemany(_INSERT, [_insert_values(job, now) for job in add])
+                conn.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                conn.executemany(_DELETE, [(job_id,) for job_id in delete])
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                existing = {j.id for j in self.list_jobs()}
+                clash = next((j.id for j in add if j.id in existing), add[0].id if add else "?")
+                raise JobExistsError(clash) from None
+            raise
 
     def delete_job(self, job_id: str) -> bool:
         with self._db.transaction() as conn:
