@@ -135,3 +135,34 @@ def test_a_job_fires_in_its_own_zone(live: LiveRunner) -> None:
         assert "tokyo" not in live.runner.scheduler.fires or (
             (live.runner.scheduler.fires.next_due() or 0) - time.time() > 60
         )
+
+
+def test_the_runner_applies_its_jobs_folder_at_start_and_on_change(tmp_path: Path) -> None:
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    script = SCRIPTS / "prints_start_time.sh"
+    (folder / "early.toml").write_text(f'schedule = "0 0 1 1 *"\nscript = "{script}"\n')
+    runner = LiveRunner(tmp_path, jobsDir=str(folder), reconcileIntervalMs=0).start()
+    try:
+        assert "early" in runner.runner.scheduler.fires  # applied before the first reconcile
+        with httpx.Client(base_url=runner.url) as http:
+            (folder / "tick.toml").write_text(f'schedule = "* * * * * *"\nscript = "{script}"\n')
+            wait_until(lambda: "tick" in runner.runner.scheduler.fires, 2, "the new file's job")
+            wait_until(lambda: http.get("/jobs/tick/runs").json()["runs"], 3, "a run of it")
+            # A broken edit leaves the job as it was; the file stays the truth for edits.
+            (folder / "tick.toml").write_text('schedule = "* * * *\n')
+            applied = runner.runner.job_folder
+            assert applied is not None
+            before = applied.applied
+            wait_until(lambda: applied.applied > before, 2, "the broken file to be seen")
+            job = http.get("/jobs/tick").json()["job"]
+            assert job["schedule"] == "* * * * * *"
+            refused = http.patch("/jobs/tick", json={"name": "x"})
+            assert refused.json() == {"error": f"Job 'tick' is managed by {folder / 'tick.toml'}"}
+            # Without jobsPrune a job whose file goes stays.
+            (folder / "early.toml").unlink()
+            before = applied.applied
+            wait_until(lambda: applied.applied > before, 2, "the removal to be seen")
+            assert http.get("/jobs/early").status_code == 200
+    finally:
+        runner.join()
