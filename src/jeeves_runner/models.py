@@ -61,6 +61,7 @@ class Job:
     timezone: str | None = None
     tags: tuple[str, ...] = ()
     source: str | None = None
+    source_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

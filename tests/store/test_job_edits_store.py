@@ -57,3 +57,51 @@ def test_a_delete_moves_the_schedule_fingerprint(store: Store) -> None:
     before = store.jobs.schedule_fingerprint()
     store.jobs.delete_job("a")  # not the newest: only the count moves
     assert store.jobs.schedule_fingerprint() != before
+
+
+def test_apply_jobs_adds_updates_and_deletes_in_one_transaction(store: Store) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from jeeves_runner.models import JobExistsError
+
+    store.jobs.add_job(_job("keep"), T0)
+    store.jobs.add_job(_job("gone"), T0)
+    filed = replace(_job("new"), source="/jobs/new.toml", source_digest="abc")
+    store.jobs.apply_jobs([filed], [_job("keep", "*/5 * * * *")], ["gone"], T1)
+    assert {j.id for j in store.jobs.list_jobs()} == {"keep", "new"}
+    keep = store.jobs.get_job("keep")
+    assert keep is not None and keep.schedule == "*/5 * * * *"
+    assert store.jobs.job_sources() == {"keep": (None, None), "new": ("/jobs/new.toml", "abc")}
+    # All or nothing: an add that clashes leaves the update and the delete undone too.
+    with pytest.raises(JobExistsError):
+        store.jobs.apply_jobs([_job("new")], [_job("keep", "@daily")], ["keep"], T1)
+    keep = store.jobs.get_job("keep")
+    assert keep is not None and keep.schedule == "*/5 * * * *"
+
+
+def test_run_fields_round_trip(store: Store) -> None:
+    from dataclasses import replace
+
+    job = replace(
+        _job("full"),
+        command=("echo", "hi"),
+        args=("a b",),
+        env={"K": "v"},
+        cwd="/tmp",
+        timezone="Asia/Tokyo",
+        tags=("x", "y"),
+    )
+    store.jobs.add_job(job, T0)
+    stored = store.jobs.get_job("full")
+    assert stored == replace(job, created_at=T0, updated_at=T0)
+    row = store.jobs.get_job_row("full")
+    assert row is not None
+    assert (row["command"], row["args"], row["env"], row["tags"]) == (
+        ["echo", "hi"],
+        ["a b"],
+        {"K": "v"},
+        ["x", "y"],
+    )
+    assert "source_digest" not in row

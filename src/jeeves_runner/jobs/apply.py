@@ -14,7 +14,8 @@ from jeeves_runner.store.protocols import Store
 
 
 def plan_folder(store: Store, folder: Path, now: datetime) -> Plan:
-    return make_plan(read_folder(folder, now), store.jobs.list_jobs())
+    sources = store.jobs.job_sources()
+    return make_plan(read_folder(folder, now, sources), set(sources), store.jobs.get_job)
 
 
 def apply_folder(store: Store, folder: Path, now: datetime, *, prune: bool) -> Plan:

@@ -5,6 +5,7 @@ stored jobs that no file defines. Pure: the folder as read and the stored jobs i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,18 +46,22 @@ class Plan:
     changed: list[tuple[Job, list[FieldChange]]] = field(default_factory=list)
     without_file: list[str] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    # Files whose text changed but whose job did not (a comment): only the digest is written.
+    refreshed: list[Job] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.changed)
+        return not (self.added or self.changed or self.refreshed)
 
 
-def make_plan(folder: FolderRead, stored: list[Job]) -> Plan:
+def make_plan(
+    folder: FolderRead, stored_ids: set[str], stored_job: Callable[[str], Job | None]
+) -> Plan:
+    """`stored_job` is asked only for the jobs whose file is new or changed."""
     plan = Plan(problems=list(folder.problems))
-    by_id = {job.id: job for job in stored}
     broken = folder.broken_ids
     for job_id, job in sorted(folder.jobs.items()):
-        current = by_id.get(job_id)
+        current = stored_job(job_id) if job_id in stored_ids else None
         if current is None:
             plan.added.append(job)
             continue
@@ -67,8 +72,11 @@ def make_plan(folder: FolderRead, stored: list[Job]) -> Plan:
         ]
         if changes:
             plan.changed.append((job, changes))
+        elif job.source_digest != current.source_digest:
+            plan.refreshed.append(job)
+    defined = folder.ids
     plan.without_file = sorted(
-        job_id for job_id in by_id if job_id not in folder.jobs and job_id not in broken
+        job_id for job_id in stored_ids if job_id not in defined and job_id not in broken
     )
     return plan
 

@@ -29,6 +29,11 @@ class JobStore(Protocol):
 
     def get_job(self, job_id: str) -> Job | None: ...
 
+    def job_sources(self) -> dict[str, tuple[str | None, str | None]]:
+        """Every job id with the file it came from and that file's digest when applied
+        (None, None for a job added through the CLI or the API). Cheap: no job is built."""
+        ...
+
     def list_jobs(self) -> list[Job]: ...
 
     def list_jobs_with_last_run(self) -> list[dict[str, Any]]:

@@ -18,12 +18,12 @@ from jeeves_runner.store.sqlite.database import Database
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
     "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
-    "source"
+    "source, source_digest"
 )
 # Stored as JSON text; read back as lists and objects.
 _JSON_COLUMNS = ("command", "args", "env", "tags")
 
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 _LIST_WITH_LAST_RUN = """
@@ -56,12 +56,14 @@ SELECT '{"jobs":' || coalesce(json_group_array(json(job)), '[]') || '}' FROM (
 _SET_ENABLED = "UPDATE jobs SET enabled = ?, updated_at = ? WHERE id = ?"
 _ENABLED_SCHEDULES = "SELECT id, schedule, updated_at, timezone FROM jobs WHERE enabled = 1"
 _COUNT = "SELECT count(*) FROM jobs"
+_SOURCES = "SELECT id, source, source_digest FROM jobs"
 _FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = ?"
 _UPDATE = """
 UPDATE jobs SET name = ?, schedule = ?, script = ?, type = ?, description = ?, enabled = ?,
        timeout_ms = ?, overlap_policy = ?, on_failure = ?, on_success = ?, updated_at = ?,
-       command = ?, args = ?, env = ?, cwd = ?, timezone = ?, tags = ?, source = ?
+       command = ?, args = ?, env = ?, cwd = ?, timezone = ?, tags = ?, source = ?,
+       source_digest = ?
 WHERE id = ?
 """
 
@@ -88,11 +90,12 @@ def _job(row: sqlite3.Row) -> Job:
         timezone=row["timezone"],
         tags=tuple(json.loads(row["tags"])),
         source=row["source"],
+        source_digest=row["source_digest"],
     )
 
 
 def _extra_values(job: Job) -> tuple[Any, ...]:
-    """command, args, env, cwd, timezone, tags, source as stored."""
+    """command, args, env, cwd, timezone, tags, source, source_digest as stored."""
     return (
         json.dumps(list(job.command)) if job.command is not None else None,
         json.dumps(list(job.args)),
@@ -101,6 +104,7 @@ def _extra_values(job: Job) -> tuple[Any, ...]:
         job.timezone,
         json.dumps(list(job.tags)),
         job.source,
+        job.source_digest,
     )
 
 
@@ -142,6 +146,7 @@ def _update_values(job: Job, now: str) -> tuple[Any, ...]:
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("source_digest", None)  # bookkeeping of job files, not part of a job
     for name in _JSON_COLUMNS:
         if row.get(name) is not None:
             row[name] = json.loads(row[name])
@@ -220,6 +225,10 @@ class SqliteJobStore:
     def delete_job(self, job_id: str) -> bool:
         with self._db.transaction() as conn:
             return conn.execute(_DELETE, (job_id,)).rowcount == 1
+
+    def job_sources(self) -> dict[str, tuple[str | None, str | None]]:
+        rows = self._db.connection().execute(_SOURCES)
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def get_job(self, job_id: str) -> Job | None:
         row = self._db.connection().execute(_GET, (job_id,)).fetchone()

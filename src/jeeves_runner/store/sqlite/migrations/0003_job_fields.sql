@@ -14,3 +14,5 @@ ALTER TABLE jobs ADD COLUMN timezone TEXT;
 ALTER TABLE jobs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 -- The job file that defines the job; NULL for a job added through the CLI or the API.
 ALTER TABLE jobs ADD COLUMN source TEXT;
+-- A digest of that file's text when it was applied: an unchanged file is not read again.
+ALTER TABLE jobs ADD COLUMN source_digest TEXT;
