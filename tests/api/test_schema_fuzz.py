@@ -67,6 +67,7 @@ def test_schema_documents_every_route(live_api: LiveApi) -> None:
         ("/jobs/{job_id}", "delete", {"200", "400", "404", "409", "503"}),
         ("/jobs/{job_id}/enable", "patch", {"200", "404"}),
         ("/jobs/{job_id}/disable", "patch", {"200", "404"}),
+        ("/jobs/{job_id}/next", "get", {"200", "400", "404"}),
         ("/health", "get", {"200"}),
         ("/stats", "get", {"200"}),
     ]:
