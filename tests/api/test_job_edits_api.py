@@ -343,3 +343,24 @@ def test_a_job_from_a_file_refuses_api_edits(client: httpx.Client, control: Fake
     assert error(client.patch("/jobs/f", json={"name": "x"}), 409) == managed
     assert error(client.delete("/jobs/f"), 409) == managed
     assert client.get("/jobs/f").json()["job"]["source"] == "/etc/jobs/f.toml"
+
+
+def test_a_busy_database_is_503(
+    client: httpx.Client, control: FakeControl, script: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jeeves_runner.models import Job
+    from jeeves_runner.store.errors import DatabaseBusyError
+
+    async def busy(job: Job) -> dict[str, Any]:
+        raise DatabaseBusyError()
+
+    monkeypatch.setattr(control, "create_job", busy)
+    response = client.post("/jobs", json=new_job(script))
+    assert error(response, 503) == "The database is busy; try again"
+
+
+def test_read_only_fields_cannot_be_patched(client: httpx.Client, control: FakeControl) -> None:
+    control.add_job("j")
+    assert error(client.patch("/jobs/j", json={"source": "/x.toml"}), 400) == (
+        "source: is set by the runner and cannot be given"
+    )

@@ -100,7 +100,7 @@ class JobCreate(_Fields):
 
 
 # What GET /jobs/:id shows but only the runner sets.
-_READ_ONLY = ("created_at", "updated_at", "last_status", "last_run")
+_READ_ONLY = ("created_at", "updated_at", "last_status", "last_run", "next_run", "source")
 _REQUIRED_NOT_NULL = ("id", "name", "schedule", "type", "enabled", "overlap_policy")
 # Checked by the job rules, which name the item at fault (an env value that is not a string).
 _RULE_CHECKED = ("command", "args", "env", "tags")
