@@ -148,7 +148,7 @@ class Runner:
                 dispatcher=self.dispatcher,
                 clock=self.clock,
             )
-            self.schedule_watch = ScheduleWatch(self.scheduler)
+            self.schedule_watch = ScheduleWatch(self.scheduler, self._gateway)
             self.job_folder = (
                 JobFolderSync(
                     folder=Path(config.jobs_dir),

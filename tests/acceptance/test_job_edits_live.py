@@ -166,3 +166,14 @@ def test_the_runner_applies_its_jobs_folder_at_start_and_on_change(tmp_path: Pat
             assert http.get("/jobs/early").status_code == 200
     finally:
         runner.join()
+
+
+def test_the_watch_reads_nothing_while_nothing_is_committed(live: LiveRunner) -> None:
+    watch = live.runner.schedule_watch
+    wait_until(lambda: watch.looks >= 2, 3, "the watch to look")
+    looks, checks = watch.looks, watch.checks
+    wait_until(lambda: watch.looks >= looks + 3, 3, "three more looks")
+    assert watch.checks == checks  # idle: only the data version was asked
+    live.add_job("other", "prints_start_time.sh")  # a commit by another connection
+    wait_until(lambda: watch.checks > checks, 3, "a fingerprint check after the commit")
+    wait_until(lambda: "other" in live.runner.scheduler.fires, 3, "the job to be scheduled")
