@@ -265,3 +265,11 @@ def test_a_schedule_that_never_fires_is_refused_with_the_next_runs_sentence(
 def test_a_schedule_whose_last_fire_is_still_ahead_passes(script: Path) -> None:
     job = build_job(**job_args(script, schedule="0 0 0 1 1 * 2027"))
     assert job.schedule == "0 0 0 1 1 * 2027"
+
+
+def test_args_with_a_command_are_refused() -> None:
+    error = rule_error(
+        job_id="c", name="C", schedule="@daily", script=None, cwd=Path("/"), now=NOW,
+        command=["echo"], args=["x"],
+    )  # fmt: skip
+    assert error == "args: are for a script; put a command's arguments in the command"

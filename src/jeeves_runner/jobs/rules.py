@@ -188,6 +188,8 @@ def build_job(
         argv: tuple[str, ...] | None = check_command(command)
         if script:
             raise JobRuleError("command: give a script or a command, not both")
+        if check_strings("args", args):
+            raise JobRuleError("args: are for a script; put a command's arguments in the command")
         stored_script = ""
     else:
         if script is None:
