@@ -236,7 +236,7 @@ def test_add_and_edit_the_run_fields(cli: Any, config: Path, script: Path, tmp_p
     assert "timezone:    Asia/Tokyo" in out.splitlines()
     assert "T03:00:00+09:00" in out  # next fires in the job's own zone
     changed = assert_ok(cli("edit-job", "report", "--command", "rsync -a 'my src' dst"))
-    assert changed == "Changed job 'report': script, command\n"
+    assert changed == "Changed job 'report': script, command, args\n"  # args were the script's
     job = stored(config, "report")
     assert (job.script, job.command) == ("", ("rsync", "-a", "my src", "dst"))
     assert_ok(cli("edit-job", "report", "--timezone", "", "--cwd", ""))

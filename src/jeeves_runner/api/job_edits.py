@@ -179,6 +179,7 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
     # A command given replaces the script, and a script given replaces the command.
     if fields.get("command") is not None and "script" not in fields:
         base["script"] = None
+        base["args"] = []  # a script's args; a command carries its own
     if fields.get("script") and "command" not in fields:
         base["command"] = None
     merged = {**base, **fields}

@@ -203,7 +203,8 @@ def edit_job(
             schedule=_pick(schedule, current.schedule),
             script=script if script is not None or command_line is not None else current.script,
             command=command,
-            args=args or current.args,
+            # A new command drops the script's args (they belong to a script).
+            args=args or (() if command_line is not None else current.args),
             env=_env(env_pairs) if env_pairs else current.env,
             work_dir=_pick(work_dir, current.cwd) or None,
             timezone=_pick(timezone, current.timezone) or None,
