@@ -71,6 +71,8 @@ class Config(_Section):
     shutdown_grace_ms: int = Field(default=30_000, alias="shutdownGraceMs", ge=0)
     timezone: str | None = None
     reconcile_interval_ms: int = Field(default=60_000, alias="reconcileIntervalMs", ge=0)
+    jobs_dir: str | None = Field(default=None, alias="jobsDir", min_length=1)
+    jobs_prune: bool = Field(default=False, alias="jobsPrune")
     notifications: NotificationsConfig = NotificationsConfig()
     log: LogConfig = LogConfig()
     gateway: GatewayConfig = GatewayConfig()
@@ -121,6 +123,8 @@ _EXPECTATIONS: dict[str, str] = {
     "shutdownGraceMs": "an integer ≥ 0",
     "timezone": "an IANA time zone name such as 'Europe/London'",
     "reconcileIntervalMs": "an integer ≥ 0 (0 = never)",
+    "jobsDir": "a folder path string",
+    "jobsPrune": "true or false",
     "notifications": "an object",
     "notifications.slackTokenPath": "a file path string",
     "notifications.defaultOnFailure": "a Slack channel id string or null",
@@ -226,6 +230,7 @@ def _anchor_paths(config: Config, base: Path) -> Config:
     return config.model_copy(
         update={
             "db_path": anchor(config.db_path),
+            "jobs_dir": anchor(config.jobs_dir),
             "log": config.log.model_copy(update={"file": anchor(config.log.file)}),
             "notifications": config.notifications.model_copy(
                 update={"slack_token_path": anchor(config.notifications.slack_token_path)}

@@ -4,9 +4,9 @@ the API depends only on this protocol."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Protocol
+from typing import Any, Protocol
 
-from jeeves_runner.models import RunResult
+from jeeves_runner.models import Job, RunResult
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
 
@@ -20,6 +20,22 @@ class JobNotFoundError(Exception):
 class JobAlreadyRunningError(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Job '{job_id}' is already running")
+        self.job_id = job_id
+
+
+class JobInFlightError(Exception):
+    """A delete without `force` of a job that has a run waiting or executing."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job '{job_id}' has a run in flight")
+        self.job_id = job_id
+
+
+class JobManagedByFileError(Exception):
+    """An edit through the API or the CLI of a job a job file defines: the file is the truth."""
+
+    def __init__(self, job_id: str, source: str) -> None:
+        super().__init__(f"Job '{job_id}' is managed by {source}")
         self.job_id = job_id
 
 
@@ -70,4 +86,19 @@ class RunnerControl(Protocol):
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         """False when the job does not exist. Reconciles the schedule at once."""
+        ...
+
+    async def create_job(self, job: Job) -> dict[str, Any]:
+        """Store a checked job and schedule it at once; the stored row as GET /jobs/:id
+        shows it. Raises JobExistsError."""
+        ...
+
+    async def replace_job(self, job: Job) -> dict[str, Any] | None:
+        """Replace a checked job's definition (its id names it) and reschedule it at once;
+        the stored row, or None when the job does not exist."""
+        ...
+
+    async def delete_job(self, job_id: str, *, force: bool) -> bool:
+        """Delete the job and its runs and unschedule it at once; False when it does not
+        exist. A run in flight raises JobInFlightError unless `force`, which stops it first."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -56,6 +56,15 @@ class Job:
     on_success: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    # An argv run without a shell, instead of `script` (which is then "").
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timezone: str | None = None
+    tags: tuple[str, ...] = ()
+    source: str | None = None
+    source_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,7 @@ class ScheduleEntry:
     id: str
     schedule: str
     updated_at: str
+    timezone: str | None = None  # None: the runner's zone
 
 
 def format_instant(moment: datetime) -> str:

@@ -10,6 +10,8 @@ import gc
 import signal
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -20,11 +22,14 @@ from jeeves_runner.execution.executor import KILL_GRACE_S, ProcessExecutor
 from jeeves_runner.execution.orphans import kill_orphan_groups
 from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.execution.sessions import SessionRunner
+from jeeves_runner.job_changes import JobChanges
+from jeeves_runner.jobs.folder_sync import JobFolderSync
 from jeeves_runner.logs import set_log_level
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
+    Job,
     RunResult,
     format_instant,
 )
@@ -33,6 +38,7 @@ from jeeves_runner.process_limits import raise_fd_limit
 from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
+from jeeves_runner.scheduling.schedule_watch import ScheduleWatch
 from jeeves_runner.store import SqliteStore, StoreError
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
@@ -115,6 +121,15 @@ class Runner:
         gateway = self._gateway
         return gateway.problem() if gateway is not None else None
 
+    async def create_job(self, job: Job) -> dict[str, Any]:
+        return await self.job_changes.add_job(job)
+
+    async def replace_job(self, job: Job) -> dict[str, Any] | None:
+        return await self.job_changes.update_job(job)
+
+    async def delete_job(self, job_id: str, *, force: bool) -> bool:
+        return await self.job_changes.delete_job(job_id, force=force)
+
     # ---- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -170,6 +185,26 @@ class Runner:
                 zone=zone,
                 reconcile_interval_s=config.reconcile_interval_ms / 1000,
             )
+            self.job_changes = JobChanges(
+                gateway=self._gateway,
+                scheduler=self.scheduler,
+                dispatcher=self.dispatcher,
+                clock=self.clock,
+            )
+            self.schedule_watch = ScheduleWatch(self.scheduler, self._gateway)
+            self.job_folder = (
+                JobFolderSync(
+                    folder=Path(config.jobs_dir),
+                    prune=config.jobs_prune,
+                    gateway=self._gateway,
+                    scheduler=self.scheduler,
+                    clock=self.clock,
+                )
+                if config.jobs_dir is not None
+                else None
+            )
+            if self.job_folder is not None:
+                self.job_folder.apply_at_start(self._store)
             self.maintenance = Maintenance(self._store, self.clock, config.run_retention_days)
             await self._run_maintenance()  # the dispatcher exists: a prune marks caches stale
             await self.scheduler.reconcile()
@@ -187,6 +222,9 @@ class Runner:
             if self.serve_api:
                 await self._start_api()
             self.scheduler.start()
+            self.schedule_watch.start()
+            if self.job_folder is not None:
+                self.job_folder.start()
             # Everything built so far lives as long as the process: move it out of the
             # collector's reach, so a full collection does not pause the loop for tens of
             # ms (measured 35 ms with 100,000 jobs) at some later fire.
@@ -202,7 +240,7 @@ class Runner:
         from jeeves_runner.api.app import create_app
         from jeeves_runner.api.server import ApiServer
 
-        app = create_app(self, clock=self.clock)
+        app = create_app(self, clock=self.clock, zone=self.scheduler.fires.zone)
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
         self.api_server = server
@@ -219,6 +257,9 @@ class Runner:
             return
         self._stopped = True
         log.info("runner stopping", running=self.dispatcher.executing)
+        await self.schedule_watch.stop()
+        if self.job_folder is not None:
+            await self.job_folder.stop()
         await self.scheduler.stop()
         await self.dispatcher.shutdown(self.config.shutdown_grace_ms / 1000)
         await self._close_resources()

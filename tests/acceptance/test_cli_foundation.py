@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -475,7 +476,7 @@ def test_list_jobs_empty(run_cli: Any, config: Path) -> None:
     assert assert_ok(run_cli("list-jobs", "-c", str(config))) == "No jobs.\n"
 
 
-def test_list_jobs_shows_enabled_mark_id_schedule_name(
+def test_list_jobs_shows_id_status_last_result_next_fire_schedule_name(
     run_cli: Any, config: Path, script: Path
 ) -> None:
     assert_ok(
@@ -484,10 +485,12 @@ def test_list_jobs_shows_enabled_mark_id_schedule_name(
     first = {"id": "alpha", "name": "First one", "schedule": "0 3 * * *"}
     assert_ok(_add(run_cli, config, script, script.parent, "--disabled", **first))
     out = assert_ok(run_cli("list-jobs", "-c", str(config)))
-    assert out.splitlines() == [
-        "✗ alpha  0 3 * * *  First one",
-        "✓ zeta   @hourly    Last one",
-    ]
+    header, alpha, zeta = (re.split(r"\s{2,}", line) for line in out.splitlines())
+    assert header == ["ID", "STATUS", "LAST RESULT", "NEXT FIRE", "SCHEDULE", "NAME"]
+    assert alpha == ["alpha", "disabled", "-", "-", "0 3 * * *", "First one"]
+    assert zeta[:3] == ["zeta", "enabled", "-"]
+    assert zeta[3].endswith(":00:00+00:00")  # @hourly: the next whole hour (zone: UTC here)
+    assert zeta[4:] == ["@hourly", "Last one"]
 
 
 def test_list_jobs_refuses_a_newer_database_and_leaves_it_alone(

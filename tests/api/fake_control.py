@@ -13,9 +13,15 @@ import re
 import threading
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 from jeeves_runner.clock import Clock
-from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
+from jeeves_runner.control import (
+    JobAlreadyRunningError,
+    JobInFlightError,
+    JobNotFoundError,
+    ShuttingDownError,
+)
 from jeeves_runner.models import (
     Job,
     OverlapPolicy,
@@ -49,6 +55,8 @@ class FakeControl:
         self.errors: dict[str, Exception] = {}
         self.gates: dict[str, threading.Event] = {}
         self.enabled_calls: list[tuple[str, bool]] = []
+        self.changed_jobs: list[str] = []  # ids the API asked to (re)schedule, in order
+        self.forced_deletes: list[str] = []
         self._in_flight: Counter[str] = Counter()
         self._background: set[asyncio.Task[RunResult]] = set()
 
@@ -121,6 +129,33 @@ class FakeControl:
         self.enabled_calls.append((job_id, enabled))
         found = self._store.jobs.set_enabled(job_id, enabled, self._now())
         if found:
+            self.version += 1
+        return found
+
+    async def create_job(self, job: Job) -> dict[str, Any]:
+        self._store.jobs.add_job(job, self._now())
+        self.changed_jobs.append(job.id)
+        self.version += 1
+        row = self._store.jobs.get_job_row(job.id)
+        assert row is not None
+        return row
+
+    async def replace_job(self, job: Job) -> dict[str, Any] | None:
+        if not self._store.jobs.update_job(job, self._now()):
+            return None
+        self.changed_jobs.append(job.id)
+        self.version += 1
+        return self._store.jobs.get_job_row(job.id)
+
+    async def delete_job(self, job_id: str, *, force: bool) -> bool:
+        if self._in_flight[job_id]:
+            if not force:
+                raise JobInFlightError(job_id)
+            self.forced_deletes.append(job_id)
+            self.gates[job_id].set()  # a forced delete ends the held run first
+        found = self._store.jobs.delete_job(job_id)
+        if found:
+            self.changed_jobs.append(job_id)
             self.version += 1
         return found
 

@@ -33,6 +33,13 @@ JOB_FIELDS = {
     "description",
     "created_at",
     "updated_at",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "timezone",
+    "tags",
+    "source",
 }
 RUN_FIELDS = {
     "id",
@@ -96,6 +103,13 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "description": None,
         "created_at": "2026-03-02T12:00:00.000Z",
         "updated_at": "2026-03-02T12:00:00.000Z",
+        "command": None,
+        "args": [],
+        "env": {},
+        "cwd": None,
+        "timezone": None,
+        "tags": [],
+        "source": None,
         "last_status": None,
         "last_run": None,
     }
@@ -146,7 +160,8 @@ def test_get_job(client: httpx.Client, control: FakeControl) -> None:
     response = client.get("/jobs/sync")
     assert response.status_code == 200
     job = response.json()["job"]
-    assert set(job) == JOB_FIELDS
+    assert set(job) == JOB_FIELDS | {"next_run"}
+    assert job["next_run"] == "2026-03-02T12:03:00.000Z"  # "3 * * * *" after the tests' noon
     assert job["id"] == "sync"
     assert job["enabled"] == 1
     assert job["timeout_ms"] == 5000
@@ -374,10 +389,11 @@ def test_unknown_route_is_404(client: httpx.Client, path: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/jobs", "GET"),
-        ("POST", "/jobs", "GET"),
+        ("DELETE", "/jobs", "GET, POST"),
+        ("PUT", "/jobs", "GET, POST"),
         ("GET", "/jobs/x/run", "POST"),
-        ("PUT", "/jobs/x/enable", "POST"),
+        ("PUT", "/jobs/x/enable", "POST, PATCH"),
+        ("PUT", "/jobs/x", "GET, PATCH, DELETE"),
         ("POST", "/health", "GET"),
     ],
 )

@@ -188,5 +188,5 @@ def test_errors_are_json_sentences(http: httpx.Client) -> None:
     missing = http.get("/nowhere")
     assert (missing.status_code, missing.json()) == (404, {"error": "No route for GET /nowhere"})
     wrong = http.delete("/jobs")
-    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
     assert wrong.json() == {"error": "Method DELETE is not allowed on /jobs"}

@@ -11,6 +11,7 @@ import schemathesis
 from fake_control import FakeControl
 from hypothesis import HealthCheck, settings
 from live_api import LiveApi
+from schemathesis.checks import positive_data_acceptance
 
 from jeeves_runner.api.app import create_app
 from jeeves_runner.control import RunnerControl
@@ -39,7 +40,14 @@ def seeded_api(live_api: LiveApi, control: FakeControl) -> LiveApi:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], seeded_api: LiveApi) -> None:
-    case.call_and_validate(base_url=seeded_api.url)
+    # A job body that fits the schema may still be refused with 400: whether its script
+    # exists or its cron expression parses is not something JSON Schema can say.
+    excluded = [positive_data_acceptance] if _has_job_body(case) else []
+    case.call_and_validate(base_url=seeded_api.url, excluded_checks=excluded)
+
+
+def _has_job_body(case: schemathesis.Case[Any]) -> bool:
+    return (case.method.upper(), case.path) in {("POST", "/jobs"), ("PATCH", "/jobs/{job_id}")}
 
 
 def test_schema_documents_every_route(live_api: LiveApi) -> None:
@@ -54,6 +62,12 @@ def test_schema_documents_every_route(live_api: LiveApi) -> None:
         ("/jobs/{job_id}/run", "post", {"200", "404", "409", "503"}),
         ("/jobs/{job_id}/enable", "post", {"200", "404"}),
         ("/jobs/{job_id}/disable", "post", {"200", "404"}),
+        ("/jobs", "post", {"201", "400", "409", "503"}),
+        ("/jobs/{job_id}", "patch", {"200", "400", "404", "503"}),
+        ("/jobs/{job_id}", "delete", {"200", "400", "404", "409", "503"}),
+        ("/jobs/{job_id}/enable", "patch", {"200", "404"}),
+        ("/jobs/{job_id}/disable", "patch", {"200", "404"}),
+        ("/jobs/{job_id}/next", "get", {"200", "400", "404"}),
         ("/health", "get", {"200"}),
         ("/stats", "get", {"200"}),
     ]:

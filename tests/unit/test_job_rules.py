@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from jeeves_runner.jobs.rules import (
 )
 from jeeves_runner.models import JobType, OverlapPolicy
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -32,6 +35,7 @@ def job_args(script_file: Path, /, **overrides: Any) -> dict[str, Any]:
         "schedule": "0 3 * * *",
         "script": str(script_file),
         "cwd": script_file.parent,
+        "now": NOW,
     }
     args.update(overrides)
     return args
@@ -229,3 +233,43 @@ def test_build_job_session_keeps_the_prompt(script: Path) -> None:
 def test_a_script_path_the_os_refuses_is_a_rule_error(tmp_path: Path) -> None:
     with pytest.raises(JobRuleError, match=r"^script: cannot check .*File name too long"):
         resolve_script("/" + "a" * 5000 + ".sh", JobType.SCRIPT, tmp_path)
+
+
+# --- ids that look like folders, long ids, schedules that never fire -----------------------
+
+
+@pytest.mark.parametrize("job_id", [".", ".."])
+def test_dot_ids_are_refused(job_id: str) -> None:
+    with pytest.raises(JobRuleError) as caught:
+        check_job_id(job_id)
+    assert str(caught.value) == f"id: {job_id!r} is not allowed"
+
+
+def test_ids_longer_than_128_characters_are_refused() -> None:
+    assert check_job_id("a" * 128) == "a" * 128
+    with pytest.raises(JobRuleError) as caught:
+        check_job_id("a" * 129)
+    assert str(caught.value) == "id: must be at most 128 characters, got 129"
+
+
+@pytest.mark.parametrize("expression", ["0 0 31 2 *", "0 0 0 1 1 * 1999"])
+def test_a_schedule_that_never_fires_is_refused_with_the_next_runs_sentence(
+    expression: str, script: Path
+) -> None:
+    assert check_schedule(expression) == expression  # valid as an expression
+    assert rule_error(**job_args(script, schedule=expression)) == (
+        "schedule: This schedule never fires."
+    )
+
+
+def test_a_schedule_whose_last_fire_is_still_ahead_passes(script: Path) -> None:
+    job = build_job(**job_args(script, schedule="0 0 0 1 1 * 2027"))
+    assert job.schedule == "0 0 0 1 1 * 2027"
+
+
+def test_args_with_a_command_are_refused() -> None:
+    error = rule_error(
+        job_id="c", name="C", schedule="@daily", script=None, cwd=Path("/"), now=NOW,
+        command=["echo"], args=["x"],
+    )  # fmt: skip
+    assert error == "args: are for a script; put a command's arguments in the command"

@@ -9,26 +9,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import tzinfo
 from http import HTTPStatus
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import health, jobs, queues, state
+from jeeves_runner.api import health, job_edits, job_schedule, jobs, queues, state
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.control import (
     JobAlreadyRunningError,
+    JobInFlightError,
+    JobManagedByFileError,
     JobNotFoundError,
     RunnerControl,
     ShuttingDownError,
 )
+from jeeves_runner.models import JobExistsError
+from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
 
 log = structlog.get_logger("jeeves_runner.api")
@@ -41,6 +47,9 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (JobNotFoundError, 404),
     (JobAlreadyRunningError, 409),
     (ShuttingDownError, 503),
+    (JobExistsError, 409),
+    (JobInFlightError, 409),
+    (JobManagedByFileError, 409),
     # The database is locked by another process, full or failing: try again later.
     (StoreError, 503),
 )
@@ -55,7 +64,10 @@ class RunnerApi(FastAPI):
         return schema
 
 
-def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    control: RunnerControl, *, clock: Clock | None = None, zone: tzinfo | None = None
+) -> FastAPI:
+    """`zone`: the runner's zone, for jobs without their own (None: this machine's)."""
     app = RunnerApi(
         title="jeeves-runner",
         version=__version__,
@@ -70,9 +82,21 @@ def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI
     )
     app.state.control = control
     app.state.clock = clock if clock is not None else SystemClock()
+    app.state.zone = zone if zone is not None else resolve_zone(None)
     app.state.body_cache = jobs.BodyCache()
-    for router in (jobs.router, health.router, queues.router, state.router):
+    routers = (
+        jobs.router,
+        job_edits.router,
+        job_schedule.router,
+        health.router,
+        queues.router,
+        state.router,
+    )
+    for router in routers:
         app.include_router(router)
+    app.state.api_routes = [
+        r for router in routers for r in router.routes if isinstance(r, APIRoute)
+    ]
     app.add_exception_handler(ApiError, _api_error)
     for error_type, status_code in _DOMAIN_STATUS:
         app.add_exception_handler(error_type, _answer_with(status_code))
@@ -119,7 +143,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message = _phrase(code)
     # Keep Starlette's headers: a 405 carries `Allow`.
-    return error_response(code, message, dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if code == 405:
+        # Starlette names only the first route that matched the path; a path served by
+        # several routes (GET and PATCH /jobs/:id) allows the methods of all of them.
+        headers["allow"] = ", ".join(_allowed_methods(request))
+    return error_response(code, message, headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: list[str] = []
+    routes: list[APIRoute] = request.app.state.api_routes
+    for route in routes:
+        if route.path_regex.match(request.url.path):
+            methods = route.methods or set()
+            allowed.extend(m for m in _METHOD_ORDER if m in methods and m not in allowed)
+    return allowed
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
 from jeeves_runner.control import RunnerControl
 from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
@@ -41,6 +42,17 @@ class JobBody(BaseModel):
     description: str | None
     created_at: str
     updated_at: str
+    command: list[str] | None = Field(
+        description="An argv run without a shell, instead of a script (script is then '')"
+    )
+    args: list[str] = Field(description="Arguments appended to the script")
+    env: dict[str, str] = Field(description="Variables set for the job, before the JR_* ones")
+    cwd: str | None = Field(
+        description="Working folder; null: the script's folder, or the runner's for a command"
+    )
+    timezone: str | None = Field(description="IANA zone of the schedule; null: the runner's")
+    tags: list[str]
+    source: str | None = Field(description="The job file that defines the job, if any")
 
 
 class JobListItem(JobBody):
@@ -54,8 +66,12 @@ class JobList(BaseModel):
     jobs: list[JobListItem]
 
 
+class JobDetailBody(JobBody):
+    next_run: str | None = Field(description="The next fire; null when disabled or never firing")
+
+
 class JobDetail(BaseModel):
-    job: JobBody
+    job: JobDetailBody
 
 
 class RunBody(BaseModel):
@@ -157,12 +173,32 @@ async def _cached_body(
 # dependency in its thread pool, which costs more than the rest of a cached read.
 
 
-@router.get("/jobs", response_model=JobList, summary="List all jobs with their last run")
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "tag",
+                "in": "query",
+                "required": False,
+                "description": "Only the jobs that carry this tag.",
+                "schema": {"type": "string"},
+            }
+        ]
+    },
+    summary="List all jobs with their last run",
+)
 async def list_jobs(request: Request) -> Response:
-    def build(s: Store) -> bytes:
-        return s.jobs.jobs_list_json()
+    tag = request.query_params.get("tag")
 
-    body = await _cached_body(request, "jobs", build)
+    def build(s: Store) -> bytes:
+        if tag is None:
+            return s.jobs.jobs_list_json()
+        jobs = [j for j in s.jobs.list_jobs_with_last_run() if tag in j["tags"]]
+        return orjson.dumps({"jobs": jobs})
+
+    body = await _cached_body(request, "jobs" if tag is None else ("jobs", tag), build)
     assert body is not None
     return Response(content=body, media_type=JSON)
 
@@ -177,6 +213,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     row = await get_control(request).store.read(lambda s: s.jobs.get_job_row(job_id))
     if row is None:
         raise ApiError(404, JOB_NOT_FOUND)
+    row["next_run"] = next_run(row, request)
     return json_response({"job": row})
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from jeeves_runner.cli.common import CliError
+from jeeves_runner.jobs.rules import NEVER_FIRES
 from jeeves_runner.scheduling.cron import InvalidSchedule, next_runs, resolve_zone
 
 
@@ -29,7 +30,7 @@ def next_runs_command(schedule: str, count: int, zone: str | None, after: str | 
     except InvalidSchedule as exc:
         raise CliError(str(exc)) from None
     if not fires:
-        click.echo("This schedule never fires.")
+        click.echo(NEVER_FIRES)
         return
     for fire in fires:
         click.echo(fire.astimezone(tz).isoformat())

@@ -231,9 +231,13 @@ class ProcessExecutor:
         )
 
     async def spawn(self, job: Job, run_id: int) -> RunningProcess:
-        command = command_for(job.script, self.python)
+        from jeeves_runner.execution.launch import plan_launch  # it imports command_for
+
+        launch = plan_launch(job, self.python)
+        command = launch.argv
         # Ours are set last, so nothing inherited can override them.
         env = dict(self._base_env)
+        env.update(launch.env)
         env["JR_DB_PATH"] = self.db_path
         env["JR_JOB_ID"] = job.id
         env["JR_RUN_ID"] = str(run_id)
@@ -246,14 +250,21 @@ class ProcessExecutor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
+                cwd=launch.cwd,
                 start_new_session=True,
             )
         except FileNotFoundError:
-            raise SpawnError(missing_program(job.script, command[0])) from None
+            what = job.script or command[0]
+            if launch.cwd is not None and not Path(launch.cwd).is_dir():
+                raise SpawnError(f"Cannot start {what}: cwd {launch.cwd} is not a folder") from None
+            raise SpawnError(missing_program(what, command[0])) from None
         except PermissionError:
-            raise SpawnError(f"Cannot start {job.script}: permission denied") from None
+            raise SpawnError(
+                f"Cannot start {job.script or command[0]}: permission denied"
+            ) from None
         except OSError as exc:
-            raise SpawnError(f"Cannot start {job.script}: {exc.strerror or exc}") from None
+            what = job.script or command[0]
+            raise SpawnError(f"Cannot start {what}: {exc.strerror or exc}") from None
         return RunningProcess(
             job=job,
             transport=transport,

@@ -13,19 +13,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from jeeves_runner.models import ScheduleEntry
-from jeeves_runner.scheduling.cron import InvalidSchedule, parse
+from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
 
 
 @dataclass(slots=True)
 class _Registered:
     schedule: str
     generation: int
+    zone: tzinfo
+    zone_name: str | None  # the job's own zone; None: the runner's
 
 
 @dataclass(frozen=True, slots=True)
 class FailedRegistration:
     schedule: str
     reason: str
+    zone_name: str | None = None
 
 
 @dataclass(slots=True)
@@ -65,12 +68,12 @@ class FireSchedule:
         for entry in entries:
             seen.add(entry.id)
             current = self._jobs.get(entry.id)
-            if current is not None and current.schedule == entry.schedule:
+            if current is not None and _same(current, entry):
                 continue
             failed = self.failed.get(entry.id)
-            if failed is not None and failed.schedule == entry.schedule:
+            if failed is not None and _same(failed, entry):
                 continue
-            if self._register(entry.id, entry.schedule, now):
+            if self._register(entry.id, entry.schedule, now, entry.timezone):
                 (report.changed if current is not None else report.added).append(entry.id)
             else:
                 report.failed.append(entry.id)
@@ -90,27 +93,32 @@ class FireSchedule:
             self.failed.pop(job_id, None)
             return
         current = self._jobs.get(job_id)
-        if current is not None and current.schedule == entry.schedule:
+        if current is not None and _same(current, entry):
             return
         failed = self.failed.get(job_id)
-        if failed is not None and failed.schedule == entry.schedule:
+        if failed is not None and _same(failed, entry):
             return
-        self._register(job_id, entry.schedule, now)
+        self._register(job_id, entry.schedule, now, entry.timezone)
 
-    def _register(self, job_id: str, schedule: str, now: datetime) -> bool:
+    def _register(
+        self, job_id: str, schedule: str, now: datetime, zone_name: str | None = None
+    ) -> bool:
         self._jobs.pop(job_id, None)
         self.failed.pop(job_id, None)
         try:
             parsed = parse(schedule)
-            first = parsed.next_after(now, self.zone)
+            zone = resolve_zone(zone_name) if zone_name is not None else self.zone
+            first = parsed.next_after(now, zone)
         except InvalidSchedule as exc:
-            self.failed[job_id] = FailedRegistration(schedule, str(exc))
+            self.failed[job_id] = FailedRegistration(schedule, str(exc), zone_name)
             return False
         if first is None:
-            self.failed[job_id] = FailedRegistration(schedule, "the schedule never fires")
+            self.failed[job_id] = FailedRegistration(
+                schedule, "the schedule never fires", zone_name
+            )
             return False
         self._generation += 1
-        self._jobs[job_id] = _Registered(schedule, self._generation)
+        self._jobs[job_id] = _Registered(schedule, self._generation, zone, zone_name)
         heapq.heappush(self._heap, (first.timestamp(), self._generation, job_id))
         return True
 
@@ -165,7 +173,7 @@ class FireSchedule:
         current = self._jobs.get(job_id)
         if current is None:
             return
-        nxt = parse(current.schedule).next_after(after, self.zone)
+        nxt = parse(current.schedule).next_after(after, current.zone)
         if nxt is None:
             del self._jobs[job_id]
             return
@@ -180,6 +188,10 @@ class FireSchedule:
     def _is_current(self, entry: tuple[float, int, str]) -> bool:
         current = self._jobs.get(entry[2])
         return current is not None and current.generation == entry[1]
+
+
+def _same(known: _Registered | FailedRegistration, entry: ScheduleEntry) -> bool:
+    return known.schedule == entry.schedule and known.zone_name == entry.timezone
 
 
 def utc_from_timestamp(ts: float) -> datetime:

@@ -88,7 +88,7 @@ class Scheduler:
         notices the change of fingerprint and re-checks the whole set later."""
         job = await self.store.read(lambda s: s.jobs.get_job(job_id))
         entry = (
-            ScheduleEntry(job.id, job.schedule, job.updated_at or "")
+            ScheduleEntry(job.id, job.schedule, job.updated_at or "", job.timezone)
             if job is not None and job.enabled
             else None
         )

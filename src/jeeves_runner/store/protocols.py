@@ -22,7 +22,17 @@ class JobStore(Protocol):
 
     def delete_job(self, job_id: str) -> bool: ...
 
+    def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
+        """Add, replace and delete jobs (with their runs) in one transaction: all or nothing.
+        An id to add that exists raises JobExistsError and nothing is written."""
+        ...
+
     def get_job(self, job_id: str) -> Job | None: ...
+
+    def job_sources(self) -> dict[str, tuple[str | None, str | None]]:
+        """Every job id with the file it came from and that file's digest when applied
+        (None, None for a job added through the CLI or the API). Cheap: no job is built."""
+        ...
 
     def list_jobs(self) -> list[Job]: ...
 
@@ -87,6 +97,11 @@ class RunStore(Protocol):
     def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]: ...
 
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
+
+    def count_unfinished(self, job_id: str) -> int:
+        """Runs of the job that are `pending` or `running` (in flight, or left open by a
+        runner that stopped)."""
+        ...
 
     def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
         """Close runs a stopped runner left open: `running` ones with `message`, `pending`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -16,15 +17,19 @@ from jeeves_runner.store.sqlite.database import Database
 
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
-    "on_failure, on_success, created_at, updated_at"
+    "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
+    "source, source_digest"
 )
+# Stored as JSON text; read back as lists and objects.
+_JSON_COLUMNS = ("command", "args", "env", "tags")
 
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 _LIST_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
+       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id
 ORDER BY j.id
@@ -40,6 +45,8 @@ SELECT '{"jobs":' || coalesce(json_group_array(json(job)), '[]') || '}' FROM (
         'timeout_ms', j.timeout_ms, 'overlap_policy', j.overlap_policy,
         'on_failure', j.on_failure, 'on_success', j.on_success,
         'created_at', j.created_at, 'updated_at', j.updated_at,
+        'command', json(j.command), 'args', json(j.args), 'env', json(j.env), 'cwd', j.cwd,
+        'timezone', j.timezone, 'tags', json(j.tags), 'source', j.source,
         'last_status', r.status, 'last_run', r.started_at
     ) AS job
     FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id
@@ -47,13 +54,16 @@ SELECT '{"jobs":' || coalesce(json_group_array(json(job)), '[]') || '}' FROM (
 )
 """
 _SET_ENABLED = "UPDATE jobs SET enabled = ?, updated_at = ? WHERE id = ?"
-_ENABLED_SCHEDULES = "SELECT id, schedule, updated_at FROM jobs WHERE enabled = 1"
+_ENABLED_SCHEDULES = "SELECT id, schedule, updated_at, timezone FROM jobs WHERE enabled = 1"
 _COUNT = "SELECT count(*) FROM jobs"
+_SOURCES = "SELECT id, source, source_digest FROM jobs"
 _FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = ?"
 _UPDATE = """
 UPDATE jobs SET name = ?, schedule = ?, script = ?, type = ?, description = ?, enabled = ?,
-       timeout_ms = ?, overlap_policy = ?, on_failure = ?, on_success = ?, updated_at = ?
+       timeout_ms = ?, overlap_policy = ?, on_failure = ?, on_success = ?, updated_at = ?,
+       command = ?, args = ?, env = ?, cwd = ?, timezone = ?, tags = ?, source = ?,
+       source_digest = ?
 WHERE id = ?
 """
 
@@ -73,7 +83,74 @@ def _job(row: sqlite3.Row) -> Job:
         on_success=row["on_success"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        command=tuple(json.loads(row["command"])) if row["command"] is not None else None,
+        args=tuple(json.loads(row["args"])),
+        env=json.loads(row["env"]),
+        cwd=row["cwd"],
+        timezone=row["timezone"],
+        tags=tuple(json.loads(row["tags"])),
+        source=row["source"],
+        source_digest=row["source_digest"],
     )
+
+
+def _extra_values(job: Job) -> tuple[Any, ...]:
+    """command, args, env, cwd, timezone, tags, source, source_digest as stored."""
+    return (
+        json.dumps(list(job.command)) if job.command is not None else None,
+        json.dumps(list(job.args)),
+        json.dumps(job.env, sort_keys=True),
+        job.cwd,
+        job.timezone,
+        json.dumps(list(job.tags)),
+        job.source,
+        job.source_digest,
+    )
+
+
+def _insert_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.name,
+        job.schedule,
+        job.script,
+        job.type.value,
+        job.description,
+        int(job.enabled),
+        job.timeout_ms,
+        job.overlap_policy.value,
+        job.on_failure,
+        job.on_success,
+        now,
+        now,
+        *_extra_values(job),
+    )
+
+
+def _update_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (
+        job.name,
+        job.schedule,
+        job.script,
+        job.type.value,
+        job.description,
+        int(job.enabled),
+        job.timeout_ms,
+        job.overlap_policy.value,
+        job.on_failure,
+        job.on_success,
+        now,
+        *_extra_values(job),
+        job.id,
+    )
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("source_digest", None)  # bookkeeping of job files, not part of a job
+    for name in _JSON_COLUMNS:
+        if row.get(name) is not None:
+            row[name] = json.loads(row[name])
+    return row
 
 
 class SqliteJobStore:
@@ -99,6 +176,7 @@ class SqliteJobStore:
                         job.on_success,
                         now,
                         now,
+                        *_extra_values(job),
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -125,14 +203,32 @@ class SqliteJobStore:
                     job.on_failure,
                     job.on_success,
                     now,
+                    *_extra_values(job),
                     job.id,
                 ),
             )
         return cur.rowcount == 1
 
+    def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
+        try:
+            with self._db.transaction() as conn:
+                conn.executemany(_INSERT, [_insert_values(job, now) for job in add])
+                conn.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                conn.executemany(_DELETE, [(job_id,) for job_id in delete])
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                existing = {j.id for j in self.list_jobs()}
+                clash = next((j.id for j in add if j.id in existing), add[0].id if add else "?")
+                raise JobExistsError(clash) from None
+            raise
+
     def delete_job(self, job_id: str) -> bool:
         with self._db.transaction() as conn:
             return conn.execute(_DELETE, (job_id,)).rowcount == 1
+
+    def job_sources(self) -> dict[str, tuple[str | None, str | None]]:
+        rows = self._db.connection().execute(_SOURCES)
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def get_job(self, job_id: str) -> Job | None:
         row = self._db.connection().execute(_GET, (job_id,)).fetchone()
@@ -145,7 +241,7 @@ class SqliteJobStore:
         """Jobs as the API shows them, each with its latest executed run's status and start."""
         cur = self._db.connection().execute(_LIST_WITH_LAST_RUN)
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
+        return [_decoded(dict(zip(names, row, strict=True))) for row in cur]
 
     def jobs_list_json(self) -> bytes:
         """`{"jobs": [...]}` exactly as list_jobs_with_last_run() would encode, as bytes."""
@@ -157,7 +253,7 @@ class SqliteJobStore:
         row = cur.fetchone()
         if row is None:
             return None
-        return dict(zip([d[0] for d in cur.description], row, strict=True))
+        return _decoded(dict(zip([d[0] for d in cur.description], row, strict=True)))
 
     def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
         with self._db.transaction() as conn:
@@ -166,7 +262,7 @@ class SqliteJobStore:
 
     def enabled_schedules(self) -> list[ScheduleEntry]:
         return [
-            ScheduleEntry(r[0], r[1], r[2])
+            ScheduleEntry(r[0], r[1], r[2], r[3])
             for r in self._db.connection().execute(_ENABLED_SCHEDULES)
         ]
 

@@ -40,6 +40,10 @@ SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, d
        error, trigger, tokens, result_meta, skipped_count, last_skipped_at
 FROM runs WHERE id = ?
 """
+# Uses the partial index runs_unfinished.
+_COUNT_UNFINISHED = """
+SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = ?
+"""
 _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = ?,
        error = CASE status WHEN 'pending' THEN ? ELSE ? END
@@ -147,6 +151,10 @@ class SqliteRunStore:
         cur = self._db.connection().execute(_LIST, (job_id, limit))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def count_unfinished(self, job_id: str) -> int:
+        """Runs of the job that are pending or running."""
+        return int(self._db.connection().execute(_COUNT_UNFINISHED, (job_id,)).fetchone()[0])
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         cur = self._db.connection().execute(_GET, (run_id,))
