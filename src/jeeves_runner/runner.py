@@ -127,7 +127,12 @@ class Runner:
                 zone=zone,
                 reconcile_interval_s=config.reconcile_interval_ms / 1000,
             )
-            self.maintenance = Maintenance(self._store, self.clock, config.run_retention_days)
+            self.dispatcher.metrics.watch(
+                self.dispatcher, self.scheduler, self._gateway, self.notifier
+            )
+            self.maintenance = Maintenance(
+                self._store, self.clock, config.run_retention_days, config.audit_retention_days
+            )
             self._run_maintenance()  # the dispatcher exists, so a prune can mark caches stale
             self.scheduler.reconcile()
             total = len(self.scheduler.fires) + self.failed_registrations
@@ -158,8 +163,10 @@ class Runner:
     async def _start_api(self) -> None:
         from jeeves_runner.api.app import create_app
         from jeeves_runner.api.server import ApiServer
+        from jeeves_runner.auth import TokenGuard
 
-        app = create_app(self, clock=self.clock)
+        guard = await TokenGuard.start(self.store, self.config.host)  # InsecureBindError
+        app = create_app(self, clock=self.clock, guard=guard, metrics=self.dispatcher.metrics)
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
         self.api_server = server

@@ -19,9 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import health, jobs, queues, state
+from jeeves_runner.api import audit, health, jobs, queues, state
+from jeeves_runner.api import metrics as metrics_api
+from jeeves_runner.api.access import AccessControl
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
+from jeeves_runner.auth import TokenGuard
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.control import (
     JobAlreadyRunningError,
@@ -29,6 +32,7 @@ from jeeves_runner.control import (
     RunnerControl,
     ShuttingDownError,
 )
+from jeeves_runner.metrics import RunnerMetrics
 
 log = structlog.get_logger("jeeves_runner.api")
 
@@ -52,7 +56,16 @@ class RunnerApi(FastAPI):
         return schema
 
 
-def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    control: RunnerControl,
+    *,
+    clock: Clock | None = None,
+    guard: TokenGuard | None = None,
+    metrics: RunnerMetrics | None = None,
+) -> FastAPI:
+    """`guard`: who may do what (without one: open, as on loopback with no token; the
+    Origin check applies either way). `metrics`: what /metrics shows (without: a registry of
+    its own, so the route still answers)."""
     app = RunnerApi(
         title="jeeves-runner",
         version=__version__,
@@ -68,14 +81,26 @@ def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI
     app.state.control = control
     app.state.clock = clock if clock is not None else SystemClock()
     app.state.body_cache = jobs.BodyCache()
-    for router in (jobs.router, health.router, queues.router, state.router):
+    app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
+    for router in (
+        jobs.router,
+        health.router,
+        queues.router,
+        state.router,
+        audit.router,
+        metrics_api.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(ApiError, _api_error)
     for error_type, status_code in _DOMAIN_STATUS:
         app.add_exception_handler(error_type, _answer_with(status_code))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(LastResort)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(
+        AccessControl, guard=guard if guard is not None else TokenGuard(None, loopback=True)
+    )
+    app.add_middleware(LastResort)  # added last: the outermost
     return app
 
 
@@ -152,6 +177,26 @@ class LastResort:
             if started:
                 raise  # too late for a body of ours; the server ends the connection
             await error_response(500, INTERNAL_ERROR)(scope, receive, send)
+
+
+class HeadAsGet:
+    """HEAD answers wherever GET does: the GET route runs, its headers (Content-Length
+    included) go out, its body does not."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def bodiless_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, bodiless_send)
 
 
 def describe_validation_errors(errors: Any) -> str:

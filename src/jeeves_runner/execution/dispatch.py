@@ -19,6 +19,7 @@ from jeeves_runner.execution.executor import (
     RunningProcess,
     SpawnError,
 )
+from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
@@ -81,6 +82,7 @@ class RunDispatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._marks: list[tuple[int, str, str]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
+        self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class RunDispatcher:
             self.discard(prepared)
             return
         at = format_instant(fire_at)
+        self.metrics.fire_lateness((self.clock.now() - fire_at).total_seconds())
         for p in prepared:
             activity = self._activity(p.job.id)
             decision, reason = decide(p.job.overlap_policy, activity)
@@ -131,6 +134,7 @@ class RunDispatcher:
                     p.job.id, at, reason, RunTrigger.SCHEDULE, activity.skip_row
                 )
                 self._changed()
+                self.metrics.run_skipped(p.job.id)
                 log.info("fire skipped", job_id=p.job.id, reason=reason)
                 continue
             run_id = p.run_id
@@ -230,6 +234,7 @@ class RunDispatcher:
             # Left for the next start to close as "runner stopped during this run".
             log.exception("could not record a run", job_id=job.id, run_id=run_id)
         self._changed()
+        self.metrics.run_finished(job.id, result.status.value, result.duration_ms / 1000)
         log.info(
             "run finished",
             job_id=job.id,

@@ -125,6 +125,17 @@ class FireSchedule:
             heapq.heappop(heap)
         return None
 
+    def next_fires(self) -> dict[str, float]:
+        """Each scheduled job's next fire instant (UTC timestamp). A job being fired right
+        now is missing until it is rescheduled. Walks the heap: for /metrics, not the loop."""
+        jobs = self._jobs
+        found: dict[str, float] = {}
+        for ts, generation, job_id in self._heap:
+            current = jobs.get(job_id)
+            if current is not None and current.generation == generation:
+                found[job_id] = ts
+        return found
+
     def pop_due(self, instant: float) -> list[str]:
         """Take every job due at or before `instant`, earliest first. Each leaves the heap
         until `reschedule` puts it back."""
