@@ -9,6 +9,7 @@ import click
 
 from jeeves_runner import __version__
 from jeeves_runner.cli import (
+    access_commands,
     api_commands,
     data_commands,
     runner_commands,
@@ -37,6 +38,7 @@ for command in (
     *schedule_commands.COMMANDS,
     *api_commands.COMMANDS,
     *data_commands.COMMANDS,
+    *access_commands.COMMANDS,
 ):
     cli.add_command(command)
 

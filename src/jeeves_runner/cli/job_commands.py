@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from jeeves_runner.access_model import AuditAction
+from jeeves_runner.cli.access_commands import record_cli
 from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.jobs.rules import JobRuleError, build_job
 from jeeves_runner.models import format_instant
@@ -64,6 +66,7 @@ def add_job(
             store.jobs.add_job(job, format_instant(datetime.now(UTC)))
         except JobExistsError as exc:
             raise CliError(str(exc)) from None
+        record_cli(store, AuditAction.JOB_ADDED, job.id, after=store.jobs.get_job_row(job.id))
     click.echo(f"Added job '{job.id}' ({job.schedule}) -> {job.script}")
 
 
