@@ -55,14 +55,16 @@ def count_tokens(db_path: str) -> int:
 
 
 def token_file_problem(path: str | None) -> str | None:
+    """Why the token file cannot be used, naming the setting, not the path: token paths are
+    redacted wherever the config is shown."""
     if path is None:
         return None
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        return f"cannot read {path} ({exc.strerror or exc})"
+        return f"the file cannot be read ({exc.strerror or exc})"
     except UnicodeDecodeError:
-        return f"{path} is not UTF-8 text"
+        return "the file is not UTF-8 text"
     if not text.strip():
-        return f"{path} is empty"
+        return "the file is empty"
     return None
