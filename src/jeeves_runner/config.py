@@ -202,12 +202,12 @@ def load_config(path: str | Path | None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(str(file), [f"cannot be read ({reason})"]) from None
-    duplicates: list[str] = []
     try:
-        data = json.loads(text, object_pairs_hook=_noting_duplicates(duplicates))
+        data = json.loads(text, object_pairs_hook=_object_with_duplicates)
     except json.JSONDecodeError as exc:
         problem = f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise ConfigError(str(file), [problem]) from None
+    duplicates = _duplicate_keys(data)
     if duplicates:
         # JSON lets a later key silently win; in a config file that hides a mistake.
         raise ConfigError(str(file), [f"{key}: given more than once" for key in duplicates])
@@ -215,16 +215,32 @@ def load_config(path: str | Path | None) -> Config:
     return _anchor_paths(config, file.resolve().parent)
 
 
-def _noting_duplicates(found: list[str]) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result and key not in found:
-                found.append(key)
-            result[key] = value
-        return result
+class _JsonObject(dict[str, Any]):
+    """A parsed JSON object that remembers which of its keys appeared more than once."""
 
-    return hook
+    duplicates: list[str]
+
+
+def _object_with_duplicates(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    result = _JsonObject()
+    result.duplicates = []
+    for key, value in pairs:
+        if key in result and key not in result.duplicates:
+            result.duplicates.append(key)
+        result[key] = value
+    return result
+
+
+def _duplicate_keys(value: object, prefix: str = "") -> list[str]:
+    """Dotted names of the keys given twice, outer objects first."""
+    if isinstance(value, list):
+        return [key for item in value for key in _duplicate_keys(item, prefix)]
+    if not isinstance(value, _JsonObject):
+        return []
+    found = [prefix + key for key in value.duplicates]
+    for key, child in value.items():
+        found += _duplicate_keys(child, f"{prefix}{key}.")
+    return found
 
 
 def _anchor_paths(config: Config, base: Path) -> Config:
