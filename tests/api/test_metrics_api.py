@@ -48,10 +48,11 @@ def test_metrics_after_real_runs(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=live.url, timeout=30) as http:
             idle = scrape(http)
-            assert get(idle, "jeeves_runner_runs_in_flight") == 0
+            # `often` may be running at this instant; nothing else can be.
+            assert get(idle, "jeeves_runner_runs_in_flight") in (0, 1)
             assert get(idle, "jeeves_runner_failed_registrations") == 1
             next_fire = get(idle, "jeeves_runner_job_next_fire_timestamp_seconds", job="often")
-            assert next_fire is not None and 0 < next_fire - time.time() <= 1.5
+            assert next_fire is not None and -1 < next_fire - time.time() <= 1.5
             assert get(idle, "jeeves_runner_job_next_fire_timestamp_seconds", job="broken") is None
             assert get(idle, "jeeves_runner_queue_depth", queue="mail") == 1
             age = get(idle, "jeeves_runner_queue_oldest_pending_age_seconds", queue="mail")

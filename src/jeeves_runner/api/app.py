@@ -7,6 +7,7 @@ FastAPI's default 422 shape.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -82,6 +83,7 @@ def create_app(
     app.state.clock = clock if clock is not None else SystemClock()
     app.state.body_cache = jobs.BodyCache()
     app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
+    app.state.metrics_lock = asyncio.Lock()
     for router in (
         jobs.router,
         health.router,

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 
 from jeeves_runner.api.deps import get_control
-from jeeves_runner.metrics import CONTENT_TYPE, RunnerMetrics, render
+from jeeves_runner.metrics import CONTENT_TYPE, RunnerMetrics
 
 router = APIRouter(tags=["metrics"])
 
@@ -19,9 +19,12 @@ router = APIRouter(tags=["metrics"])
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:
-    registry: RunnerMetrics = request.app.state.metrics
+    metrics: RunnerMetrics = request.app.state.metrics
     queues = await get_control(request).store.read(lambda s: s.queues.pending_summary())
-    snapshot = registry.snapshot(queues)
-    # Formatting 10,000 jobs' series takes tens of ms: in a thread, so timers keep their turn.
-    body = await asyncio.to_thread(render, snapshot)
+    lock: asyncio.Lock = request.app.state.metrics_lock
+    async with lock:  # one scrape formats at a time: they share the per-job text cache
+        snapshot = metrics.snapshot(queues)
+        # Formatting 10,000 jobs' lines can take tens of ms: in a thread, so timers and
+        # other requests keep their turn.
+        body = await asyncio.to_thread(metrics.render, snapshot)
     return Response(content=body, media_type=CONTENT_TYPE)

@@ -49,6 +49,9 @@ class FireSchedule:
         self._jobs: dict[str, _Registered] = {}
         self.failed: dict[str, FailedRegistration] = {}
         self._generation = 0
+        # Jobs taken by pop_due and not yet rescheduled, with the instant they fire at: still
+        # "next" for next_fires() while the fire is under way.
+        self._firing: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -126,10 +129,10 @@ class FireSchedule:
         return None
 
     def next_fires(self) -> dict[str, float]:
-        """Each scheduled job's next fire instant (UTC timestamp). A job being fired right
-        now is missing until it is rescheduled. Walks the heap: for /metrics, not the loop."""
+        """Each scheduled job's next fire instant (UTC timestamp); for a job being fired right
+        now, the instant of that fire. Walks the heap: for /metrics, not the loop."""
         jobs = self._jobs
-        found: dict[str, float] = {}
+        found = {job_id: ts for job_id, ts in self._firing.items() if job_id in jobs}
         for ts, generation, job_id in self._heap:
             current = jobs.get(job_id)
             if current is not None and current.generation == generation:
@@ -142,16 +145,18 @@ class FireSchedule:
         due: list[str] = []
         heap = self._heap
         while heap and heap[0][0] <= instant:
-            _, generation, job_id = heapq.heappop(heap)
+            ts, generation, job_id = heapq.heappop(heap)
             current = self._jobs.get(job_id)
             if current is not None and current.generation == generation:
                 due.append(job_id)
+                self._firing[job_id] = ts
         return due
 
     def reschedule(self, job_id: str, after: datetime) -> None:
         """Put a fired job back at its first fire strictly after `after`. The caller passes
         the later of the fire instant and now, so a wall clock stepped forward fires once
         for the missed time, not once per missed slot."""
+        self._firing.pop(job_id, None)
         current = self._jobs.get(job_id)
         if current is None:
             return
