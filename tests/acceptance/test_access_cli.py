@@ -144,3 +144,35 @@ def test_start_refuses_a_network_address_without_a_token(run_cli: Any, tmp_path:
         "run any job; create one first with "
         "'jeeves-runner token create NAME --scope admin -c CONFIG'",
     )
+
+
+def test_status_and_trigger_send_the_token_from_the_environment(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    from jeeves_runner.access_model import Scope, StoredToken
+    from live_runner import LiveRunner
+
+    store = SqliteStore(tmp_path / "r.sqlite")
+    for name, scope in (("reader", Scope.READ), ("ops", Scope.TRIGGER)):
+        store.tokens.create_token(StoredToken(name, scope, hash_secret(f"s-{name}"), "t", "x"))
+    store.close()
+    live = LiveRunner(tmp_path).start()
+    try:
+        live.add_job("j", "ok_with_result.py")
+        config = tmp_path / "api.json"
+        config.write_text(json.dumps({"port": live.runner.port}))
+        hint = "set JEEVES_RUNNER_TOKEN to a token of the scope needed (jeeves-runner token create)"
+        error(run_cli("status", "-c", str(config)), f"A valid token is required: {hint}")
+        assert ok(run_cli("status", "-c", str(config), env={"JEEVES_RUNNER_TOKEN": "s-reader"}))
+        error(
+            run_cli(
+                "trigger", "-i", "j", "-c", str(config), env={"JEEVES_RUNNER_TOKEN": "s-reader"}
+            ),
+            f"The token 'reader' has scope read; this request needs trigger: {hint}",
+        )
+        code, out, _ = run_cli(
+            "trigger", "-i", "j", "-c", str(config), env={"JEEVES_RUNNER_TOKEN": "s-ops"}
+        )
+        assert code == 0, out
+    finally:
+        live.join()
