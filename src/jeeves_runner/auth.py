@@ -20,8 +20,13 @@ import socket
 import time
 from dataclasses import dataclass
 
+import structlog
+
 from jeeves_runner.access_model import Scope, StoredToken
+from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.gateway import StoreGateway
+
+log = structlog.get_logger("jeeves_runner.auth")
 
 TOKEN_PREFIX = "jr_"
 REFRESH_S = 1.0
@@ -140,11 +145,18 @@ class TokenGuard:
         async with self._lock:
             if not force and time.monotonic() - self._checked < REFRESH_S:
                 return  # another request refreshed while we waited
-            version = await gateway.data_version()
-            if force or version != self._version:
-                tokens = await gateway.read(lambda s: s.tokens.list_tokens())
-                self._tokens = tuple(tokens)
-                self._version = version
+            try:
+                version = await gateway.data_version()
+                if force or version != self._version:
+                    tokens = await gateway.read(lambda s: s.tokens.list_tokens())
+                    self._tokens = tuple(tokens)
+                    self._version = version
+            except StoreError as exc:
+                if force:
+                    raise
+                # A busy or failing database must not turn every request into an error:
+                # the tokens known a moment ago stay in force until it answers again.
+                log.warning("cannot re-read access tokens", reason=str(exc))
             self._checked = time.monotonic()
 
     async def verdict(self, authorization: str | None) -> Verdict:

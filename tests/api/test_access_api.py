@@ -119,6 +119,9 @@ def test_head_answers_on_every_get_route(guarded: LiveRunner) -> None:
             assert head.headers["content-type"] == got.headers["content-type"], path
         missing = http.head("/jobs/nope")
         assert missing.status_code == 404 and missing.content == b""
+        refused = http.head("/jobs", headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401 and refused.content == b""
+        assert http.get("/jobs").status_code == 200  # the connection is still usable
 
 
 def test_a_token_revoked_from_the_cli_stops_working(
@@ -257,6 +260,10 @@ def test_changes_over_http_are_audited_with_token_and_address(guarded: LiveRunne
         ),
         (
             "since=2026-03-02T01:00:00",
+            "since must be an ISO 8601 instant with a zone, such as 2026-03-02T01:03:00Z",
+        ),
+        (
+            "since=9999-12-31T23:59:59-05:00",
             "since must be an ISO 8601 instant with a zone, such as 2026-03-02T01:03:00Z",
         ),
         ("limit=0", "limit must be an integer from 1 to 1000"),

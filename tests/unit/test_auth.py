@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
+from structlog.testing import capture_logs
 
 from jeeves_runner.access_model import Scope, StoredToken
 from jeeves_runner.auth import (
@@ -17,6 +19,8 @@ from jeeves_runner.auth import (
     new_secret,
     required_scope,
 )
+from jeeves_runner.store.errors import DatabaseBusyError
+from jeeves_runner.store.gateway import StoreGateway
 
 
 @pytest.mark.parametrize(
@@ -113,3 +117,22 @@ def test_without_tokens_only_loopback_is_open() -> None:
     assert asyncio.run(guard().verdict(None)) == Verdict(ANONYMOUS, Scope.ADMIN)
     # Beyond loopback, revoking the last token must not open the API to the network.
     assert asyncio.run(guard(loopback=False).verdict(None)) == Verdict(None, None)
+
+
+class _BrokenGateway:
+    async def data_version(self) -> int:
+        raise DatabaseBusyError()
+
+
+def test_a_database_that_cannot_answer_leaves_the_known_tokens_in_force() -> None:
+    g = TokenGuard(cast(StoreGateway, _BrokenGateway()), loopback=False)
+    g.use((StoredToken("one", Scope.READ, hash_secret("s1"), "t", "c"),))
+    with capture_logs() as logs:
+        assert asyncio.run(g.verdict("Bearer s1")) == Verdict("one", Scope.READ)
+        assert asyncio.run(g.verdict("Bearer s1")) == Verdict("one", Scope.READ)
+    # one warning: the next look is a second later, not at every request
+    assert [(e["event"], e["reason"]) for e in logs] == [
+        ("cannot re-read access tokens", "The database is busy; try again")
+    ]
+    with pytest.raises(DatabaseBusyError):  # at start, the runner does not start without them
+        asyncio.run(g.refresh(force=True))

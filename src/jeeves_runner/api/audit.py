@@ -41,11 +41,11 @@ def parse_since(text: str | None) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise ValueError(text)
+        return format_instant(moment)
+    except (ValueError, OverflowError):  # overflow: year 9999 a few hours west of UTC
         raise ApiError(400, SINCE_ERROR) from None
-    if moment.tzinfo is None:
-        raise ApiError(400, SINCE_ERROR)
-    return format_instant(moment)
 
 
 @router.get(

@@ -113,14 +113,14 @@ def _since(text: str | None) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        if moment.tzinfo is None:
+            raise ValueError(text)
+        return format_instant(moment)
+    except (ValueError, OverflowError):
         raise CliError(
             f"--since must be an ISO 8601 instant with a zone, such as 2026-03-02T01:03:00Z, "
             f"got {text!r}"
-        )
-    return format_instant(moment)
+        ) from None
 
 
 @click.command("audit")
