@@ -36,6 +36,7 @@ from jeeves_runner.api.app import create_app
 from jeeves_runner.api.server import ApiServer
 from jeeves_runner.models import RunResult, format_instant
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
 
 TARGETS = {
     "jobs_1k_warm": ("requests_per_s", ">=", 1600),
@@ -119,12 +120,13 @@ class BenchControl:
 
     def __init__(self, store: SqliteStore, *, cold: bool) -> None:
         self._store = store
+        self._gateway = StoreGateway(store)
         self._cold = cold
         self._version = 0
 
     @property
-    def store(self) -> SqliteStore:
-        return self._store
+    def store(self) -> StoreGateway:
+        return self._gateway
 
     @property
     def failed_registrations(self) -> int:
@@ -134,8 +136,7 @@ class BenchControl:
     def running_count(self) -> int:
         return 0
 
-    @property
-    def data_version(self) -> int:
+    async def data_version(self) -> int:
         if self._cold:
             self._version += 1
         return self._version
@@ -143,7 +144,17 @@ class BenchControl:
     def uptime_seconds(self) -> float:
         return 0.0
 
+    @property
+    def stopping(self) -> bool:
+        return False
+
+    def database_problem(self) -> str | None:
+        return None
+
     async def trigger(self, job_id: str) -> RunResult:
+        raise NotImplementedError("the benchmark does not run jobs")
+
+    async def start_run(self, job_id: str) -> int:
         raise NotImplementedError("the benchmark does not run jobs")
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:

@@ -175,7 +175,7 @@ async def _store_breakdown(
 ) -> dict[str, Any]:
     """Median ms per trigger spent in each store write (create_run, mark_running,
     finish_run: one committed transaction each), timed by wrapping the store's methods."""
-    store_runs = runner.store.runs
+    store_runs = runner.sync_store.runs
     spent: dict[str, float] = {}
     originals: dict[str, Any] = {}
 

@@ -86,7 +86,21 @@ class Config(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     log: LogConfig = LogConfig()
     gateway: GatewayConfig = GatewayConfig()
+    # Names of environment variables jobs must not inherit (the gateway token variable is
+    # withheld anyway): see execution/child_env.py.
+    secret_env: list[str] = Field(default_factory=list, alias="secretEnv")
     schema_: Any = Field(default=None, alias="$schema", exclude=True)
+
+    @field_validator("secret_env")
+    @classmethod
+    def _variable_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(
+                    "each entry must be an environment variable name (not empty, no '='), "
+                    f"got {json.dumps(name, ensure_ascii=False)}"
+                )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -132,6 +146,8 @@ _EXPECTATIONS: dict[str, str] = {
     "gateway.url": "a URL string",
     "gateway.tokenPath": "a file path string",
     "gateway.pollIntervalMs": "an integer ≥ 1",
+    "secretEnv": "a list of environment variable names",
+    "secretEnv.[]": "an environment variable name string",
     "$schema": "a string",
 }
 
@@ -166,7 +182,9 @@ def _describe(error: Any) -> str:
     if error["type"] == "value_error":
         reason = str(error.get("ctx", {}).get("error", error["msg"]))
         return f"{key}: {reason}"
-    expected = _EXPECTATIONS.get(key, error["msg"].lower())
+    # A list element's key ("secretEnv.2") is described once for every index.
+    element = ".".join("[]" if part.isdigit() else part for part in loc)
+    expected = _EXPECTATIONS.get(key) or _EXPECTATIONS.get(element) or error["msg"].lower()
     return f"{key}: must be {expected}, got {got}"
 
 

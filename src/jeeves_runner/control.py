@@ -47,9 +47,22 @@ class RunnerControl(Protocol):
 
     def uptime_seconds(self) -> float: ...
 
+    @property
+    def stopping(self) -> bool:
+        """A stop signal came: no new runs start."""
+        ...
+
+    def database_problem(self) -> str | None:
+        """One sentence while the database refuses writes, else None. No I/O."""
+        ...
+
     async def trigger(self, job_id: str) -> RunResult:
         """Run a job now and wait for its end. Raises JobNotFoundError, JobAlreadyRunningError
         (overlap `skip` with a run in flight) or ShuttingDownError."""
+        ...
+
+    async def start_run(self, job_id: str) -> int:
+        """Like trigger, but answers the new run's id as soon as its row exists."""
         ...
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:

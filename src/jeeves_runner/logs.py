@@ -18,13 +18,45 @@ _LEVELS = {
 }
 
 
+# The level in force; SIGHUP may change it while loggers are cached, so it is checked by a
+# processor rather than baked into the bound logger class.
+_threshold = {"level": logging.INFO}
+
+
+def set_log_level(level: str) -> None:
+    _threshold["level"] = _LEVELS[level]
+
+
+def _level_gate(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    if _METHOD_LEVELS.get(method, logging.INFO) < _threshold["level"]:
+        raise structlog.DropEvent
+    return event
+
+
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
 def configure_logging(level: str = "info", file: str | None = None) -> TextIO:
     """Configure structlog once for the process; returns the stream written to."""
+    set_log_level(level)
     stream: TextIO
     if file:
         from pathlib import Path
 
-        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        from jeeves_runner.files import private_folder
+
+        private_folder(Path(file).parent)
         stream = open(file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives with the process
     else:
         stream = sys.stdout
@@ -36,13 +68,14 @@ def configure_logging(level: str = "info", file: str | None = None) -> TextIO:
     )
     structlog.configure(
         processors=[
+            _level_gate,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )

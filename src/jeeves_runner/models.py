@@ -69,6 +69,20 @@ class RunResult:
     result_meta: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRun:
+    """A run still `pending` or `running` in the store, with the process it started (None
+    until one was recorded): what a start needs to find a group a dead runner left behind.
+    `process_started` is the process's start time in clock ticks since boot."""
+
+    id: int
+    job_id: str
+    status: RunStatus
+    pid: int | None
+    pgid: int | None
+    process_started: int | None
+
+
 class JobExistsError(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Job '{job_id}' already exists")

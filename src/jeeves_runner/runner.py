@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from jeeves_runner import audit
 from jeeves_runner.clock import Clock, SystemClock
-from jeeves_runner.config import Config
+from jeeves_runner.config import Config, ConfigError, load_config
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.executor import ProcessExecutor
+from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.execution.sessions import SessionRunner
+from jeeves_runner.logs import set_log_level
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
@@ -25,11 +28,13 @@ from jeeves_runner.models import (
     format_instant,
 )
 from jeeves_runner.notify.slack import SlackNotifier
+from jeeves_runner.process_limits import raise_fd_limit
 from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store import SqliteStore, StoreError
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.token_files import warn_readable_token_files
 
 log = structlog.get_logger("jeeves_runner.runner")
 
@@ -41,6 +46,7 @@ class Runner:
     config: Config
     clock: Clock = field(default_factory=SystemClock)
     serve_api: bool = True
+    config_path: str | None = None  # read again on SIGHUP
 
     def __post_init__(self) -> None:
         self._lock = ProcessLock(self.config.db_path)
@@ -49,6 +55,9 @@ class Runner:
         self._started_mono = self.clock.monotonic()
         self._stopping = asyncio.Event()
         self._stopped = False
+        self._stop_now = False
+        self._now_signal = 0
+        self._background: set[asyncio.Task[None]] = set()
         self._maintenance_task: asyncio.Task[None] | None = None
         self.api_server: object | None = None
 
@@ -84,13 +93,24 @@ class Runner:
     async def trigger(self, job_id: str) -> RunResult:
         return await self.dispatcher.trigger(job_id)
 
+    async def start_run(self, job_id: str) -> int:
+        return await self.dispatcher.start_run(job_id)
+
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         at = format_instant(self.clock.now())
         found = await self.store.write(lambda s: s.jobs.set_enabled(job_id, enabled, at))
         if found:
-            self.scheduler.refresh_job(job_id)
+            await self.scheduler.refresh_job(job_id)
             self.dispatcher.jobs_changed()
         return found
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set() or self._stopped
+
+    def database_problem(self) -> str | None:
+        gateway = self._gateway
+        return gateway.problem() if gateway is not None else None
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -99,21 +119,32 @@ class Runner:
         API. Raises (DatabaseInUseError, StoreError, OSError for the port) before firing
         anything if the runner cannot run."""
         config = self.config
+        raise_fd_limit()
         self._lock.acquire()
         try:
             self._store = SqliteStore(config.db_path)
+            problem = self._store.integrity_problem()
+            if problem is not None:
+                raise StoreError(problem)
             self._gateway = StoreGateway(self._store)
-            closed = self._store.runs.close_orphaned_runs(
-                format_instant(self.clock.now()), STOPPED_DURING_RUN, STOPPED_BEFORE_RUN
+            journal = ResultJournal(f"{config.db_path}.unrecorded.jsonl")
+            replayed = await self._gateway.write(journal.replay)
+            if replayed:
+                log.warning("results kept at the last stop written", count=replayed)
+            at = format_instant(self.clock.now())
+            closed = await self._gateway.write(
+                lambda s: s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
             )
             if closed:
                 log.warning("closed runs left open by a stopped runner", count=closed)
             zone = resolve_zone(config.timezone)
             self.notifier = SlackNotifier(config.notifications)
             self.notifier.warn_if_token_missing()
+            warn_readable_token_files(config)
             self.sessions = SessionRunner(config.gateway, self.clock)
             self.dispatcher = RunDispatcher(
-                store=self._store,
+                store=self._gateway,
+                journal=journal,
                 executor=ProcessExecutor(db_path=config.db_path, clock=self.clock),
                 sessions=self.sessions,
                 notifier=self.notifier,
@@ -121,7 +152,7 @@ class Runner:
                 max_concurrency=config.max_concurrency,
             )
             self.scheduler = Scheduler(
-                store=self._store,
+                store=self._gateway,
                 dispatcher=self.dispatcher,
                 clock=self.clock,
                 zone=zone,
@@ -133,8 +164,8 @@ class Runner:
             self.maintenance = Maintenance(
                 self._store, self.clock, config.run_retention_days, config.audit_retention_days
             )
-            self._run_maintenance()  # the dispatcher exists, so a prune can mark caches stale
-            self.scheduler.reconcile()
+            await self._run_maintenance()  # the dispatcher exists: a prune marks caches stale
+            await self.scheduler.reconcile()
             total = len(self.scheduler.fires) + self.failed_registrations
             log.info(
                 "jobs scheduled",
@@ -188,6 +219,17 @@ class Runner:
         await self._close_resources()
         log.info("runner stopped")
 
+    def stop_now(self) -> None:
+        """The second stop signal: end every group now, record, exit."""
+        self._stop_now = True
+        self._stopping.set()
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.stop_now()
+        server = self.api_server
+        if server is not None:
+            server.cut_drain()  # type: ignore[attr-defined]
+
     async def _close_resources(self) -> None:
         if self._maintenance_task is not None:
             self._maintenance_task.cancel()
@@ -198,7 +240,7 @@ class Runner:
             self.api_server = None
         notifier = getattr(self, "notifier", None)
         if notifier is not None:
-            await notifier.drain(5.0)
+            await notifier.drain(0.5 if self._stop_now else 5.0)
             await notifier.aclose()
         if self._gateway is not None:
             self._gateway.close()
@@ -207,27 +249,104 @@ class Runner:
             self._store.close()
         self._lock.release()
 
-    async def run_until_signalled(self) -> None:
-        """start(), then wait for SIGTERM/SIGINT and stop()."""
+    async def run_until_signalled(self) -> int:
+        """start(), then wait for SIGTERM/SIGINT and stop(). A second SIGTERM/SIGINT stops
+        now (groups killed at once, every run recorded); the exit code is then 128 + the
+        signal's number, as a shell reports a process killed by it. SIGHUP re-reads the
+        config file and applies what can change while running."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
-        await self.start()
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         try:
-            await self._stopping.wait()
+            await self.start()
+            try:
+                await self._stopping.wait()
+            finally:
+                await self.stop()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            await self.stop()
+        return 128 + self._now_signal if self._now_signal else 0
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if not self._stopping.is_set():
+            log.info("stop signal: finishing runs in flight", signal=sig.name)
+            self._stopping.set()
+            return
+        log.warning("second stop signal: ending every run now", signal=sig.name)
+        self._now_signal = int(sig)
+        self.stop_now()
+
+    def _on_hangup(self) -> None:
+        task = asyncio.ensure_future(self.reload_config())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reload_config(self) -> None:
+        """SIGHUP: read the config file again; apply log level, notifications, gateway,
+        maxConcurrency and the reconcile interval at once; name what needs a restart."""
+        if self.config_path is None:
+            log.info("SIGHUP: no config file to read again (started without one)")
+            return
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:
+            log.error("SIGHUP: config not applied", problem=exc.render())
+            return
+        except OSError as exc:
+            log.error("SIGHUP: config not applied", problem=str(exc))
+            return
+        old = self.config
+        applied: list[str] = []
+        if new.log.level != old.log.level:
+            set_log_level(new.log.level)
+            applied.append("log.level")
+        if new.notifications != old.notifications:
+            notifier = SlackNotifier(new.notifications)
+            previous, self.notifier = self.notifier, notifier
+            self.dispatcher.notifier = notifier
+            self.dispatcher.metrics.watch(self.dispatcher, self.scheduler, self._gateway, notifier)
+            await previous.drain(5.0)
+            await previous.aclose()
+            applied.append("notifications")
+        if new.gateway != old.gateway:
+            self.sessions.configure(new.gateway)
+            applied.append("gateway")
+        if new.max_concurrency != old.max_concurrency:
+            self.dispatcher.set_max_concurrency(new.max_concurrency)
+            applied.append("maxConcurrency")
+        if new.reconcile_interval_ms != old.reconcile_interval_ms:
+            self.scheduler.set_reconcile_interval(new.reconcile_interval_ms / 1000)
+            applied.append("reconcileIntervalMs")
+        live = {"log", "notifications", "gateway", "max_concurrency", "reconcile_interval_ms"}
+        restart = [
+            field_info.alias or name
+            for name, field_info in type(new).model_fields.items()
+            if name not in live and getattr(new, name) != getattr(old, name)
+        ]
+        if new.log.file != old.log.file:
+            restart.append("log.file")
+        self.config = old.model_copy(
+            update={
+                "log": old.log.model_copy(update={"level": new.log.level}),
+                "notifications": new.notifications,
+                "gateway": new.gateway,
+                "max_concurrency": new.max_concurrency,
+                "reconcile_interval_ms": new.reconcile_interval_ms,
+            }
+        )
+        log.info("SIGHUP: config read again", applied=applied, needs_restart=restart)
+        await audit.record_reload(self.store, self.clock, self.config_path, applied, restart)
 
     def request_stop(self) -> None:
         self._stopping.set()
 
     # ---- maintenance ----------------------------------------------------------------------
 
-    def _run_maintenance(self) -> None:
+    async def _run_maintenance(self) -> None:
         try:
-            self._maintenance_done(self.maintenance.run_once())
+            self._maintenance_done(await asyncio.to_thread(self.maintenance.run_once))
         except Exception:
             log.exception("maintenance failed")
 

@@ -252,18 +252,21 @@ def test_config_show_prints_json_with_token_paths_redacted(run_cli: Any, tmp_pat
     assert shown["gateway"]["tokenPath"] == "<redacted>"
     assert shown["notifications"]["defaultOnFailure"] == "C1"
     assert shown["gateway"]["url"] == "http://gw:9"
-    assert "secret" not in out
+    # neither path shows anywhere ("secretEnv", the key, is no secret)
+    assert "secret/" not in out and "gw.token" not in out and "slack.token" not in out
     # validate prints the same redacted values (once the token files it checks exist)
     (tmp_path / "secret").mkdir()
-    (tmp_path / "secret" / "slack.token").write_text("xoxb-1\n")
+    for name in ("slack.token", "gw.token"):
+        (tmp_path / "secret" / name).write_text("t-1\n")
     path = write_config(
         tmp_path,
         {
             "notifications": {"slackTokenPath": "secret/slack.token", "defaultOnFailure": "C1"},
-            "gateway": {"tokenPath": "secret/slack.token", "url": "http://gw:9"},
+            "gateway": {"tokenPath": "secret/gw.token", "url": "http://gw:9"},
         },
     )
-    assert "secret" not in assert_ok(run_cli("validate", "-c", str(path)))
+    validated = assert_ok(run_cli("validate", "-c", str(path)))
+    assert "secret/" not in validated and "gw.token" not in validated
 
 
 def test_config_show_errors(run_cli: Any, tmp_path: Path) -> None:

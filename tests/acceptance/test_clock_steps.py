@@ -41,12 +41,12 @@ def make_runner(tmp_path: Path, clock: SteppableClock) -> Runner:
     return Runner(config, clock=clock, serve_api=False)
 
 
-def add_tick_job(runner: Runner, clock: SteppableClock) -> None:
+async def add_tick_job(runner: Runner, clock: SteppableClock) -> None:
     job = Job(
         id="tick", name="tick", schedule="* * * * * *", script=str(SCRIPTS / "fails_quietly.sh")
     )
     runner.sync_store.jobs.add_job(job, format_instant(clock.now()))
-    runner.scheduler.reconcile()
+    await runner.scheduler.reconcile()
 
 
 def fired_seconds(runner: Runner) -> list[str]:
@@ -60,7 +60,7 @@ def test_wall_clock_stepped_forward_fires_once_for_the_missed_time(tmp_path: Pat
         runner = make_runner(tmp_path, clock)
         await runner.start()
         try:
-            add_tick_job(runner, clock)
+            await add_tick_job(runner, clock)
             await _poll(lambda: len(fired_seconds(runner)) >= 2, 10)
             before = len(fired_seconds(runner))
             clock.offset = timedelta(hours=1)  # an hour of missed seconds
@@ -75,22 +75,26 @@ def test_wall_clock_stepped_forward_fires_once_for_the_missed_time(tmp_path: Pat
     assert sum(s.startswith(seconds[0][:13]) for s in seconds) >= 3  # on time after the step
 
 
-def test_wall_clock_stepped_back_does_not_repeat_runs(tmp_path: Path) -> None:
+def test_wall_clock_stepped_back_is_logged_and_schedules_go_on_from_the_new_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock = SteppableClock()
 
-    async def main() -> tuple[list[str], int]:
+    async def main() -> tuple[list[str], str]:
         runner = make_runner(tmp_path, clock)
         await runner.start()
         try:
-            add_tick_job(runner, clock)
-            await _poll(lambda: len(fired_seconds(runner)) >= 3, 10)
-            before = len(fired_seconds(runner))
-            clock.offset = timedelta(seconds=-2)
-            # Two seconds of wall time are replayed; then runs resume.
-            await _poll(lambda: len(fired_seconds(runner)) >= before + 2, 10)
-            return fired_seconds(runner), before
+            await add_tick_job(runner, clock)
+            await _poll(lambda: len(fired_seconds(runner)) >= 2, 10)
+            # A minute back: before, the job stayed silent for that whole minute.
+            clock.offset = timedelta(seconds=-60)
+            new_time = format_instant(clock.now() + timedelta(seconds=10))[:19]
+            # Runs go on at once, at the new (earlier) wall time.
+            await _poll(lambda: sum(s < new_time for s in fired_seconds(runner)) >= 2, 5)
+            return fired_seconds(runner), new_time
         finally:
             await runner.stop()
 
-    seconds, _ = event_loop.run(main())
-    assert len(set(seconds)) == len(seconds), f"a second ran twice: {sorted(seconds)}"
+    seconds, new_time = event_loop.run(main())
+    assert sum(s < new_time for s in seconds) >= 2
+    assert "wall clock stepped back" in capsys.readouterr().out

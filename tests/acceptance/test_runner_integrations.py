@@ -4,6 +4,7 @@ Slack stand-ins that refuse or never answer."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def test_maintenance_runs_at_start_and_on_its_interval(
     seed.close()
 
     live = start(started, tmp_path, stateCleanupIntervalMs=1000, runRetentionDays=1)
-    store = live.runner.store
+    store = live.runner.sync_store
     # At start: the older run is pruned (the job's latest real run is kept), state expired.
     assert len(store.runs.list_runs("j", 10)) == 1
     assert count_state_rows(db, "gone-at-start") == 0
@@ -248,7 +249,8 @@ def test_schedules_are_read_in_the_configured_zone(
 ) -> None:
     live = start(started, tmp_path, timezone="Australia/Sydney", reconcileIntervalMs=0)
     live.add_job("nine", "prints_start_time.sh", schedule="0 9 * * *")
-    live.runner.scheduler.reconcile()
+    assert live.loop is not None
+    asyncio.run_coroutine_threadsafe(live.runner.scheduler.reconcile(), live.loop).result(5)
     due = live.runner.scheduler.fires.next_due()
     assert due is not None
     local = datetime.fromtimestamp(due, ZoneInfo("Australia/Sydney"))

@@ -49,6 +49,7 @@ class FakeControl:
         self.gates: dict[str, threading.Event] = {}
         self.enabled_calls: list[tuple[str, bool]] = []
         self._in_flight: Counter[str] = Counter()
+        self._background: set[asyncio.Task[RunResult]] = set()
 
     # ---- RunnerControl ------------------------------------------------------------------
 
@@ -68,7 +69,25 @@ class FakeControl:
     def uptime_seconds(self) -> float:
         return self.uptime
 
+    @property
+    def stopping(self) -> bool:
+        return self.shutting_down
+
+    def database_problem(self) -> str | None:
+        return self.gateway.problem()
+
     async def trigger(self, job_id: str) -> RunResult:
+        run_id = self._begin(job_id)
+        return await self._finish(job_id, run_id)
+
+    async def start_run(self, job_id: str) -> int:
+        run_id = self._begin(job_id)
+        task = asyncio.ensure_future(self._finish(job_id, run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return run_id
+
+    def _begin(self, job_id: str) -> int:
         if self.shutting_down:
             raise ShuttingDownError()
         if job_id in self.errors:
@@ -83,6 +102,9 @@ class FakeControl:
         )
         self.version += 1
         self._in_flight[job_id] += 1
+        return run_id
+
+    async def _finish(self, job_id: str, run_id: int) -> RunResult:
         try:
             gate = self.gates.get(job_id)
             if gate is not None:

@@ -1,14 +1,24 @@
-"""store/jobs.py: job definitions in a real SQLite file."""
+"""JobStore contract: job definitions, run once per backend (see conftest.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
+import orjson
 import pytest
+from store_backends import Backend
 
-from jeeves_runner.models import Job, JobType, OverlapPolicy, RunStatus, RunTrigger
-from jeeves_runner.store import JobExistsError, ScheduleEntry, SqliteStore
+from jeeves_runner.models import (
+    Job,
+    JobExistsError,
+    JobType,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    ScheduleEntry,
+)
+from jeeves_runner.store.protocols import Store
 
 T0 = "2026-03-02T01:00:00.000Z"
 T1 = "2026-03-02T02:00:00.000Z"
@@ -19,7 +29,7 @@ def a_job(job_id: str = "report", **changes: object) -> Job:
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
 
-def test_add_job_stores_every_field(store: SqliteStore) -> None:
+def test_add_job_stores_every_field(store: Store) -> None:
     job = Job(
         id="full",
         name="Full job",
@@ -38,18 +48,18 @@ def test_add_job_stores_every_field(store: SqliteStore) -> None:
     assert store.jobs.get_job("full") == stored
 
 
-def test_jobs_survive_reopening_the_file(tmp_db: Path) -> None:
-    first = SqliteStore(tmp_db)
+def test_jobs_survive_reopening_the_store(backend: Backend) -> None:
+    first = backend.open()
     first.jobs.add_job(a_job("kept"), T0)
     first.close()
-    second = SqliteStore(tmp_db)
+    second = backend.open()
     try:
         assert [j.id for j in second.jobs.list_jobs()] == ["kept"]
     finally:
         second.close()
 
 
-def test_a_duplicate_id_is_refused_and_the_first_kept(store: SqliteStore) -> None:
+def test_a_duplicate_id_is_refused_and_the_first_kept(store: Store) -> None:
     store.jobs.add_job(a_job("dup", name="First"), T0)
     with pytest.raises(JobExistsError) as caught:
         store.jobs.add_job(a_job("dup", name="Second"), T1)
@@ -61,7 +71,7 @@ def test_a_duplicate_id_is_refused_and_the_first_kept(store: SqliteStore) -> Non
     assert store.jobs.count_jobs() == 1
 
 
-def test_unknown_ids(store: SqliteStore) -> None:
+def test_unknown_ids(store: Store) -> None:
     assert store.jobs.get_job("nope") is None
     assert store.jobs.get_job_row("nope") is None
     assert store.jobs.update_job(a_job("nope"), T1) is False
@@ -69,14 +79,14 @@ def test_unknown_ids(store: SqliteStore) -> None:
     assert store.jobs.set_enabled("nope", False, T1) is False
 
 
-def test_list_jobs_is_ordered_by_id(store: SqliteStore) -> None:
+def test_list_jobs_is_ordered_by_id(store: Store) -> None:
     for job_id in ["zeta", "alpha", "Mid", "beta"]:
         store.jobs.add_job(a_job(job_id), T0)
     assert [j.id for j in store.jobs.list_jobs()] == ["Mid", "alpha", "beta", "zeta"]
     assert store.jobs.count_jobs() == 4
 
 
-def test_update_job_changes_fields_and_updated_at_only(store: SqliteStore) -> None:
+def test_update_job_changes_fields_and_updated_at_only(store: Store) -> None:
     store.jobs.add_job(a_job("u"), T0)
     changed = a_job(
         "u",
@@ -93,7 +103,7 @@ def test_update_job_changes_fields_and_updated_at_only(store: SqliteStore) -> No
     assert stored == dataclasses.replace(changed, created_at=T0, updated_at=T1)
 
 
-def test_set_enabled_and_enabled_schedules(store: SqliteStore) -> None:
+def test_set_enabled_and_enabled_schedules(store: Store) -> None:
     store.jobs.add_job(a_job("on", schedule="* * * * *"), T0)
     store.jobs.add_job(a_job("off", enabled=False), T0)
     assert store.jobs.enabled_schedules() == [ScheduleEntry("on", "* * * * *", T0)]
@@ -105,7 +115,7 @@ def test_set_enabled_and_enabled_schedules(store: SqliteStore) -> None:
     assert (off.enabled, off.updated_at) == (False, T1)
 
 
-def test_get_job_row_has_the_stored_columns(store: SqliteStore) -> None:
+def test_get_job_row_has_the_stored_columns(store: Store) -> None:
     store.jobs.add_job(a_job("row", timeout_ms=5), T0)
     row = store.jobs.get_job_row("row")
     assert row is not None
@@ -117,11 +127,11 @@ def test_get_job_row_has_the_stored_columns(store: SqliteStore) -> None:
     assert row["created_at"] == T0
 
 
-def test_list_with_last_run_shows_the_latest_executed_run(store: SqliteStore) -> None:
+def test_list_with_last_run_shows_the_latest_executed_run(store: Store) -> None:
     store.jobs.add_job(a_job("a"), T0)
     store.jobs.add_job(a_job("never"), T0)
     store.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
-    second = store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T1)
+    store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T1)
     # a skip is not an executed run: it must not become the "last run"
     store.runs.record_skip(
         "a", "2026-03-02T02:00:30.000Z", "still running", RunTrigger.SCHEDULE, None
@@ -130,11 +140,9 @@ def test_list_with_last_run_shows_the_latest_executed_run(store: SqliteStore) ->
     assert list(listed) == ["a", "never"]
     assert (listed["a"]["last_status"], listed["a"]["last_run"]) == ("running", T1)
     assert (listed["never"]["last_status"], listed["never"]["last_run"]) == (None, None)
-    last_run_id = store.db.connection().execute("SELECT last_run_id FROM jobs WHERE id = 'a'")
-    assert last_run_id.fetchone()[0] == second
 
 
-def test_deleting_a_job_deletes_its_runs(store: SqliteStore) -> None:
+def test_deleting_a_job_deletes_its_runs(store: Store) -> None:
     store.jobs.add_job(a_job("gone"), T0)
     store.jobs.add_job(a_job("stays"), T0)
     store.runs.create_run("gone", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
@@ -145,7 +153,7 @@ def test_deleting_a_job_deletes_its_runs(store: SqliteStore) -> None:
     assert [r["id"] for r in store.runs.list_runs("stays", 10)] == [kept]
 
 
-def test_schedule_fingerprint_changes_with_the_enabled_set(store: SqliteStore) -> None:
+def test_schedule_fingerprint_changes_with_the_enabled_set(store: Store) -> None:
     empty = store.jobs.schedule_fingerprint()
     assert empty == (0, "")
     store.jobs.add_job(a_job("a"), T0)
@@ -161,11 +169,7 @@ def test_schedule_fingerprint_changes_with_the_enabled_set(store: SqliteStore) -
     assert store.jobs.schedule_fingerprint() == (0, "")
 
 
-def test_jobs_list_json_is_the_same_document_as_the_rows(store: SqliteStore) -> None:
-    import orjson
-
-    from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
-
+def test_jobs_list_json_is_the_same_document_as_the_rows(store: Store) -> None:
     now = "2026-03-02T01:03:00.000Z"
     for job_id in ("b-job", "a-job", 'ünïcode"quote'):
         store.jobs.add_job(
@@ -182,5 +186,10 @@ def test_jobs_list_json_is_the_same_document_as_the_rows(store: SqliteStore) -> 
     assert from_sql["jobs"][0]["enabled"] == 1 and from_sql["jobs"][0]["last_status"] == "ok"
 
 
-def test_jobs_list_json_of_no_jobs(store: SqliteStore) -> None:
+def test_jobs_list_json_of_no_jobs(store: Store) -> None:
     assert store.jobs.jobs_list_json() == b'{"jobs":[]}'
+
+
+def test_a_fresh_store_passes_its_integrity_check(store: Store) -> None:
+    store.jobs.add_job(a_job("a"), T0)
+    assert store.integrity_problem() is None

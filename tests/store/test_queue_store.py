@@ -1,5 +1,5 @@
-"""QueueStore on a real SQLite file: definitions, dedup keys, claims and leases, the operator
-views, and the maintenance passes."""
+"""QueueStore contract: definitions, dedup scopes, claims and leases, the operator views, and
+the maintenance passes, run once per backend (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,14 @@ from typing import Any
 
 import pytest
 
-from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.sqlite.queues import (
+from jeeves_runner.queue_model import (
     LEASE_EXPIRED_ERROR,
-    DedupExpressionError,
     DedupScope,
     ItemStatus,
-    LeaseSweep,
     QueueDefinition,
     QueueExistsError,
-    check_dedup_expr,
-    dedup_key,
 )
-from jeeves_runner.store.sqlite.queues import (
-    SqliteQueueStore as QueueStore,
-)
+from jeeves_runner.store.protocols import QueueStore, Store
 
 T0 = "2026-03-02T01:00:00.000Z"
 T0_PLUS_999 = "2026-03-02T01:00:00.999Z"
@@ -31,8 +24,8 @@ T0_PLUS_1M = "2026-03-02T01:01:00.000Z"
 
 
 @pytest.fixture
-def queues(store: SqliteStore) -> QueueStore:
-    return QueueStore(store.db)
+def queues(store: Store) -> QueueStore:
+    return store.queues
 
 
 def put(queues: QueueStore, queue: str, payload: Any, priority: int = 0, at: str = T0) -> int:
@@ -43,39 +36,6 @@ def item_row(queues: QueueStore, item_id: int) -> dict[str, Any]:
     row = queues.get_item(item_id)
     assert row is not None
     return row
-
-
-# -- dedup keys -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("expr", "payload", "key"),
-    [
-        ("$.url", {"url": "https://x"}, "https://x"),  # a string is the key as is
-        ("$.n", {"n": 5}, "5"),
-        ("$.obj", {"obj": {"b": 1, "a": 2}}, '{"a":2,"b":1}'),  # canonical JSON
-        ("$.tags[*]", {"tags": ["x", "y"]}, '["x","y"]'),  # several matches: all of them
-        ("$.missing", {"url": "x"}, None),  # no match: no key, never a duplicate
-        ("$.url", {"url": ""}, None),
-        ("$.n", {"n": None}, "null"),
-        ("$.url", "not an object", None),
-    ],
-)
-def test_dedup_key(expr: str, payload: Any, key: str | None) -> None:
-    assert dedup_key(expr, payload) == key
-
-
-@pytest.mark.parametrize(
-    ("expr", "message"),
-    [
-        ("$.[", "dedup expression '$.[' is not valid JSONPath: expected a shorthand selector"),
-        ("  ", "dedup expression must not be empty"),
-    ],
-)
-def test_bad_dedup_expressions_are_refused_with_the_reason(expr: str, message: str) -> None:
-    with pytest.raises(DedupExpressionError) as caught:
-        check_dedup_expr(expr)
-    assert str(caught.value) == message
 
 
 # -- definitions ------------------------------------------------------------------------------
@@ -296,19 +256,6 @@ def test_expire_leases_returns_or_dead_letters_across_queues(queues: QueueStore)
     assert [row["pending"] for row in queues.list_queues_with_counts()] == [0, 0, 1]
     assert queues.queue_status("once", T0_PLUS_1M)["failedCount"] == 1  # type: ignore[index]
     assert queues.queue_status("long", T0_PLUS_1M)["claimedCount"] == 1  # type: ignore[index]
-
-
-def test_items_claimed_without_a_lease_get_one(store: SqliteStore, queues: QueueStore) -> None:
-    # What a database from the original runner holds: processing, no lease.
-    queues.add_queue(QueueDefinition(id="q", name="q", lease_ms=1000, max_attempts=2), T0)
-    item_id = put(queues, "q", 1)
-    with store.db.transaction() as conn:
-        conn.execute(
-            "UPDATE queue_items SET status = 'processing', attempts = 1 WHERE id = ?", (item_id,)
-        )
-    assert queues.expire_leases(T0) == LeaseSweep(returned=0, dead_lettered=0)
-    assert item_row(queues, item_id)["lease_expires_at"] == T0_PLUS_1S
-    assert queues.expire_leases(T0_PLUS_1S).returned == 1
 
 
 def test_prune_finished_honours_each_queues_retention(queues: QueueStore) -> None:

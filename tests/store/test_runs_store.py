@@ -1,4 +1,5 @@
-"""store/runs.py: run history rows from start to end, skips, orphans, stats and pruning."""
+"""RunStore contract: run history rows from start to end, skips, orphans, stats and pruning,
+run once per backend (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger, format_instant
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.models import Job, OpenRun, RunResult, RunStatus, RunTrigger, format_instant
+from jeeves_runner.store.protocols import Store
 
 T0 = "2026-03-02T01:00:00.000Z"
 T1 = "2026-03-02T01:00:01.000Z"
@@ -21,19 +22,19 @@ def at(text: str, **delta: float) -> str:
 
 
 @pytest.fixture
-def jobs(store: SqliteStore) -> SqliteStore:
+def jobs(store: Store) -> Store:
     for job_id in ("a", "b"):
         store.jobs.add_job(Job(id=job_id, name=job_id, schedule="* * * * *", script="/x"), T0)
     return store
 
 
-def last_run_id(store: SqliteStore, job_id: str) -> int | None:
-    row = store.db.connection().execute("SELECT last_run_id FROM jobs WHERE id = ?", (job_id,))
-    value = row.fetchone()[0]
-    return None if value is None else int(value)
+def last_run(store: Store, job_id: str) -> tuple[object, object]:
+    """What GET /jobs shows of the job's latest executed run: (status, started_at)."""
+    (row,) = [j for j in store.jobs.list_jobs_with_last_run() if j["id"] == job_id]
+    return row["last_status"], row["last_run"]
 
 
-def run(store: SqliteStore, run_id: int) -> dict[str, object]:
+def run(store: Store, run_id: int) -> dict[str, object]:
     found = store.runs.get_run(run_id)
     assert found is not None
     return found
@@ -42,7 +43,7 @@ def run(store: SqliteStore, run_id: int) -> dict[str, object]:
 # --- create_run / mark_running / finish_run -------------------------------------------------
 
 
-def test_create_running_run_points_the_job_at_it(jobs: SqliteStore) -> None:
+def test_create_running_run_points_the_job_at_it(jobs: Store) -> None:
     run_id = jobs.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T0)
     row = run(jobs, run_id)
     assert row["job_id"] == "a"
@@ -50,28 +51,28 @@ def test_create_running_run_points_the_job_at_it(jobs: SqliteStore) -> None:
     assert row["started_at"] == T0
     assert row["trigger"] == "manual"
     assert row["finished_at"] is None
-    assert last_run_id(jobs, "a") == run_id
+    assert last_run(jobs, "a") == ("running", T0)
 
 
-def test_a_pending_run_is_not_the_jobs_last_run_until_it_runs(jobs: SqliteStore) -> None:
-    first = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+def test_a_pending_run_is_not_the_jobs_last_run_until_it_runs(jobs: Store) -> None:
+    jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     pending_a = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T1)
     pending_b = jobs.runs.create_run("b", RunTrigger.RETRY, RunStatus.PENDING, T1)
     assert run(jobs, pending_a)["status"] == "pending"
-    assert last_run_id(jobs, "a") == first
-    assert last_run_id(jobs, "b") is None
+    assert last_run(jobs, "a") == ("running", T0)  # `first`
+    assert last_run(jobs, "b") == (None, None)
 
     jobs.runs.mark_running([(pending_a, "a", T2), (pending_b, "b", T3)])
 
     assert (run(jobs, pending_a)["status"], run(jobs, pending_a)["started_at"]) == ("running", T2)
     assert (run(jobs, pending_b)["status"], run(jobs, pending_b)["started_at"]) == ("running", T3)
     assert run(jobs, pending_b)["trigger"] == "retry"
-    assert last_run_id(jobs, "a") == pending_a
-    assert last_run_id(jobs, "b") == pending_b
+    assert last_run(jobs, "a") == ("running", T2)  # pending_a
+    assert last_run(jobs, "b") == ("running", T3)  # pending_b
 
 
 def test_a_run_that_ends_before_its_mark_is_written_is_marked_by_its_finish(
-    jobs: SqliteStore,
+    jobs: Store,
 ) -> None:
     earlier = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     jobs.runs.finish_run(earlier, RunResult(status=RunStatus.OK, duration_ms=5), T1)
@@ -83,12 +84,10 @@ def test_a_run_that_ends_before_its_mark_is_written_is_marked_by_its_finish(
     row = run(jobs, quick)
     assert (row["status"], row["started_at"], row["finished_at"]) == ("error", T2, T3)
     # It is the job's last run now, as if its `running` mark had been written first.
-    assert last_run_id(jobs, "a") == quick
-    (listed,) = [j for j in jobs.jobs.list_jobs_with_last_run() if j["id"] == "a"]
-    assert (listed["last_status"], listed["last_run"]) == ("error", T2)
+    assert last_run(jobs, "a") == ("error", T2)
 
 
-def test_finish_run_stores_the_whole_result(jobs: SqliteStore) -> None:
+def test_finish_run_stores_the_whole_result(jobs: Store) -> None:
     run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     result = RunResult(
         status=RunStatus.ERROR,
@@ -119,14 +118,14 @@ def test_finish_run_stores_the_whole_result(jobs: SqliteStore) -> None:
     }
 
 
-def test_get_run_of_an_unknown_id(jobs: SqliteStore) -> None:
+def test_get_run_of_an_unknown_id(jobs: Store) -> None:
     assert jobs.runs.get_run(999) is None
 
 
 # --- record_skip ----------------------------------------------------------------------------
 
 
-def test_skips_during_one_run_collapse_into_one_row(jobs: SqliteStore) -> None:
+def test_skips_during_one_run_collapse_into_one_row(jobs: Store) -> None:
     running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     first = jobs.runs.record_skip("a", T1, "previous run still going", RunTrigger.SCHEDULE, None)
     row = run(jobs, first)
@@ -145,10 +144,10 @@ def test_skips_during_one_run_collapse_into_one_row(jobs: SqliteStore) -> None:
     assert row["error"] == "still going (3)"
     assert [r["id"] for r in jobs.runs.list_runs("a", 10)] == [first, running]
     # skips never become the job's last run
-    assert last_run_id(jobs, "a") == running
+    assert last_run(jobs, "a") == ("running", T0)  # `running`
 
 
-def test_a_skip_into_a_vanished_row_starts_a_new_one(jobs: SqliteStore) -> None:
+def test_a_skip_into_a_vanished_row_starts_a_new_one(jobs: Store) -> None:
     first = jobs.runs.record_skip("a", T1, "busy", RunTrigger.MANUAL, None)
     jobs.runs.prune_runs(at(T3, days=1))
     assert jobs.runs.get_run(first) is None
@@ -161,7 +160,7 @@ def test_a_skip_into_a_vanished_row_starts_a_new_one(jobs: SqliteStore) -> None:
 # --- list_runs ------------------------------------------------------------------------------
 
 
-def test_list_runs_is_newest_first_limited_and_per_job(jobs: SqliteStore) -> None:
+def test_list_runs_is_newest_first_limited_and_per_job(jobs: Store) -> None:
     ids = [
         jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, at(T0, minutes=i))
         for i in range(5)
@@ -176,7 +175,7 @@ def test_list_runs_is_newest_first_limited_and_per_job(jobs: SqliteStore) -> Non
 # --- close_orphaned_runs --------------------------------------------------------------------
 
 
-def test_orphaned_runs_are_closed_as_errors_and_finished_ones_left(jobs: SqliteStore) -> None:
+def test_orphaned_runs_are_closed_as_errors_and_finished_ones_left(jobs: Store) -> None:
     running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     pending = jobs.runs.create_run("b", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
     done = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
@@ -196,13 +195,13 @@ def test_orphaned_runs_are_closed_as_errors_and_finished_ones_left(jobs: SqliteS
 # --- finished_since -------------------------------------------------------------------------
 
 
-def finish(store: SqliteStore, job_id: str, status: RunStatus, finished_at: str) -> int:
+def finish(store: Store, job_id: str, status: RunStatus, finished_at: str) -> int:
     run_id = store.runs.create_run(job_id, RunTrigger.SCHEDULE, RunStatus.RUNNING, finished_at)
     store.runs.finish_run(run_id, RunResult(status=status, duration_ms=1), finished_at)
     return run_id
 
 
-def test_finished_since_counts_by_status_from_the_instant_on(jobs: SqliteStore) -> None:
+def test_finished_since_counts_by_status_from_the_instant_on(jobs: Store) -> None:
     since = "2026-01-01T00:00:00.000Z"
     finish(jobs, "a", RunStatus.OK, "2025-12-31T23:59:59.999Z")  # one millisecond before
     finish(jobs, "a", RunStatus.OK, since)  # at the instant: counted
@@ -222,7 +221,7 @@ def test_finished_since_counts_by_status_from_the_instant_on(jobs: SqliteStore) 
     assert jobs.runs.finished_since("2028-01-01T00:00:00.000Z") == {}
 
 
-def test_finished_since_is_correct_across_a_range_of_instants(jobs: SqliteStore) -> None:
+def test_finished_since_is_correct_across_a_range_of_instants(jobs: Store) -> None:
     # Text comparison in SQL is only time comparison because every instant has one width.
     start = datetime(1999, 12, 31, 23, 59, 58, tzinfo=UTC)
     # from 1999-12-31 over about three years: year, month, leap-day and millisecond edges
@@ -237,7 +236,7 @@ def test_finished_since_is_correct_across_a_range_of_instants(jobs: SqliteStore)
 # --- prune_runs -----------------------------------------------------------------------------
 
 
-def test_prune_deletes_old_finished_runs_only(jobs: SqliteStore) -> None:
+def test_prune_deletes_old_finished_runs_only(jobs: Store) -> None:
     cutoff = "2026-03-01T00:00:00.000Z"
     old_ok = finish(jobs, "a", RunStatus.OK, "2026-02-01T00:00:00.000Z")
     old_skip = jobs.runs.record_skip(
@@ -264,7 +263,7 @@ def test_prune_deletes_old_finished_runs_only(jobs: SqliteStore) -> None:
     assert [r["id"] for r in jobs.runs.list_runs("a", 10)] == [new_ok]
 
 
-def test_prune_keeps_each_jobs_latest_real_run_whatever_its_age(jobs: SqliteStore) -> None:
+def test_prune_keeps_each_jobs_latest_real_run_whatever_its_age(jobs: Store) -> None:
     older = finish(jobs, "a", RunStatus.OK, "2026-01-01T00:00:00.000Z")
     latest = finish(jobs, "a", RunStatus.ERROR, "2026-01-02T00:00:00.000Z")
     jobs.runs.record_skip("a", "2026-01-03T00:00:00.000Z", "busy", RunTrigger.SCHEDULE, None)
@@ -275,7 +274,7 @@ def test_prune_keeps_each_jobs_latest_real_run_whatever_its_age(jobs: SqliteStor
     assert jobs.runs.get_run(latest) is not None
 
 
-def test_prune_works_through_more_rows_than_one_batch(jobs: SqliteStore) -> None:
+def test_prune_works_through_more_rows_than_one_batch(jobs: Store) -> None:
     for i in range(7):
         finish(jobs, "a", RunStatus.OK, at("2026-01-01T00:00:00.000Z", hours=i))
     keep = finish(jobs, "a", RunStatus.OK, "2026-02-01T00:00:00.000Z")
@@ -284,7 +283,7 @@ def test_prune_works_through_more_rows_than_one_batch(jobs: SqliteStore) -> None
     assert jobs.runs.prune_runs("2026-01-15T00:00:00.000Z", batch=3) == 0
 
 
-def test_discard_pending_drops_only_a_pending_row(jobs: SqliteStore) -> None:
+def test_discard_pending_drops_only_a_pending_row(jobs: Store) -> None:
     pending = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
     running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     jobs.runs.discard_pending(pending)
@@ -293,10 +292,75 @@ def test_discard_pending_drops_only_a_pending_row(jobs: SqliteStore) -> None:
     assert run(jobs, running)["status"] == "running"
 
 
-def test_a_skip_never_collapses_into_a_run_that_executed(jobs: SqliteStore) -> None:
+def test_a_skip_never_collapses_into_a_run_that_executed(jobs: Store) -> None:
     running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
     skip = jobs.runs.record_skip("a", T1, "busy", RunTrigger.SCHEDULE, running)
     assert skip != running
     row = run(jobs, running)
     assert (row["status"], row["finished_at"], row["error"]) == ("running", None, None)
     assert run(jobs, skip)["skipped_count"] == 1
+
+
+# --- the process of a run: set_process / open_runs / close_run ------------------------------
+
+
+def test_open_runs_lists_pending_and_running_runs_with_their_process(jobs: Store) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    pending = jobs.runs.create_run("b", RunTrigger.MANUAL, RunStatus.PENDING, T1)
+    done = finish(jobs, "a", RunStatus.OK, T1)
+    jobs.runs.record_skip("b", T2, "busy", RunTrigger.SCHEDULE, None)
+    jobs.runs.set_process(running, 4321, 4321, 987_654_321)
+    jobs.runs.set_process(done, 55, 55, None)  # a finished run may carry one too
+
+    assert jobs.runs.open_runs() == [
+        OpenRun(
+            id=running,
+            job_id="a",
+            status=RunStatus.RUNNING,
+            pid=4321,
+            pgid=4321,
+            process_started=987_654_321,
+        ),
+        OpenRun(
+            id=pending, job_id="b", status=RunStatus.PENDING, pid=None, pgid=None,
+            process_started=None,
+        ),
+    ]  # fmt: skip
+
+
+def test_set_process_without_a_start_time(jobs: Store) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.set_process(run_id, 7, 8, None)
+    (found,) = jobs.runs.open_runs()
+    assert (found.pid, found.pgid, found.process_started) == (7, 8, None)
+
+
+def test_process_start_times_beyond_32_bits_are_kept(jobs: Store) -> None:
+    # Clock ticks since boot: 100 per second, so a year of uptime is already ~3e9.
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    jobs.runs.set_process(run_id, 2**22, 2**22, 2**40 + 3)
+    assert jobs.runs.open_runs()[0].process_started == 2**40 + 3
+
+
+def test_close_run_closes_only_that_open_run(jobs: Store) -> None:
+    running = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    other = jobs.runs.create_run("b", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    pending = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T1)
+    done = finish(jobs, "b", RunStatus.OK, T1)
+    message = "The runner stopped during this run; its process group 1234 was still running"
+
+    assert jobs.runs.close_run(running, T3, message) is True
+    assert jobs.runs.close_run(pending, T3, "never started") is True
+
+    row = run(jobs, running)
+    assert (row["status"], row["finished_at"], row["error"]) == ("error", T3, message)
+    row = run(jobs, pending)
+    assert (row["status"], row["finished_at"], row["error"]) == ("error", T3, "never started")
+    assert [r.id for r in jobs.runs.open_runs()] == [other]
+    # closed already, finished, unknown: nothing changes
+    assert jobs.runs.close_run(running, "2027-01-01T00:00:00.000Z", "again") is False
+    assert jobs.runs.close_run(done, T3, "x") is False
+    assert jobs.runs.close_run(999_999, T3, "x") is False
+    assert run(jobs, running)["finished_at"] == T3
+    row = run(jobs, done)
+    assert (row["status"], row["error"]) == ("ok", None)

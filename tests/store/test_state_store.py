@@ -1,12 +1,11 @@
-"""StateStore on a real SQLite file: expiry as a read filter, items under a key, the operator
-views, and the maintenance sweep."""
+"""StateStore contract: expiry as a read filter, items under a key, the operator views, and
+the maintenance sweep, run once per backend (see conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jeeves_runner.store import SqliteStore
-from jeeves_runner.store.sqlite.state import SqliteStateStore as StateStore
+from jeeves_runner.store.protocols import StateStore, Store
 
 T0 = "2026-03-02T01:00:00.000Z"
 T1 = "2026-03-02T01:00:00.001Z"
@@ -15,8 +14,8 @@ LATER = "2026-03-02T02:00:00.000Z"
 
 
 @pytest.fixture
-def state(store: SqliteStore) -> StateStore:
-    return StateStore(store.db)
+def state(store: Store) -> StateStore:
+    return store.state
 
 
 def test_set_and_get_round_trip(state: StateStore) -> None:
@@ -132,3 +131,18 @@ def test_delete_expired_counts_keys_and_items_across_batches(state: StateStore) 
     assert [k["key"] for k in state.list_keys("ns", T2, 100)] == ["alive", "forever"]
     assert state.count_items("ns", "alive", T2) == 1
     assert state.delete_expired(T2).keys == 0
+
+
+def test_prune_keeps_the_newest_by_write_order_within_one_millisecond(
+    state: StateStore,
+) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        state.set_item("ns", "k", name, None, T0)  # all in one millisecond
+    state.set_item("ns", "k", "b", "rewritten", T0)  # rewriting keeps its place
+    state.set_item("ns", "k", "z", None, T1)
+    assert state.prune_items("ns", "k", 3, T1) == 3
+    assert state.list_item_keys("ns", "k", T1, None, descending=True) == ["z", "e", "d"]
+    assert state.prune_items("ns", "k", 0, T1) == 3
+    assert state.count_items("ns", "k", T1) == 0
+    assert state.prune_items("ns", "k", 0, T1) == 0
+    assert state.prune_items("ns", "missing", 0, T1) == 0

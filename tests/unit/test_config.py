@@ -54,6 +54,7 @@ def test_no_file_gives_the_documented_defaults() -> None:
     assert config.log.file is None
     assert config.gateway.url == DEFAULT_GATEWAY_URL == "http://127.0.0.1:18789"
     assert config.gateway.token_path is None
+    assert config.secret_env == []
 
 
 def test_every_key_is_read(tmp_path: Path) -> None:
@@ -75,6 +76,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         },
         "log": {"level": "debug", "file": "/var/log/jr.log"},
         "gateway": {"url": "http://gw:1", "tokenPath": "/etc/jr/gw.token"},
+        "secretEnv": ["SLACK_BOT_TOKEN", "AWS_SECRET_ACCESS_KEY"],
     }
     config = load_config(write(tmp_path, data))
     assert config.port == 8080
@@ -93,6 +95,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert config.log.file == "/var/log/jr.log"
     assert config.gateway.url == "http://gw:1"
     assert config.gateway.token_path == "/etc/jr/gw.token"
+    assert config.secret_env == ["SLACK_BOT_TOKEN", "AWS_SECRET_ACCESS_KEY"]
 
 
 def test_schema_key_is_allowed_and_left_out_of_the_resolved_config() -> None:
@@ -380,6 +383,36 @@ def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == f'{path}: maxConcurrency: must be an integer ≥ 1, got "four"'
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"secretEnv": "SLACK_TOKEN"},
+            'config: secretEnv: must be a list of environment variable names, got "SLACK_TOKEN"',
+        ),
+        (
+            {"secretEnv": ["A=1"]},
+            "config: secretEnv: each entry must be an environment variable name "
+            "(not empty, no '='), got \"A=1\"",
+        ),
+        (
+            {"secretEnv": [""]},
+            "config: secretEnv: each entry must be an environment variable name "
+            "(not empty, no '='), got \"\"",
+        ),
+        (
+            {"secretEnv": ["OK", 7, None]},
+            "config: 2 problems: secretEnv.1: must be an environment variable name string, "
+            "got 7; secretEnv.2: must be an environment variable name string, got null",
+        ),
+    ],
+)
+def test_bad_secret_env_is_one_line_naming_the_entry(data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert str(caught.value) == message
 
 
 # --- production checks (issue 14) ------------------------------------------------------------

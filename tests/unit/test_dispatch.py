@@ -15,6 +15,7 @@ from jeeves_runner.clock import FakeClock
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.models import Job, OverlapPolicy, RunResult, RunStatus, format_instant
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SKIP_REASON = "the previous run was still in flight (overlap policy skip)"
@@ -56,8 +57,9 @@ class Harness:
         self.store = store
         self.clock = FakeClock(START)
         self.executor = HeldExecutor()
+        self.gateway = StoreGateway(store)
         self.dispatcher = RunDispatcher(
-            store=store,
+            store=self.gateway,
             executor=self.executor,  # type: ignore[arg-type]
             sessions=None,
             notifier=None,
@@ -71,11 +73,11 @@ class Harness:
         )
         self.store.jobs.add_job(job, format_instant(self.clock.now()))
 
-    def fire(self, *job_ids: str) -> str:
+    async def fire(self, *job_ids: str) -> str:
         """One fire of these jobs at the clock's next whole second; returns its instant."""
         self.clock.advance(1)
         at = self.clock.now()
-        self.dispatcher.fire(self.dispatcher.prepare(list(job_ids), at), at)
+        await self.dispatcher.fire(await self.dispatcher.prepare(list(job_ids), at), at)
         return format_instant(at)
 
     def runs(self, job_id: str) -> list[dict[str, Any]]:
@@ -110,6 +112,7 @@ def run(harness: Harness, scenario: Callable[[Harness], Coroutine[Any, Any, None
             for process in harness.executor.started:
                 process.released.set()
             await harness.dispatcher.shutdown(5)
+            harness.gateway.close()
 
     asyncio.run(main())
 
@@ -117,11 +120,11 @@ def run(harness: Harness, scenario: Callable[[Harness], Coroutine[Any, Any, None
 def test_skips_collapse_into_one_row_per_in_flight_run(harness: Harness) -> None:
     async def scenario(h: Harness) -> None:
         h.add_job("s")
-        h.fire("s")
+        await h.fire("s")
         await until(lambda: len(h.executor.started) == 1, "the first run")
-        first_skip = h.fire("s")
-        h.fire("s")
-        last_skip = h.fire("s")
+        first_skip = await h.fire("s")
+        await h.fire("s")
+        last_skip = await h.fire("s")
         (row,) = h.skip_rows("s")
         assert (row["skipped_count"], row["started_at"], row["last_skipped_at"]) == (
             3,
@@ -132,9 +135,9 @@ def test_skips_collapse_into_one_row_per_in_flight_run(harness: Harness) -> None
 
         h.executor.started[0].released.set()
         await until(lambda: h.runs("s")[0]["status"] == "ok", "the first run to be recorded")
-        h.fire("s")
+        await h.fire("s")
         await until(lambda: len(h.executor.started) == 2, "the second run")
-        during_second = h.fire("s")
+        during_second = await h.fire("s")
         # A new in-flight run starts a new row; the first one is left as it was.
         old, new = h.skip_rows("s")
         assert old == row
@@ -154,10 +157,10 @@ def test_skips_collapse_into_one_row_per_in_flight_run(harness: Harness) -> None
 def test_queue_policy_holds_one_fire_until_the_current_run_ends(harness: Harness) -> None:
     async def scenario(h: Harness) -> None:
         h.add_job("q", OverlapPolicy.QUEUE)
-        h.fire("q")
+        await h.fire("q")
         await until(lambda: len(h.executor.started) == 1, "the first run")
-        h.fire("q")  # queued
-        h.fire("q")  # one already waits: skipped
+        await h.fire("q")  # queued
+        await h.fire("q")  # one already waits: skipped
         await settle()
         assert len(h.executor.started) == 1, "the queued run started alongside the first"
         (skip,) = h.skip_rows("q")
@@ -167,7 +170,7 @@ def test_queue_policy_holds_one_fire_until_the_current_run_ends(harness: Harness
         await until(lambda: len(h.executor.started) == 2, "the queued run")
         assert h.executor.started[0].ended
         # The queued place is free again: the next fire queues rather than being skipped.
-        h.fire("q")
+        await h.fire("q")
         await settle()
         assert len(h.skip_rows("q")) == 1
         h.executor.started[1].released.set()
@@ -186,7 +189,7 @@ def test_allow_policy_runs_every_fire_at_once(harness: Harness) -> None:
     async def scenario(h: Harness) -> None:
         h.add_job("a", OverlapPolicy.ALLOW)
         for _ in range(3):
-            h.fire("a")
+            await h.fire("a")
         await until(lambda: len(h.executor.running()) == 3, "three concurrent runs")
         assert h.skip_rows("a") == []
 
@@ -197,8 +200,8 @@ def test_max_concurrency_is_a_first_in_first_out_wait(store: SqliteStore) -> Non
     async def scenario(h: Harness) -> None:
         for job_id in ("j1", "j2", "j3", "j4"):
             h.add_job(job_id)
-        h.fire("j1", "j2", "j3")
-        h.fire("j4")
+        await h.fire("j1", "j2", "j3")
+        await h.fire("j4")
         await until(lambda: len(h.executor.started) == 1, "the first run")
         await settle()
         assert [p.job_id for p in h.executor.started] == ["j1"]
@@ -213,7 +216,7 @@ def test_max_concurrency_is_a_first_in_first_out_wait(store: SqliteStore) -> Non
         # Every slot came back: with all runs over, a new fire starts at once.
         h.executor.started[-1].released.set()
         await until(lambda: not h.executor.running(), "the last run to end")
-        h.fire("j1")
+        await h.fire("j1")
         await until(lambda: len(h.executor.started) == 5, "a fire after the queue drained")
 
     run(Harness(store, max_concurrency=1), scenario)

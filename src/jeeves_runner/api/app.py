@@ -34,6 +34,7 @@ from jeeves_runner.control import (
     ShuttingDownError,
 )
 from jeeves_runner.metrics import RunnerMetrics
+from jeeves_runner.store.errors import StoreError
 
 log = structlog.get_logger("jeeves_runner.api")
 
@@ -45,6 +46,8 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (JobNotFoundError, 404),
     (JobAlreadyRunningError, 409),
     (ShuttingDownError, 503),
+    # The database is locked by another process, full or failing: try again later.
+    (StoreError, 503),
 )
 
 

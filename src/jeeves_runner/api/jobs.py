@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from jeeves_runner.access_model import AuditAction
@@ -203,13 +203,27 @@ async def list_runs(job_id: str, request: Request) -> Response:
     return Response(content=body, media_type=JSON)
 
 
+class RunStarted(BaseModel):
+    run_id: int
+
+
 @router.post(
     "/jobs/{job_id}/run",
     response_model=TriggerResult,
-    responses=error_responses(404, 409, 503),
-    summary="Run a job now and wait for its end",
+    responses={
+        **error_responses(400, 404, 409, 503),
+        202: {"model": RunStarted, "description": "With wait=false: the run's id, at once"},
+    },
+    summary="Run a job now and wait for its end (or, with wait=false, answer at once)",
 )
-async def run_job(job_id: str, request: Request) -> Response:
+async def run_job(
+    job_id: str,
+    request: Request,
+    wait: Annotated[
+        Literal["true", "false"],
+        Query(description="false: answer 202 with the run id as soon as the run exists"),
+    ] = "true",
+) -> Response:
     # JobNotFoundError, JobAlreadyRunningError and ShuttingDownError are mapped in app.py.
     control = get_control(request)
     # Recorded before the run (which may take hours) for a job that exists: the audit log
@@ -218,6 +232,9 @@ async def run_job(job_id: str, request: Request) -> Response:
         await audit.record(request, AuditAction.RUN_TRIGGERED, job_id)
     # Shielded: when the server cancels requests still open at the end of its drain time, a
     # run already started stays the runner's to finish or stop (shutdownGraceMs).
+    if wait == "false":
+        run_id = await asyncio.shield(control.start_run(job_id))
+        return json_response({"run_id": run_id}, 202)
     result = await asyncio.shield(control.trigger(job_id))
     return json_response({"result": result_body(result)})
 

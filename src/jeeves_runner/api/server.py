@@ -13,10 +13,58 @@ import os
 import socket
 from collections.abc import Iterator
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 BACKLOG = 128
+# A client has this long to send a request's headers, from connecting or from the end of
+# its previous response: a slow client cannot hold a connection (and a descriptor) for good.
+HEADER_TIMEOUT_S = 10.0
+# Connections past this are closed at once: descriptors stay free for the jobs' pipes.
+MAX_CONNECTIONS = 2048
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a header-read deadline and a connection cap."""
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > MAX_CONNECTIONS:
+            transport.abort()
+            return
+        self._arm_header_timer()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm_header_timer()  # the request's headers are in
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self.transport.close()
 
 
 class ListenError(OSError):
@@ -50,7 +98,7 @@ class ApiServer:
             host=host,
             port=port,
             loop="asyncio",
-            http="h11",
+            http=BoundedH11Protocol,
             ws="none",
             lifespan="off",
             log_config=None,
@@ -91,8 +139,16 @@ class ApiServer:
             sock.close()
             raise
         self._server, self._socket = server, sock
-        # uvicorn's tick: refreshes the Date header each second and notices should_exit.
-        self._ticker = asyncio.create_task(server.main_loop(), name="api-server-tick")
+        # uvicorn's own tick wakes ten times a second; the Date header needs one refresh a
+        # second and stopping is ours to do, so an idle runner wakes once a second for it.
+        self._ticker = asyncio.create_task(_tick(server), name="api-server-tick")
+
+    def cut_drain(self) -> None:
+        """Stop now (the second stop signal): requests still open are not waited for."""
+        self._config.timeout_graceful_shutdown = 0
+        if self._server is not None:
+            self._server.config.timeout_graceful_shutdown = 0
+            self._server.force_exit = True
 
     async def stop(self) -> None:
         """Stop accepting, let requests being answered finish (up to the drain timeout),
@@ -106,6 +162,12 @@ class ApiServer:
             await ticker
         await server.shutdown(sockets=[sock])
         self._server = self._socket = self._ticker = None
+
+
+async def _tick(server: uvicorn.Server) -> None:
+    while True:
+        await server.on_tick(0)  # a multiple of 10: refresh the Date header
+        await asyncio.sleep(1.0)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -27,15 +27,18 @@ def start(config_path: str | None) -> None:
         configure_logging(config.log.level, config.log.file)
     except OSError as exc:
         raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
-    runner = Runner(config)
+    runner = Runner(config, config_path=config_path)
     try:
-        event_loop.run(runner.run_until_signalled())
+        code = event_loop.run(runner.run_until_signalled())
     except (DatabaseInUseError, StoreError, InsecureBindError) as exc:
         raise CliError(str(exc)) from None
     except sqlite3.Error as exc:
         raise CliError(f"database error: {exc}") from None
     except OSError as exc:
         raise CliError(str(exc)) from None
+    if code:
+        # A second stop signal ended runs at once: exit as a process killed by it would.
+        raise SystemExit(code)
 
 
 COMMANDS = [start]

@@ -5,15 +5,18 @@ wait, spawning, recording, notifying. The scheduler loop decides *when*; this de
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
 from jeeves_runner.execution.executor import (
+    KILL_GRACE_S,
     PIPE_DRAIN_S,
     ProcessExecutor,
     RunningProcess,
@@ -33,13 +36,23 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.scheduling.overlap import FireDecision, JobActivity, decide
 from jeeves_runner.scheduling.slots import ConcurrencySlots
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 log = structlog.get_logger("jeeves_runner.execution.dispatch")
+
+T = TypeVar("T")
 
 # Rows of runs that started in the same instant are marked `running` in one commit,
 # a few milliseconds after their children started (their started_at is the true start).
 MARK_BATCH_S = 0.005
+# A write the database refuses (locked by another process, disk full) is tried again, never
+# dropped: first after RETRY_FIRST_S, doubling up to RETRY_MAX_S.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+# At the second stop signal: how long TERM has before KILL.
+STOP_NOW_GRACE_S = 0.5
 
 
 class SessionRunnerLike(Protocol):
@@ -48,6 +61,14 @@ class SessionRunnerLike(Protocol):
 
 class NotifierLike(Protocol):
     def notify_run_later(self, job: Job, result: RunResult) -> None: ...
+
+
+class ResultJournal(Protocol):
+    """Where a result goes when the database cannot take it before the runner exits."""
+
+    def append(
+        self, run_id: int, result: RunResult, finished_at: str, started: tuple[str, str] | None
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -61,99 +82,146 @@ class RunDispatcher:
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: StoreGateway,
         executor: ProcessExecutor,
         sessions: SessionRunnerLike | None,
         notifier: NotifierLike | None,
         clock: Clock,
         max_concurrency: int,
+        journal: ResultJournal | None = None,
     ) -> None:
         self.store = store
+        self.journal = journal
         self.executor = executor
         self.sessions = sessions
         self.notifier = notifier
         self.clock = clock
         self.slots = ConcurrencySlots(max_concurrency)
+        # Manual runs take slots through this gate first, so however many are asked for, a
+        # scheduled fire never waits behind more than max_concurrency of them.
+        self.manual_gate = asyncio.Semaphore(max_concurrency)
         self.activity: dict[str, JobActivity] = {}
         self.processes: dict[int, RunningProcess] = {}
         self.executing = 0
         self.data_version = 0
         self.accepting = True
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiting: set[asyncio.Task[Any]] = set()  # accepted, not yet started
+        self._final = False  # the last chance to write has passed: results go to the journal
+        self._final_event = asyncio.Event()
+        self._stop_now = asyncio.Event()
+        self._run_ids: dict[asyncio.Task[Any], asyncio.Future[int]] = {}
+        self._manual_limit = max_concurrency
+        self._tasks_keep: set[asyncio.Future[Any]] = set()
         self._marks: list[tuple[int, str, str]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
         self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
 
     # ---- scheduled fires -------------------------------------------------------------
 
-    def prepare(self, job_ids: list[str], fire_at: datetime) -> list[PreparedFire]:
+    async def prepare(self, job_ids: list[str], fire_at: datetime) -> list[PreparedFire]:
         """Ahead of a fire: re-read each job (edits apply to the next run) and make a
         `pending` row for those that look free, so the child gets its JR_RUN_ID without a
-        database write between the fire instant and the spawn."""
+        database write between the fire instant and the spawn. While the database refuses
+        writes this waits (and retries); the caller decides whether the fire is still due."""
         at = format_instant(fire_at)
-        jobs: list[Job] = []
+
+        def read(s: Store) -> list[Job]:
+            found = (s.jobs.get_job(job_id) for job_id in job_ids)
+            return [job for job in found if job is not None and job.enabled]
+
+        jobs = await self._retrying(lambda: self.store.read(read), "read jobs for a fire")
         likely_to_run: list[str] = []
-        for job_id in job_ids:
-            job = self.store.jobs.get_job(job_id)
-            if job is None or not job.enabled:
-                continue
-            jobs.append(job)
+        for job in jobs:
             decision, _ = decide(job.overlap_policy, self._activity(job.id))
             if decision is not FireDecision.SKIP:
                 likely_to_run.append(job.id)
-        run_ids = dict(
-            zip(
-                likely_to_run,
-                self.store.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at),
-                strict=True,
-            )
+        if not likely_to_run:
+            return [PreparedFire(job, None) for job in jobs]
+        ids = await self._retrying(
+            lambda: self.store.write(
+                lambda s: s.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at)
+            ),
+            "record a fire",
         )
+        run_ids = dict(zip(likely_to_run, ids, strict=True))
         return [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
 
-    def discard(self, prepared: list[PreparedFire]) -> None:
+    async def discard(self, prepared: list[PreparedFire]) -> None:
         """Drop the rows of prepared fires that did not happen."""
+        run_ids = [p.run_id for p in prepared if p.run_id is not None and not p.taken]
         for p in prepared:
-            if p.run_id is not None and not p.taken:
-                self.store.runs.discard_pending(p.run_id)
-                p.taken = True
+            p.taken = True
+        if run_ids:
+            await self._retrying(
+                lambda: self.store.write(lambda s: _discard_all(s, run_ids)),
+                "discard a fire",
+            )
 
-    def fire(self, prepared: list[PreparedFire], fire_at: datetime) -> None:
-        """At the fire instant: the final overlap decision, then start what runs."""
+    async def fire(
+        self,
+        prepared: list[PreparedFire],
+        fire_at: datetime,
+        superseded: dict[str, str] | None = None,
+    ) -> None:
+        """At the fire instant: the final overlap decision, then start what runs.
+        `superseded`: job id -> why this fire must not run any more (it came too late, the
+        job's next fire is already due); such a fire is recorded as skipped."""
         if not self.accepting:
-            self.discard(prepared)
+            await self.discard(prepared)
             return
         at = format_instant(fire_at)
         self.metrics.fire_lateness((self.clock.now() - fire_at).total_seconds())
+        skips: list[tuple[PreparedFire, str]] = []
+        # Decisions and acceptance happen without an await between them, so two fires of
+        # one job can never both see it idle.
         for p in prepared:
             activity = self._activity(p.job.id)
+            late_reason = (superseded or {}).get(p.job.id)
             decision, reason = decide(p.job.overlap_policy, activity)
+            if late_reason is not None:
+                decision, reason = FireDecision.SKIP, late_reason
             if decision is FireDecision.SKIP:
-                self.discard([p])
                 assert reason is not None
-                activity.skip_row = self.store.runs.record_skip(
-                    p.job.id, at, reason, RunTrigger.SCHEDULE, activity.skip_row
-                )
-                self._changed()
+                skips.append((p, reason))
                 self.metrics.run_skipped(p.job.id)
-                log.info("fire skipped", job_id=p.job.id, reason=reason)
                 continue
-            run_id = p.run_id
-            if run_id is None:
-                run_id = self.store.runs.create_run(
-                    p.job.id, RunTrigger.SCHEDULE, RunStatus.PENDING, at
-                )
             p.taken = True
-            self._accept(p.job, run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE)
+            self._accept(
+                p.job, p.run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE
+            )
+        for p, reason in skips:
+            await self.discard([p])
+            activity = self._activity(p.job.id)
+            previous = activity.skip_row
+            row = await self._retrying(
+                _skip_writer(self.store, p.job.id, at, reason, previous), "record a skipped fire"
+            )
+            if activity.skip_row == previous:
+                activity.skip_row = row
+            self._changed()
+            # Debug, not info: a job that overlaps itself every second would fill the log.
+            log.debug("fire skipped", job_id=p.job.id, reason=reason)
 
     # ---- manual runs -----------------------------------------------------------------
 
     async def trigger(self, job_id: str) -> RunResult:
-        """A manual run follows the job's overlap policy like a fire, except that `skip`
-        answers "already running" instead of recording a skip, and under `queue` a manual
-        run waits for the queued place rather than being skipped."""
+        """Run a job now and wait for its result, as stored. A manual run follows the job's
+        overlap policy like a fire, except that `skip` answers "already running" instead of
+        recording a skip, and under `queue` a manual run waits for the queued place rather
+        than being skipped."""
+        task, _ = await self._begin_manual(job_id)
+        return cast(RunResult, await asyncio.shield(task))
+
+    async def start_run(self, job_id: str) -> int:
+        """Start a manual run and answer its id as soon as its row exists."""
+        _, run_id = await self._begin_manual(job_id)
+        return await asyncio.shield(run_id)
+
+    async def _begin_manual(self, job_id: str) -> tuple[asyncio.Task[Any], asyncio.Future[int]]:
         if not self.accepting:
             raise ShuttingDownError()
-        job = self.store.jobs.get_job(job_id)
+        job = await self.store.read(lambda s: s.jobs.get_job(job_id))
         if job is None:
             raise JobNotFoundError(job_id)
         activity = self._activity(job.id)
@@ -169,15 +237,29 @@ class RunDispatcher:
             await activity.wait_release()
             if not self.accepting:
                 raise ShuttingDownError()
-        run_id = self.store.runs.create_run(
-            job.id, RunTrigger.MANUAL, RunStatus.PENDING, format_instant(self.clock.now())
+        # Claimed before the row is written (an await), so a second manual run or a fire in
+        # the meantime sees this one in flight.
+        run_id: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        task = self._accept(
+            job,
+            None,
+            RunTrigger.MANUAL,
+            queued=decision is FireDecision.QUEUE,
+            run_id_future=run_id,
         )
-        task = self._accept(job, run_id, RunTrigger.MANUAL, queued=decision is FireDecision.QUEUE)
-        return cast(RunResult, await asyncio.shield(task))
+        return task, run_id
 
     # ---- one run -----------------------------------------------------------------------
 
-    def _accept(self, job: Job, run_id: int, trigger: RunTrigger, *, queued: bool) -> Any:
+    def _accept(
+        self,
+        job: Job,
+        run_id: int | None,
+        trigger: RunTrigger,
+        *,
+        queued: bool,
+        run_id_future: asyncio.Future[int] | None = None,
+    ) -> asyncio.Task[Any]:
         activity = self._activity(job.id)
         activity.in_flight += 1
         activity.idle.clear()
@@ -186,16 +268,61 @@ class RunDispatcher:
         else:
             activity.skip_row = None  # a new in-flight run starts a new collapse row
         task = asyncio.ensure_future(self._run(job, run_id, trigger, queued))
+        if run_id_future is not None:
+            self._run_ids[task] = run_id_future
         self._tasks.add(task)
+        self._waiting.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._waiting.discard)
         self._changed()
         return task
 
-    async def _run(self, job: Job, run_id: int, trigger: RunTrigger, queued: bool) -> RunResult:
+    async def _run(
+        self, job: Job, run_id: int | None, trigger: RunTrigger, queued: bool
+    ) -> RunResult:
         """One accepted run, from waiting for its turn to its recorded end. Whatever goes
         wrong on the way, the row is finished: no run is left `pending` or `running`."""
         activity = self._activity(job.id)
-        started = False
+        me = asyncio.current_task()
+        turn = _Turn()
+        cancelled = False
+        try:
+            if run_id is None:
+                at = format_instant(self.clock.now())
+                run_id = await self.store.write(
+                    lambda s: s.runs.create_run(job.id, trigger, RunStatus.PENDING, at)
+                )
+            self._resolve_run_id(me, run_id)
+            try:
+                result = await self._take_turn(job, run_id, trigger, queued, turn)
+            except asyncio.CancelledError:
+                cancelled = True
+                text = STOPPED_DURING_RUN if turn.started else STOPPED_BEFORE_RUN
+                result = RunResult(RunStatus.ERROR, 0, error=text)
+            except Exception as exc:
+                log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
+                result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
+        except BaseException as exc:
+            # Only the row's creation gets here (the database refused it): nothing ran.
+            self._resolve_run_id(me, exc if isinstance(exc, Exception) else ShuttingDownError())
+            raise
+        finally:
+            if queued and not turn.started:
+                activity.queued = False
+            activity.in_flight -= 1
+            activity.released()
+        await self._record(job, run_id, trigger, result)
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+    async def _take_turn(
+        self, job: Job, run_id: int, trigger: RunTrigger, queued: bool, turn: _Turn
+    ) -> RunResult:
+        activity = self._activity(job.id)
+        gate = self.manual_gate if trigger is RunTrigger.MANUAL else None
+        if gate is not None:
+            await gate.acquire()
         try:
             if queued:
                 # Runs right after the current one: wait until it is the only one left.
@@ -203,36 +330,68 @@ class RunDispatcher:
                     await activity.wait_release()
             await self.slots.acquire()
             try:
-                started = True
+                if not self.accepting:
+                    # Shutdown began while this run waited: no new child after that.
+                    raise asyncio.CancelledError
+                turn.started = True
+                me = asyncio.current_task()
+                if me is not None:
+                    self._waiting.discard(me)
                 if queued:
                     activity.queued = False
                     activity.skip_row = None
                 # The job may have been edited while this run waited.
-                job = self.store.jobs.get_job(job.id) or job
-                result = await self._execute(job, run_id)
+                with contextlib.suppress(StoreError):
+                    job = await self.store.read(lambda s: s.jobs.get_job(job.id) or job)
+                return await self._execute(job, run_id)
             finally:
                 self.slots.release()
-        except asyncio.CancelledError:
-            text = STOPPED_DURING_RUN if started else STOPPED_BEFORE_RUN
-            self._record(job, run_id, trigger, RunResult(RunStatus.ERROR, 0, error=text))
-            raise
-        except Exception as exc:
-            log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
-            result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
         finally:
-            activity.in_flight -= 1
-            activity.released()
-        self._record(job, run_id, trigger, result)
-        return result
+            if gate is not None:
+                gate.release()
 
-    def _record(self, job: Job, run_id: int, trigger: RunTrigger, result: RunResult) -> None:
-        try:
-            self.store.runs.finish_run(
-                run_id, result, format_instant(self.clock.now()), started=self._take_mark(run_id)
-            )
-        except Exception:
-            # Left for the next start to close as "runner stopped during this run".
-            log.exception("could not record a run", job_id=job.id, run_id=run_id)
+    def _resolve_run_id(self, task: asyncio.Task[Any] | None, outcome: int | Exception) -> None:
+        known = self._run_ids.pop(task, None) if task is not None else None
+        if known is None or known.done():
+            return
+        if isinstance(outcome, Exception):
+            known.set_exception(outcome)
+        else:
+            known.set_result(outcome)
+
+    async def _record(self, job: Job, run_id: int, trigger: RunTrigger, result: RunResult) -> None:
+        """Store the result; while the database refuses, try again. What the client of a
+        manual run is told is what is stored: the answer waits for this. If the runner must
+        exit first, the result goes to the journal, which the next start writes."""
+        finished = format_instant(self.clock.now())
+        started = self._take_mark(run_id)
+        delay = RETRY_FIRST_S
+        warned = False
+        while True:
+            if self._final:
+                self._to_journal(run_id, result, finished, started)
+                break
+            try:
+                await self.store.write(
+                    lambda s: s.runs.finish_run(run_id, result, finished, started=started)
+                )
+                break
+            except StoreError as exc:
+                if not warned:
+                    warned = True
+                    log.warning(
+                        "could not record a run yet; trying again",
+                        job_id=job.id,
+                        run_id=run_id,
+                        reason=str(exc),
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._final_event.wait(), delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            except Exception:
+                log.exception("could not record a run", job_id=job.id, run_id=run_id)
+                self._to_journal(run_id, result, finished, started)
+                break
         self._changed()
         self.metrics.run_finished(job.id, result.status.value, result.duration_ms / 1000)
         log.info(
@@ -245,6 +404,36 @@ class RunDispatcher:
         )
         if self.notifier is not None and result.status is not RunStatus.SKIPPED:
             self.notifier.notify_run_later(job, result)
+
+    def _to_journal(
+        self, run_id: int, result: RunResult, finished: str, started: tuple[str, str] | None
+    ) -> None:
+        if self.journal is None:
+            log.error("a run's result could not be stored", run_id=run_id)
+            return
+        try:
+            self.journal.append(run_id, result, finished, started)
+            log.warning("run result kept for the next start", run_id=run_id)
+        except OSError as exc:
+            log.error("a run's result could not be kept", run_id=run_id, reason=str(exc))
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """A database call that must happen: tried again while the database refuses it,
+        until the runner's last moment."""
+        delay = RETRY_FIRST_S
+        warned = False
+        while True:
+            try:
+                return await call()
+            except StoreError as exc:
+                if self._final:
+                    raise
+                if not warned:
+                    warned = True
+                    log.warning("the database refused; trying again", what=what, reason=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._final_event.wait(), delay)
+                delay = min(delay * 2, RETRY_MAX_S)
 
     async def _execute(self, job: Job, run_id: int) -> RunResult:
         started_mono = self.clock.monotonic()
@@ -289,7 +478,7 @@ class RunDispatcher:
         self._marks.append((run_id, job_id, format_instant(self.clock.now())))
         if self._mark_handle is None:
             loop = asyncio.get_running_loop()
-            self._mark_handle = loop.call_later(MARK_BATCH_S, self.flush_marks)
+            self._mark_handle = loop.call_later(MARK_BATCH_S, self._flush_marks_soon)
 
     def _take_mark(self, run_id: int) -> tuple[str, str] | None:
         """A short run can end before its `running` mark is written: hand the mark to the
@@ -300,37 +489,114 @@ class RunDispatcher:
                 return job_id, at
         return None
 
-    def flush_marks(self) -> None:
+    def _flush_marks_soon(self) -> None:
         self._mark_handle = None
+        task = asyncio.ensure_future(self.flush_marks())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush_marks(self) -> None:
+        """Write the `running` marks taken so far in one commit. While the database refuses,
+        they wait for the next flush (or for their run's finishing commit)."""
         if not self._marks:
             return
         marks, self._marks = self._marks, []
-        self.store.runs.mark_running(marks)
+        try:
+            await self.store.write(lambda s: s.runs.mark_running(marks))
+        except StoreError:
+            self._marks[:0] = marks
+            if self._mark_handle is None and not self._final:
+                loop = asyncio.get_running_loop()
+                self._mark_handle = loop.call_later(RETRY_MAX_S, self._flush_marks_soon)
+            return
         self._changed()
 
     # ---- shutdown ----------------------------------------------------------------------
 
+    def stop_now(self) -> None:
+        """The second stop signal: whatever shutdown() is waiting for, end it now."""
+        self._stop_now.set()
+
     async def shutdown(self, grace_s: float) -> None:
-        """Stop accepting; let in-flight runs finish for `grace_s`; then end the groups of
-        what is left (TERM, KILL after 5 s) and let their runs be recorded."""
+        """Stop accepting; runs not yet started are closed as never started; in-flight runs
+        get `grace_s` to finish (less after stop_now()); then their groups are ended (TERM,
+        KILL after 5 s, or 0.5 s after stop_now()) and every run is recorded: in the
+        database, or in the journal when it refuses until the end."""
         self.accepting = False
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=grace_s)
-            if still:
+        for task in list(self._waiting):
+            task.cancel()
+        await self._wait_tasks(grace_s, interruptible=True)
+        if self._live_tasks():
+            now = self._stop_now.is_set()
+            if now:
+                reason = "Killed at shutdown: a second stop signal asked to stop now"
+            else:
                 reason = f"Killed at shutdown after the {int(grace_s * 1000)} ms grace period"
-                await asyncio.gather(
-                    *(p.stop(reason=reason) for p in list(self.processes.values())),
+            kill_grace = STOP_NOW_GRACE_S if now else KILL_GRACE_S
+            stopping = asyncio.ensure_future(
+                asyncio.gather(
+                    *(p.stop(kill_grace, reason=reason) for p in list(self.processes.values())),
                     return_exceptions=True,
                 )
-                # Stopped runs record themselves once their pipes drain; give them that
-                # moment before cancelling what is left (sessions, runs waiting for a slot).
-                _, still = await asyncio.wait(still, timeout=PIPE_DRAIN_S + 1)
-                for task in still:
-                    task.cancel()
-                if still:
-                    await asyncio.wait(still, timeout=10)
-        self.flush_marks()
+            )
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._stop_now.wait())
+            await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            now = self._stop_now.is_set()
+            if not stopping.done():
+                # A second signal during the kill grace: KILL at once.
+                for p in list(self.processes.values()):
+                    p.kill_now()
+                await asyncio.wait({stopping}, timeout=STOP_NOW_GRACE_S)
+            waiter.cancel()
+            # Stopped runs record themselves once their pipes drain; give them that
+            # moment before cancelling what is left (sessions).
+            await self._wait_tasks(STOP_NOW_GRACE_S if now else PIPE_DRAIN_S + 1)
+            for task in self._live_tasks():
+                task.cancel()
+            await self._wait_tasks(STOP_NOW_GRACE_S if now else 2)
+        # Whatever could not be written by now goes to the journal.
+        self._final = True
+        self._final_event.set()
+        await self._wait_tasks(2)
+        with contextlib.suppress(StoreError):
+            await self.flush_marks()
+
+    def _live_tasks(self) -> list[asyncio.Task[Any]]:
+        return [t for t in self._tasks if not t.done()]
+
+    async def _wait_tasks(self, timeout_s: float, *, interruptible: bool = False) -> None:
+        """Until every run task is done or `timeout_s` passes (or, `interruptible`, until
+        stop_now() is called)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(
+            self._stop_now.wait() if interruptible else asyncio.Event().wait()
+        )
+        try:
+            while True:
+                live: set[asyncio.Future[Any]] = set(self._live_tasks())
+                remaining = deadline - loop.time()
+                if not live or remaining <= 0 or waiter.done():
+                    return
+                await asyncio.wait(
+                    live | {waiter}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            waiter.cancel()
+
+    def set_max_concurrency(self, limit: int) -> None:
+        """A new maxConcurrency (SIGHUP): more slots start waiting runs at once; fewer take
+        effect as running ones end."""
+        self.slots.set_limit(limit)
+        extra = limit - self._manual_limit
+        self._manual_limit = limit
+        if extra > 0:
+            for _ in range(extra):
+                self.manual_gate.release()
+        else:
+            # Taken back as manual runs end; held for good.
+            for _ in range(-extra):
+                self._tasks_keep.add(asyncio.ensure_future(self.manual_gate.acquire()))
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -347,3 +613,24 @@ class RunDispatcher:
 
     def _changed(self) -> None:
         self.data_version += 1
+
+
+def _discard_all(s: Store, run_ids: list[int]) -> None:
+    for run_id in run_ids:
+        s.runs.discard_pending(run_id)
+
+
+def _skip_writer(
+    store: StoreGateway, job_id: str, at: str, reason: str, previous: int | None
+) -> Callable[[], Awaitable[int]]:
+    def call() -> Awaitable[int]:
+        return store.write(
+            lambda s: s.runs.record_skip(job_id, at, reason, RunTrigger.SCHEDULE, previous)
+        )
+
+    return call
+
+
+@dataclass(slots=True)
+class _Turn:
+    started: bool = False  # got its slot and began executing

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.execution.output_tail import RESULT_PREFIX, OutputTail
+from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
+from jeeves_runner.execution.process_groups import signal_group as _signal_group
 from jeeves_runner.models import Job, RunResult, RunStatus
 
 KILL_GRACE_S = 5.0
@@ -157,6 +159,10 @@ class RunningProcess:
         _signal_group(pgid, signal.SIGKILL)
         await self._exited()
 
+    def kill_now(self) -> None:
+        """SIGKILL to the whole group at once (the second stop signal)."""
+        _signal_group(self.pid, signal.SIGKILL)
+
     def _result(self) -> RunResult:
         duration_ms = int((self.clock.monotonic() - self.started_mono) * 1000)
         code = self.transport.get_returncode()
@@ -229,38 +235,6 @@ class ProcessExecutor:
             started_mono=self.clock.monotonic(),
             clock=self.clock,
         )
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Does the group still have a member that is not a zombie? Orphaned members are reaped
-    by PID 1, late or (when the runner is PID 1 itself) never; counting their zombies would
-    hold every timeout for the whole grace."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True  # no /proc (macOS): the signal test is all we have
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 def _signal_name(number: int) -> str:

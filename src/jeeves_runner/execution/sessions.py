@@ -22,13 +22,14 @@ from structlog.typing import FilteringBoundLogger
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.config import GatewayConfig
+from jeeves_runner.execution.child_env import GATEWAY_TOKEN_ENV
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
 from jeeves_runner.jobs.rules import PROMPT_FILE_EXTENSIONS
 from jeeves_runner.models import Job, RunResult, RunStatus
 
 Sleep = Callable[[float], Awaitable[None]]
 
-TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
+TOKEN_ENV = GATEWAY_TOKEN_ENV
 DEFAULT_SESSION_TIMEOUT_MS = 300_000
 POLL_GROWTH = 1.2
 POLL_CAP_FACTOR = 3  # 5 s start, capped at 15 s
@@ -327,6 +328,10 @@ class SessionRunner:
         self._environ = os.environ if environ is None else environ
         self._request_timeout_s = request_timeout_s
         self._log: FilteringBoundLogger = logger or structlog.get_logger()
+
+    def configure(self, gateway_config: GatewayConfig) -> None:
+        """New gateway settings (SIGHUP); runs already going keep theirs."""
+        self._config = gateway_config
 
     def _resolve_token(self) -> str:
         path = self._config.token_path

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
+from jeeves_runner.models import ScheduleEntry
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse
-from jeeves_runner.store import ScheduleEntry
 
 
 @dataclass(slots=True)
@@ -116,6 +116,27 @@ class FireSchedule:
         self._jobs[job_id] = _Registered(schedule, self._generation)
         heapq.heappush(self._heap, (first.timestamp(), self._generation, job_id))
         return True
+
+    def fire_after(self, job_id: str, instant: datetime) -> float | None:
+        """The job's first fire strictly after `instant` by its current schedule (None: not
+        scheduled any more, or it never fires again)."""
+        current = self._jobs.get(job_id)
+        if current is None:
+            return None
+        nxt = parse(current.schedule).next_after(instant, self.zone)
+        return None if nxt is None else nxt.timestamp()
+
+    def recompute_all(self, now: datetime) -> None:
+        """Every job's next fire from `now` afresh: after the wall clock was stepped back, the
+        instants on the heap lie far ahead and would silence each job for the step's length."""
+        self._heap = []
+        for job_id, current in self._jobs.items():
+            nxt = parse(current.schedule).next_after(now, self.zone)
+            self._generation += 1
+            current.generation = self._generation
+            if nxt is not None:
+                self._heap.append((nxt.timestamp(), self._generation, job_id))
+        heapq.heapify(self._heap)
 
     def next_due(self) -> float | None:
         """The earliest fire instant (UTC timestamp), or None when nothing is scheduled."""

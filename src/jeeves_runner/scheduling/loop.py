@@ -1,11 +1,17 @@
 """The scheduler loop: sleep until the next fire, fire, reconcile. Nothing more.
 
 Timing: asyncio timers fire a few ms late and never early, so the loop wakes EARLY_S before
-a fire, prepares the run rows, and then finishes with one short precise wait. Sleeps are
-capped at MAX_SLEEP_S and measured against the wall clock each time, so a wall clock that is
-stepped (NTP, an operator) is noticed within a second: stepped forward, each job fires once
-for the missed time (it is rescheduled from *now*); stepped back, jobs keep their next fire
-and nothing already done runs again.
+a fire, hands the fire to a task of its own (which prepares the run rows, then finishes with
+one short precise wait) and goes straight back to the heap. A fire never holds up the loop:
+while the database is locked by another process its task waits for the rows, and the next
+fires keep their times. A fire whose rows could only be written after the job's next fire was
+due is recorded as skipped, with the reason.
+
+Sleeps are capped at MAX_SLEEP_S and measured against the wall clock each time, so a wall
+clock that is stepped (NTP, an operator) is noticed within a second: stepped forward, each job
+fires once for the missed time (it is rescheduled from *now*); stepped back, the step is
+logged and every job's next fire is computed afresh from the new wall time (nothing already
+done runs again before its time, and no job is silenced for the step's length).
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ from datetime import datetime, timedelta, tzinfo
 import structlog
 
 from jeeves_runner.clock import Clock
-from jeeves_runner.execution.dispatch import RunDispatcher
+from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
+from jeeves_runner.models import format_instant
 from jeeves_runner.scheduling.fire_schedule import (
     FailedRegistration,
     FireSchedule,
     utc_from_timestamp,
 )
-from jeeves_runner.store import ScheduleEntry, SqliteStore
+from jeeves_runner.store import ScheduleEntry
+from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 log = structlog.get_logger("jeeves_runner.scheduling.loop")
 
@@ -32,13 +41,15 @@ MAX_SLEEP_S = 1.0
 # The final wait: a timer to TIMER_MARGIN_S before the instant (timers fire a few ms late
 # at worst, never early), then yielding to the loop until the instant.
 TIMER_MARGIN_S = 0.0015
+# A wall clock that moved back by more than this against the monotonic clock was stepped.
+BACKWARD_STEP_S = 1.0
 
 
 class Scheduler:
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: StoreGateway,
         dispatcher: RunDispatcher,
         clock: Clock,
         zone: tzinfo,
@@ -55,21 +66,27 @@ class Scheduler:
         self._refreshes = 0
         self._task: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
+        self._fire_tasks: set[asyncio.Task[None]] = set()
+        self._last_wall: float | None = None  # wall and monotonic time at the last step
+        self._last_mono = 0.0
 
     @property
     def failed_registrations(self) -> dict[str, FailedRegistration]:
         return self.fires.failed
 
-    def reconcile(self) -> None:
-        """Re-read the enabled jobs' schedules and bring the heap in line (at start, and at
-        once after an enable/disable through the API)."""
-        fingerprint = self.store.jobs.schedule_fingerprint()
-        self._apply(fingerprint, self.store.jobs.enabled_schedules())
+    async def reconcile(self) -> None:
+        """Re-read the enabled jobs' schedules and bring the heap in line (at start)."""
 
-    def refresh_job(self, job_id: str) -> None:
+        def read(s: Store) -> tuple[tuple[int, str], list[ScheduleEntry]]:
+            return s.jobs.schedule_fingerprint(), s.jobs.enabled_schedules()
+
+        fingerprint, entries = await self.store.read(read)
+        self._apply(fingerprint, entries)
+
+    async def refresh_job(self, job_id: str) -> None:
         """At once after an enable/disable: just this job. The periodic reconcile still
         notices the change of fingerprint and re-checks the whole set later."""
-        job = self.store.jobs.get_job(job_id)
+        job = await self.store.read(lambda s: s.jobs.get_job(job_id))
         entry = (
             ScheduleEntry(job.id, job.schedule, job.updated_at or "")
             if job is not None and job.enabled
@@ -84,10 +101,10 @@ class Scheduler:
         a worker thread (sqlite3 releases the GIL while SQLite works), so 100,000 jobs do
         not stall the loop; only the diff against the heap runs on it."""
         refreshes = self._refreshes
-        fingerprint = await asyncio.to_thread(self.store.jobs.schedule_fingerprint)
+        fingerprint = await self.store.read(lambda s: s.jobs.schedule_fingerprint())
         if fingerprint == self._fingerprint:
             return
-        entries = await asyncio.to_thread(self.store.jobs.enabled_schedules)
+        entries = await self.store.read(lambda s: s.jobs.enabled_schedules())
         if self._refreshes != refreshes:
             # An enable/disable landed while we read: these rows may predate it. Leave the
             # fingerprint as it was, so the next check reads again.
@@ -121,11 +138,22 @@ class Scheduler:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in (self._task, self._reconcile_task):
+        for task in (self._task, self._reconcile_task, *self._fire_tasks):
             if task is not None:
                 task.cancel()
+        for task in (self._task, self._reconcile_task, *self._fire_tasks):
+            if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    def set_reconcile_interval(self, seconds: float) -> None:
+        """A new reconcile interval (SIGHUP); 0 stops the periodic reconcile."""
+        self.reconcile_interval_s = seconds
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+            self._reconcile_task = None
+        if seconds > 0 and self._task is not None:
+            self._reconcile_task = asyncio.ensure_future(self._reconcile_loop())
 
     async def _reconcile_loop(self) -> None:
         while not self._stopping:
@@ -147,8 +175,10 @@ class Scheduler:
                 await asyncio.sleep(1.0)
 
     async def _step(self) -> None:
+        now = self.clock.now()
+        self._notice_backward_step(now)
         due_ts = self.fires.next_due()
-        now_ts = self.clock.now().timestamp()
+        now_ts = now.timestamp()
         if due_ts is None:
             await self._sleep(MAX_SLEEP_S)
             return
@@ -158,27 +188,65 @@ class Scheduler:
             return
         job_ids = self.fires.pop_due(due_ts)
         fire_at = utc_from_timestamp(due_ts)
-        try:
-            await self._fire(job_ids, fire_at, due_ts)
-        finally:
-            # Whatever happened to this fire (a locked database, a stop), the jobs go back on
-            # the heap, or they would never fire again. From the later of the fire instant
-            # and now: after a forward step of the wall clock, missed slots are not replayed
-            # one by one.
-            after = max(fire_at, self.clock.now() - timedelta(milliseconds=1))
-            for job_id in job_ids:
-                self.fires.reschedule(job_id, after)
+        # Back on the heap at once, whatever becomes of this fire. From the later of the
+        # fire instant and now: after a forward step of the wall clock, missed slots are not
+        # replayed one by one.
+        after = max(fire_at, now - timedelta(milliseconds=1))
+        for job_id in job_ids:
+            self.fires.reschedule(job_id, after)
+        task = asyncio.ensure_future(self._fire(job_ids, fire_at, due_ts))
+        self._fire_tasks.add(task)
+        task.add_done_callback(self._fire_done)
+
+    def _fire_done(self, task: asyncio.Task[None]) -> None:
+        self._fire_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a fire failed", error=repr(task.exception()))
+
+    def _notice_backward_step(self, now: datetime) -> None:
+        mono = self.clock.monotonic()
+        wall = now.timestamp()
+        last_wall, last_mono = self._last_wall, self._last_mono
+        self._last_wall, self._last_mono = wall, mono
+        if last_wall is None:
+            return
+        step = (wall - last_wall) - (mono - last_mono)
+        if step < -BACKWARD_STEP_S:
+            log.warning(
+                "wall clock stepped back; next fires computed again from the new time",
+                seconds=round(-step, 3),
+                now=format_instant(now),
+            )
+            self.fires.recompute_all(now)
 
     async def _fire(self, job_ids: list[str], fire_at: datetime, due_ts: float) -> None:
-        prepared = self.dispatcher.prepare(job_ids, fire_at)
+        prepared: list[PreparedFire] = []
         try:
+            prepared = await self.dispatcher.prepare(job_ids, fire_at)
             await self._wait_until(due_ts)
-            self.dispatcher.fire(prepared, fire_at)
+            await self.dispatcher.fire(prepared, fire_at, self._superseded(job_ids, fire_at))
         except BaseException:
             # Stopped (or failed) between preparing and firing: rows not yet taken over by a
             # run are dropped, so no `pending` row outlives a fire that did not happen.
-            self.dispatcher.discard(prepared)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.dispatcher.discard(prepared))
             raise
+
+    def _superseded(self, job_ids: list[str], fire_at: datetime) -> dict[str, str]:
+        """Fires that came too late to run (the database held them up until the job's next
+        fire was due, and that one runs instead): job id -> the reason for the skipped row."""
+        now_ts = self.clock.now().timestamp()
+        if now_ts - fire_at.timestamp() < MAX_SLEEP_S:
+            return {}  # on time: the common case costs no cron evaluation
+        late: dict[str, str] = {}
+        for job_id in job_ids:
+            next_ts = self.fires.fire_after(job_id, fire_at)
+            if next_ts is not None and next_ts <= now_ts:
+                late[job_id] = (
+                    "The database could not be written until "
+                    f"{format_instant(self.clock.now())}, after the job's next fire was due"
+                )
+        return late
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -186,9 +254,14 @@ class Scheduler:
             await asyncio.wait_for(self._wake.wait(), max(seconds, 0.0))
 
     async def _wait_until(self, due_ts: float) -> None:
-        """Precise final wait: a timer to just before the instant, then yield until it."""
+        """Precise final wait: a timer to just before the instant, then yield until it.
+        Bounded by the monotonic clock: a wall clock stepped back meanwhile cannot stretch
+        it (it ends at most `remaining` later, however the wall clock moves)."""
         loop = asyncio.get_running_loop()
         remaining = due_ts - self.clock.now().timestamp()
+        if remaining <= 0:
+            return
+        deadline = self.clock.monotonic() + remaining
         if remaining > TIMER_MARGIN_S:
             fut: asyncio.Future[None] = loop.create_future()
             handle = loop.call_later(remaining - TIMER_MARGIN_S, fut.set_result, None)
@@ -196,7 +269,7 @@ class Scheduler:
                 await fut
             finally:
                 handle.cancel()
-        while self.clock.now().timestamp() < due_ts:
+        while self.clock.monotonic() < deadline and self.clock.now().timestamp() < due_ts:
             await asyncio.sleep(0)
 
 

@@ -35,10 +35,21 @@ class ConcurrencySlots:
             raise
 
     def release(self) -> None:
-        # Hand the slot straight to the oldest waiter, so order is exactly FIFO.
-        while self._waiters:
+        # Hand the slot straight to the oldest waiter, so order is exactly FIFO (unless the
+        # limit was lowered below what is in use: then the slot just goes away).
+        while self._waiters and self.in_use <= self.limit:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
         self.in_use -= 1
+
+    def set_limit(self, limit: int) -> None:
+        """A new limit: raised, waiting runs start at once; lowered, running ones finish and
+        no new one starts until fewer than `limit` run."""
+        self.limit = limit
+        while self.in_use < self.limit and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_use += 1
+                waiter.set_result(None)

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import structlog
 
-from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.errors import DatabaseBusyError, StoreError
 from jeeves_runner.store.protocols import Store
 
 log = structlog.get_logger("jeeves_runner.store")
@@ -33,6 +33,7 @@ T = TypeVar("T")
 # A write waiting this long for the database is reported by /health as a problem, before the
 # busy timeout turns it into an error.
 SLOW_WRITE_S = 2.0
+BUSY_PROBLEM = "Another process holds the database's write lock; writes are waiting for it"
 
 
 class StoreGateway:
@@ -99,9 +100,12 @@ class StoreGateway:
             translated = self.store.translate_error(exc)
             if isinstance(translated, StoreError):
                 self.error_count += 1
-                if self._write_problem != str(translated):
+                problem = (
+                    BUSY_PROBLEM if isinstance(translated, DatabaseBusyError) else str(translated)
+                )
+                if self._write_problem != problem:
                     log.warning("database write failed", reason=str(translated))
-                self._write_problem = str(translated)
+                self._write_problem = problem
             raise translated from exc
         finally:
             self._write_started = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from jeeves_runner.access_model import AuditEntry, StoredToken
-from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger, ScheduleEntry
+from jeeves_runner.models import Job, OpenRun, RunResult, RunStatus, RunTrigger, ScheduleEntry
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
 
@@ -92,6 +92,20 @@ class RunStore(Protocol):
     def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
         """Close runs a stopped runner left open: `running` ones with `message`, `pending`
         ones (which never started) with `never_started` (default: `message`)."""
+        ...
+
+    def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:
+        """Record the process a run started: its PID, its process group and its start time
+        (clock ticks since boot; None where the system does not tell)."""
+        ...
+
+    def open_runs(self) -> list[OpenRun]:
+        """Every run still `pending` or `running`, oldest first, with its recorded process."""
+        ...
+
+    def close_run(self, run_id: int, at: str, error: str) -> bool:
+        """Close one open run as `error` with `error` as its message. False when the run is
+        unknown or no longer open (someone else closed it first)."""
         ...
 
     def finished_since(self, since: str) -> dict[str, int]: ...

@@ -62,9 +62,18 @@ class SqliteStore:
     def integrity_problem(self) -> str | None:
         try:
             rows = self.db.connection().execute("PRAGMA quick_check").fetchall()
+        except StoreError as exc:  # a connection could not even be set up
+            return str(exc)
         except sqlite3.DatabaseError as exc:
             return f"{self.path} is not a usable SQLite database ({exc})"
-        problems = [str(row[0]) for row in rows if str(row[0]) != "ok"]
+        # One row may hold several problems, one per line, under a "*** in database main ***"
+        # heading; the answer is one line whatever SQLite found.
+        problems = [
+            line.strip()
+            for row in rows
+            for line in str(row[0]).splitlines()
+            if line.strip() and line.strip() != "ok" and not line.startswith("***")
+        ]
         if not problems:
             return None
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""

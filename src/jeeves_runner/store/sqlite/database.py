@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from jeeves_runner.files import create_private_file, private_folder
 from jeeves_runner.store.errors import SchemaTooNewError, StoreError
 
 BUSY_TIMEOUT_MS = 10_000
@@ -41,12 +42,19 @@ class Database:
         if self.path != ":memory:":
             parent = Path(self.path).parent
             try:
-                parent.mkdir(parents=True, exist_ok=True)
+                private_folder(parent)
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 raise StoreError(
                     f"cannot create folder {parent} for {self.path}: {reason}"
                 ) from None
+            try:
+                # Made 0600 before SQLite opens it: its -wal and -shm files take the
+                # database's mode, so they are private too.
+                create_private_file(Path(self.path))
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise StoreError(f"cannot create database {self.path}: {reason}") from None
         try:
             self._migrate()
         except BaseException:

@@ -1,16 +1,18 @@
-"""Run history: one row per run from the moment it starts to its end."""
+"""Run history: one row per run from the moment it starts to its end.
+
+`jobs.last_run_id` (what GET /jobs shows as a job's last run) is kept by triggers
+(migration 0004), not here: runs written by any process move it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jeeves_runner.models import RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import OpenRun, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.sqlite.database import Database
 
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
 """
-_POINT_JOB = "UPDATE jobs SET last_run_id = ? WHERE id = ?"
 _MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?"
 _FINISH = """
 UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, stdout = ?,
@@ -43,13 +45,22 @@ UPDATE runs SET status = 'error', finished_at = ?,
        error = CASE status WHEN 'pending' THEN ? ELSE ? END
 WHERE status IN ('pending', 'running')
 """
+_SET_PROCESS = "UPDATE runs SET pid = ?, pgid = ?, process_started = ? WHERE id = ?"
+_OPEN_RUNS = """
+SELECT id, job_id, status, pid, pgid, process_started FROM runs
+WHERE status IN ('pending', 'running') ORDER BY id
+"""
+_CLOSE_RUN = """
+UPDATE runs SET status = 'error', finished_at = ?, error = ?
+WHERE id = ? AND status IN ('pending', 'running')
+"""
 _FINISHED_SINCE = """
 SELECT status, count(*) FROM runs WHERE finished_at >= ? GROUP BY status
 """
 _PRUNE = """
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs
-    WHERE coalesce(finished_at, started_at) < ? AND status NOT IN ('running', 'pending')
+    WHERE finished_at < ? AND status NOT IN ('running', 'pending')
       -- A job's latest real run is kept whatever its age: GET /jobs shows it, and null
       -- there means "never ran".
       AND id NOT IN (SELECT last_run_id FROM jobs WHERE last_run_id IS NOT NULL)
@@ -67,10 +78,7 @@ class SqliteRunStore:
         given its JR_RUN_ID without a database write on the critical path."""
         with self._db.transaction() as conn:
             cur = conn.execute(_CREATE, (job_id, status.value, at, trigger.value))
-            run_id = int(cur.lastrowid or 0)
-            if status is RunStatus.RUNNING:
-                conn.execute(_POINT_JOB, (run_id, job_id))
-        return run_id
+        return int(cur.lastrowid or 0)
 
     def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
         """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
@@ -86,9 +94,8 @@ class SqliteRunStore:
     def mark_running(self, started: list[tuple[int, str, str]]) -> None:
         """(run id, job id, started_at) for runs whose children have started; one commit."""
         with self._db.transaction() as conn:
-            for run_id, job_id, at in started:
+            for run_id, _job_id, at in started:
                 conn.execute(_MARK_RUNNING, (at, run_id))
-                conn.execute(_POINT_JOB, (run_id, job_id))
 
     def discard_pending(self, run_id: int) -> None:
         """Drop a row made ahead of a fire that, in the end, did not run."""
@@ -107,7 +114,6 @@ class SqliteRunStore:
         with self._db.transaction() as conn:
             if started is not None:
                 conn.execute(_MARK_RUNNING, (started[1], run_id))
-                conn.execute(_POINT_JOB, (run_id, started[0]))
             conn.execute(
                 _FINISH,
                 (
@@ -155,6 +161,33 @@ class SqliteRunStore:
         with self._db.transaction() as conn:
             params = (at, never_started or message, message)
             return conn.execute(_CLOSE_ORPHANS, params).rowcount
+
+    def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:
+        """Record the process a run started: its PID, its process group and its start time
+        (clock ticks since boot; None where the system does not tell)."""
+        with self._db.transaction() as conn:
+            conn.execute(_SET_PROCESS, (pid, pgid, process_started, run_id))
+
+    def open_runs(self) -> list[OpenRun]:
+        """Every run still `pending` or `running`, oldest first, with its recorded process."""
+        rows = self._db.connection().execute(_OPEN_RUNS).fetchall()
+        return [
+            OpenRun(
+                id=int(row[0]),
+                job_id=str(row[1]),
+                status=RunStatus(row[2]),
+                pid=row[3],
+                pgid=row[4],
+                process_started=row[5],
+            )
+            for row in rows
+        ]
+
+    def close_run(self, run_id: int, at: str, error: str) -> bool:
+        """Close one open run as `error` with `error` as its message. False when the run is
+        unknown or no longer open (someone else closed it first)."""
+        with self._db.transaction() as conn:
+            return conn.execute(_CLOSE_RUN, (at, error, run_id)).rowcount == 1
 
     def finished_since(self, since: str) -> dict[str, int]:
         rows = self._db.connection().execute(_FINISHED_SINCE, (since,))

@@ -66,11 +66,14 @@ _ITEM_KEYS_ASC = f"""
 SELECT item_key FROM state_items WHERE namespace = ? AND key = ? AND {_PARENT_LIVE}
 ORDER BY updated_at ASC, rowid ASC LIMIT ?
 """
+# Pruning finds the newest item past the ones kept, then deletes it and everything older as
+# one range of state_items_order: no sort of the collection, and only deleted rows are read.
+_PRUNE_CUTOFF = """
+SELECT updated_at, rowid FROM state_items WHERE namespace = ? AND key = ?
+ORDER BY updated_at DESC, rowid DESC LIMIT 1 OFFSET ?
+"""
 _PRUNE_ITEMS = """
-DELETE FROM state_items WHERE namespace = ? AND key = ? AND item_key NOT IN (
-    SELECT item_key FROM state_items WHERE namespace = ? AND key = ?
-    ORDER BY updated_at DESC, rowid DESC LIMIT ?
-)
+DELETE FROM state_items WHERE namespace = ? AND key = ? AND (updated_at, rowid) <= (?, ?)
 """
 _LIST_ITEMS = f"""
 SELECT item_key, value, created_at, updated_at FROM state_items
@@ -194,7 +197,10 @@ class SqliteStateStore:
             live = conn.execute(_GET_ENTRY, (namespace, key, now)).fetchone()
             if live is None:
                 return 0
-            cur = conn.execute(_PRUNE_ITEMS, (namespace, key, namespace, key, keep))
+            cutoff = conn.execute(_PRUNE_CUTOFF, (namespace, key, max(keep, 0))).fetchone()
+            if cutoff is None:
+                return 0
+            cur = conn.execute(_PRUNE_ITEMS, (namespace, key, cutoff[0], cutoff[1]))
             return cur.rowcount
 
     # -- operator views -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""store/database.py: opening, pragmas, and the schema migrated forward (never backward)."""
+"""SQLite schema versions: migrated forward (never backward), one transaction per upgrade."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 import jeeves_runner.store
-from jeeves_runner.models import Job
 from jeeves_runner.store import SCHEMA_VERSION, SchemaTooNewError, SqliteStore, StoreError
-from jeeves_runner.store.sqlite.database import BUSY_TIMEOUT_MS
 
 MIGRATIONS_DIR = Path(jeeves_runner.store.__file__).parent / "sqlite" / "migrations"
 TABLES = {"jobs", "runs", "state", "state_items", "queues", "queue_items"}
@@ -86,33 +84,6 @@ def test_empty_to_current_creates_parent_folders_and_every_table(tmp_path: Path)
     finally:
         store.close()
     assert user_version(path) == SCHEMA_VERSION
-
-
-def test_every_connection_has_the_pragmas(store: SqliteStore) -> None:
-    def pragmas(conn: sqlite3.Connection) -> tuple[str, int, int, int]:
-        return (
-            str(conn.execute("PRAGMA journal_mode").fetchone()[0]),
-            int(conn.execute("PRAGMA foreign_keys").fetchone()[0]),
-            int(conn.execute("PRAGMA busy_timeout").fetchone()[0]),
-            int(conn.execute("PRAGMA synchronous").fetchone()[0]),
-        )
-
-    expected = ("wal", 1, BUSY_TIMEOUT_MS, 2)  # synchronous 2 = FULL
-    assert BUSY_TIMEOUT_MS >= 1000
-    assert pragmas(store.db.connection()) == expected
-    # each thread opens its own connection; it must be set up the same way
-    seen: list[tuple[str, int, int, int]] = []
-    worker = threading.Thread(target=lambda: seen.append(pragmas(store.db.connection())))
-    worker.start()
-    worker.join()
-    assert seen == [expected]
-
-
-def test_foreign_keys_are_enforced(store: SqliteStore) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), store.db.transaction() as conn:
-        conn.execute(
-            "INSERT INTO runs (job_id, status, started_at) VALUES ('no-such-job', 'ok', 'x')"
-        )
 
 
 def test_reopening_a_current_file_changes_nothing(tmp_db: Path) -> None:
@@ -292,46 +263,53 @@ def test_newer_schema_is_refused_and_the_file_left_byte_for_byte(tmp_db: Path) -
     assert user_version(tmp_db) == newer
 
 
-def test_a_file_that_is_not_a_database_is_refused(tmp_db: Path) -> None:
-    tmp_db.parent.mkdir(parents=True)
-    tmp_db.write_bytes(b"this is not sqlite, just some text long enough " * 40)
-    before = file_fingerprint(tmp_db)
-    with pytest.raises(StoreError) as caught:
-        SqliteStore(tmp_db)
-    assert str(caught.value) == (
-        f"{tmp_db} is not a usable SQLite database (file is not a database)"
-    )
-    assert file_fingerprint(tmp_db) == before
+def make_database_at(path: Path, version: int) -> None:
+    """A file as schema `version` left it: migrations 1..version, nothing after."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        for migration in sorted(MIGRATIONS_DIR.glob("*.sql"))[:version]:
+            conn.executescript(migration.read_text("utf-8"))
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.commit()
+    finally:
+        conn.close()
 
 
-def test_a_parent_that_is_a_file_is_a_store_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "blocker"
-    blocker.write_text("")
-    with pytest.raises(StoreError) as caught:
-        SqliteStore(blocker / "runner.sqlite")
-    assert str(caught.value).startswith(
-        f"cannot create folder {blocker} for {blocker / 'runner.sqlite'}: "
-    )
-
-
-def test_a_failed_write_rolls_back_and_the_store_stays_usable(store: SqliteStore) -> None:
-    store.jobs.add_job(Job(id="a", name="A", schedule="@daily", script="/a.sh"), "t")
-    with pytest.raises(RuntimeError, match="abandon"), store.db.transaction() as conn:
-        conn.execute("DELETE FROM jobs")
-        raise RuntimeError("abandon")
-    assert [j.id for j in store.jobs.list_jobs()] == ["a"]
-    assert not store.db.connection().in_transaction
-
-
-def test_an_error_sqlite_already_rolled_back_is_the_error_raised(store: SqliteStore) -> None:
-    # RAISE(ROLLBACK) ends the transaction inside SQLite; the store must not then fail on
-    # its own ROLLBACK and hide the real error.
-    conn = store.db.connection()
+def test_version_4_fills_finished_at_and_the_last_run_pointer(tmp_db: Path) -> None:
+    make_database_at(tmp_db, 3)
+    conn = sqlite3.connect(tmp_db)
     conn.execute(
-        "CREATE TEMP TRIGGER refuse BEFORE DELETE ON jobs BEGIN SELECT RAISE(ROLLBACK, 'no'); END"
+        "INSERT INTO jobs (id, name, schedule, script, created_at, updated_at)"
+        " VALUES ('a', 'A', '@daily', '/a.sh', 't', 't'), ('b', 'B', '@daily', '/b.sh', 't', 't')"
     )
-    store.jobs.add_job(Job(id="a", name="A", schedule="@daily", script="/a.sh"), "t")
-    with pytest.raises(sqlite3.IntegrityError, match=r"^no$"):
-        store.jobs.delete_job("a")
-    assert not conn.in_transaction
-    assert store.jobs.count_jobs() == 1
+    conn.executemany(
+        "INSERT INTO runs (id, job_id, status, started_at, finished_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (1, "a", "ok", "2025-01-01T00:00:00.000Z", None),  # finished, no finished_at
+            (2, "a", "skipped", None, None),
+            (3, "a", "running", "2025-01-02T00:00:00.000Z", None),  # still open: left alone
+            (4, "b", "pending", "2025-01-03T00:00:00.000Z", None),
+        ],
+    )
+    conn.commit()  # written without any pointer, as another process might have
+    conn.close()
+    store = SqliteStore(tmp_db)
+    try:
+        db = store.db.connection()
+        finished = dict(db.execute("SELECT id, finished_at FROM runs").fetchall())
+        assert finished == {
+            1: "2025-01-01T00:00:00.000Z",
+            2: "1970-01-01T00:00:00.000Z",
+            3: None,
+            4: None,
+        }
+        assert dict(db.execute("SELECT id, last_run_id FROM jobs").fetchall()) == {
+            "a": 3,
+            "b": None,
+        }
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "runs_started_at" not in indexes
+        assert "state_items_order" in indexes
+    finally:
+        store.close()

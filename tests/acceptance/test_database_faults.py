@@ -1,0 +1,159 @@
+"""The real runner while its database is unavailable: another process holds SQLite's write
+lock, the file is damaged. Timers keep their schedule, /health answers from memory, nothing
+is lost and nothing answers 500."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from runner_process import RunnerProcess, wait_for
+
+from jeeves_runner.models import parse_instant
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SLEEPS = str(SCRIPTS / "sleeps.sh")
+
+pytestmark = pytest.mark.slow
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[RunnerProcess]:
+    proc = RunnerProcess(tmp_path, reconcileIntervalMs=0, maxConcurrency=8)
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.stop()
+
+
+def hold_write_lock(db: str, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, db, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    holder.stdout.close()
+    return holder
+
+
+def fires_recorded(runs: list[dict[str, Any]]) -> int:
+    """Fires a job's rows stand for: a collapsed skip row counts each skipped fire."""
+    return sum(int(r["skipped_count"] or 1) if r["status"] == "skipped" else 1 for r in runs)
+
+
+def test_a_write_lock_held_by_another_process_loses_nothing(
+    runner: RunnerProcess, request: pytest.FixtureRequest
+) -> None:
+    for job_id in ("a", "b", "c"):
+        runner.add_job(job_id, "* * * * * *", str(SCRIPTS / "fails_quietly.sh"))
+    runner.add_job("manual", "0 0 1 1 *", SLEEPS)
+    runner.start()
+    wait_for(lambda: all(runner.runs(j) for j in "abc"), 10, "a first run of each job")
+
+    http = httpx.Client(base_url=runner.url, timeout=60)
+    request.addfinalizer(http.close)
+    manual: dict[str, Any] = {}
+
+    def trigger() -> None:
+        response = http.post("/jobs/manual/run")
+        manual["status_code"] = response.status_code
+        manual["body"] = response.json()
+        manual["answered"] = time.monotonic()
+
+    # A two-second manual run, started just before the lock: it ends while the lock is held.
+    thread = threading.Thread(target=trigger)
+    thread.start()
+    wait_for(lambda: runner.runs("manual"), 10, "the manual run's row")
+    lock_seconds = 12.0
+    holder = hold_write_lock(runner.db_path, lock_seconds)
+    locked_at = time.monotonic()
+
+    statuses: list[int] = []
+    health: list[tuple[float, int, dict[str, Any]]] = []
+    while time.monotonic() - locked_at < lock_seconds - 1:
+        began = time.monotonic()
+        response = http.get("/health")
+        health.append((time.monotonic() - began, response.status_code, response.json()))
+        statuses.append(http.get("/jobs").status_code)
+        time.sleep(0.1)
+    disable = http.post("/jobs/a/disable")  # a write: refused while the lock holds
+    assert holder.wait(30) == 0
+    unlocked_at = time.monotonic()
+    thread.join(60)
+
+    # /health answered from memory all along: never stuck behind the lock.
+    assert max(seconds for seconds, _, _ in health) < 1.0
+    late = [body for _, code, body in health if code == 503]
+    assert late, "health never reported the waiting writes"
+    assert late[-1]["ok"] is False
+    assert "lock" in late[-1]["database"]
+    assert set(statuses) == {200}, "a read failed during the lock"
+    assert disable.status_code in (200, 503)
+    if disable.status_code == 503:
+        assert disable.json() == {"error": "The database is busy; try again"}
+
+    # The client of the manual run was told the stored result, after the lock let it be stored.
+    assert manual["status_code"] == 200
+    assert manual["body"]["result"]["status"] == "ok"
+    assert manual["answered"] >= unlocked_at - 0.5
+    (stored,) = runner.runs("manual")
+    assert stored["status"] == "ok"
+
+    # Let the fires held up by the lock be written, then check every second has its row.
+    wait_for(lambda: http.get("/health").status_code == 200, 30, "health to recover")
+    time.sleep(1.5)
+    runner.stop()
+    for job_id in "bc":
+        runs = runner.runs(job_id)
+        assert all(r["status"] not in ("pending", "running") for r in runs)
+        instants = [parse_instant(r["started_at"]) for r in runs]
+        lasts = [parse_instant(r["last_skipped_at"] or r["started_at"]) for r in runs]
+        span = round((max(lasts) - min(instants)).total_seconds()) + 1
+        assert fires_recorded(runs) == span, f"{job_id}: fires lost or doubled"
+        # Fires held up by the lock past the job's next fire are skips that say why.
+        reasons = {r["error"] for r in runs if r["status"] == "skipped"}
+        assert any("database could not be written" in (r or "") for r in reasons)
+    assert "Internal error" not in runner.log()
+
+
+def test_a_damaged_database_is_refused_at_start(tmp_path: Path) -> None:
+    runner = RunnerProcess(tmp_path)
+    runner.add_job("a", "* * * * *", SLEEPS)
+    db = Path(runner.db_path)
+    data = bytearray(db.read_bytes())
+    # Scribble over the second page (the jobs table's B-tree): the header stays valid, so
+    # SQLite opens the file, and only an integrity check finds the damage.
+    page = 4096
+    data[page + 8 : page + 200] = b"\xff" * 192
+    db.write_bytes(bytes(data))
+    done = subprocess.run(
+        [sys.executable, "-m", "jeeves_runner", "start", "-c", str(runner.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ")
+    assert str(db) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
