@@ -179,6 +179,11 @@ class RunnerMetrics:
     def fire_lateness(self, seconds: float) -> None:
         self._lateness = self._lateness.observe(LATENESS_BUCKETS, max(seconds, 0.0))
 
+    def forget_job(self, job_id: str) -> None:
+        """A job deleted: its series leave /metrics (call from where jobs are removed)."""
+        for values in (self._runs, self._durations, self._last_success, self._last_failure):
+            values.pop(job_id, None)
+
     def _count(self, job_id: str, status: str) -> None:
         counts = dict(self._runs.get(job_id, ()))
         counts[status] = counts.get(status, 0) + 1

@@ -295,3 +295,12 @@ def test_kept_lines_are_reused_only_while_their_values_hold() -> None:
     del third.runs["new"], third.durations["new"], third.last_failure["new"]
     assert metrics.render(third) == reference(third)
     assert b'job="new"' not in metrics.render(third)
+
+
+def test_a_forgotten_job_leaves_every_family() -> None:
+    metrics = busy_metrics()
+    metrics.render(metrics.snapshot())
+    metrics.forget_job("b.c")
+    text = metrics.render(metrics.snapshot())
+    assert b'job="b.c"' not in text
+    assert b'job="z-9"' in text
