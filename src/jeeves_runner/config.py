@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from jeeves_runner.models import DEFAULT_DB_PATH
 from jeeves_runner.scheduling.cron import InvalidSchedule, resolve_zone
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
@@ -73,7 +74,7 @@ class GatewayConfig(_Section):
 class Config(_Section):
     port: int = Field(default=1937, ge=1, le=65535)
     host: str = Field(default="127.0.0.1", min_length=1)
-    db_path: str = Field(default="./data/runner.sqlite", alias="dbPath", min_length=1)
+    db_path: str = Field(default=DEFAULT_DB_PATH, alias="dbPath", min_length=1)
     max_concurrency: int = Field(default=4, alias="maxConcurrency", ge=1)
     run_retention_days: int = Field(default=30, alias="runRetentionDays", ge=1)
     audit_retention_days: int = Field(default=365, alias="auditRetentionDays", ge=1)
@@ -285,7 +286,7 @@ def _anchor_paths(config: Config, base: Path) -> Config:
 STARTER_CONFIG: dict[str, Any] = {
     "port": 1937,
     "host": "127.0.0.1",
-    "dbPath": "./data/runner.sqlite",
+    "dbPath": DEFAULT_DB_PATH,
     "maxConcurrency": 4,
     "runRetentionDays": 30,
     "stateCleanupIntervalMs": 3_600_000,

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+# The config default, here so the CLI's fast verbs know it without loading the config model.
+DEFAULT_DB_PATH = "./data/runner.sqlite"
+
 
 class JobType(StrEnum):
     SCRIPT = "script"

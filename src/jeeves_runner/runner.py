@@ -16,7 +16,8 @@ from jeeves_runner import audit
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.config import Config, ConfigError, load_config
 from jeeves_runner.execution.dispatch import RunDispatcher
-from jeeves_runner.execution.executor import ProcessExecutor
+from jeeves_runner.execution.executor import KILL_GRACE_S, ProcessExecutor
+from jeeves_runner.execution.orphans import kill_orphan_groups
 from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.execution.sessions import SessionRunner
 from jeeves_runner.logs import set_log_level
@@ -34,6 +35,7 @@ from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.store import SqliteStore, StoreError
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 from jeeves_runner.token_files import warn_readable_token_files
 
 log = structlog.get_logger("jeeves_runner.runner")
@@ -131,6 +133,13 @@ class Runner:
             replayed = await self._gateway.write(journal.replay)
             if replayed:
                 log.warning("results kept at the last stop written", count=replayed)
+            # Groups a killed runner left alive are ended before anything new starts.
+            open_runs = await self._gateway.read(lambda s: s.runs.open_runs())
+            ended = await kill_orphan_groups(open_runs, KILL_GRACE_S)
+            if ended:
+                at = format_instant(self.clock.now())
+                await self._gateway.write(lambda s: _close_runs(s, ended, at))
+                log.warning("ended process groups a stopped runner left", runs=sorted(ended))
             at = format_instant(self.clock.now())
             closed = await self._gateway.write(
                 lambda s: s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
@@ -145,7 +154,9 @@ class Runner:
             self.dispatcher = RunDispatcher(
                 store=self._gateway,
                 journal=journal,
-                executor=ProcessExecutor(db_path=config.db_path, clock=self.clock),
+                executor=ProcessExecutor(
+                    db_path=config.db_path, clock=self.clock, secret_env=config.secret_env
+                ),
                 sessions=self.sessions,
                 notifier=self.notifier,
                 clock=self.clock,
@@ -368,3 +379,8 @@ class Runner:
                 log.exception("maintenance failed")
                 continue
             self._maintenance_done(report)
+
+
+def _close_runs(store: Store, errors: dict[int, str], at: str) -> None:
+    for run_id, text in errors.items():
+        store.runs.close_run(run_id, at, text)

@@ -4,7 +4,9 @@ control, against the real runner process, and against a closed port."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -155,6 +157,36 @@ def test_trigger_job_already_running(run_cli: RunCli, config: str, control: Fake
     finally:
         gate.set()
         first.join(30)
+
+
+def test_ctrl_c_on_trigger_says_the_run_goes_on(
+    config: str, control: FakeControl, tmp_path: Path
+) -> None:
+    control.add_job("long")
+    gate = control.hold("long")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "jeeves_runner", "trigger", "-i", "long", "-c", config],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: control.running_count == 1, "the run to start")
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+        port = json.loads(Path(config).read_text("utf-8"))["port"]
+        assert (child.returncode, out) == (130, "")
+        assert err == (
+            "error: interrupted: the run of 'long' goes on in the runner (runs cannot be "
+            f"cancelled yet); its result will be in http://127.0.0.1:{port}/jobs/long/runs"
+            "?limit=1\n"
+        )
+        assert control.running_count == 1  # the CLI leaving does not end the run
+    finally:
+        gate.set()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 @pytest.mark.slow

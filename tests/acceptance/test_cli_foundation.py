@@ -70,14 +70,22 @@ def _add(
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """A config in its own folder whose database lives next to it."""
+def config_no_db(tmp_path: Path) -> Path:
+    """A config in its own folder whose database, next to it, does not exist yet."""
     return write_config(tmp_path / "etc", {"dbPath": "db/runner.sqlite"})
 
 
 @pytest.fixture
-def db_path(config: Path) -> Path:
-    return config.parent / "db" / "runner.sqlite"
+def config(config_no_db: Path) -> Path:
+    """The same with its database made (commands other than start, init, add-job and
+    add-queue refuse a missing database; those say once that they created it)."""
+    SqliteStore(config_no_db.parent / "db" / "runner.sqlite").close()
+    return config_no_db
+
+
+@pytest.fixture
+def db_path(config_no_db: Path) -> Path:
+    return config_no_db.parent / "db" / "runner.sqlite"
 
 
 @pytest.fixture
@@ -123,9 +131,14 @@ def test_an_unknown_option_is_one_error_line(run_cli: Any, tmp_path: Path) -> No
 
 
 def test_init_writes_the_starter_config_in_cwd(run_cli: Any, tmp_path: Path) -> None:
-    out = assert_ok(run_cli("init", cwd=tmp_path))
     written = tmp_path / "jeeves-runner.config.json"
-    assert out == "Wrote jeeves-runner.config.json\n"
+    database = tmp_path / "data" / "runner.sqlite"
+    assert run_cli("init", cwd=tmp_path) == (
+        0,
+        "Wrote jeeves-runner.config.json\n",
+        f"Created database {database}\n",
+    )
+    assert database.is_file()
     assert json.loads(written.read_text("utf-8")) == STARTER_CONFIG
     # what init writes, validate accepts
     assert assert_ok(run_cli("validate", "-c", str(written), cwd=tmp_path)).startswith(
@@ -136,10 +149,16 @@ def test_init_writes_the_starter_config_in_cwd(run_cli: Any, tmp_path: Path) -> 
 def test_init_with_output_path(run_cli: Any, tmp_path: Path) -> None:
     target = tmp_path / "conf" / "mine.json"
     target.parent.mkdir()
-    assert assert_ok(run_cli("init", "-o", str(target))) == f"Wrote {target}\n"
+    database = tmp_path / "conf" / "data" / "runner.sqlite"  # dbPath is read from the file's folder
+    assert run_cli("init", "-o", str(target)) == (
+        0,
+        f"Wrote {target}\n",
+        f"Created database {database}\n",
+    )
     assert json.loads(target.read_text("utf-8")) == STARTER_CONFIG
-    other = tmp_path / "other.json"
-    assert_ok(run_cli("init", "--output", str(other)))
+    other = tmp_path / "conf" / "other.json"
+    # The database is there already: said once.
+    assert run_cli("init", "--output", str(other)) == (0, f"Wrote {other}\n", "")
     assert other.is_file()
 
 
@@ -151,12 +170,19 @@ def test_init_refuses_to_overwrite(run_cli: Any, tmp_path: Path) -> None:
     assert digest(target) == before
 
 
-def test_init_into_a_missing_folder_is_one_error_line(run_cli: Any, tmp_path: Path) -> None:
-    target = tmp_path / "missing" / "config.json"
+def test_init_makes_a_missing_folder(run_cli: Any, tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "dir" / "cfg.json"
+    code, out, _ = run_cli("init", "-o", str(target))
+    assert (code, out) == (0, f"Wrote {target}\n")
+    assert json.loads(target.read_text("utf-8")) == STARTER_CONFIG
+
+
+def test_init_where_no_folder_can_be_made_is_one_error_line(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    target = tmp_path / "blocker" / "config.json"
     assert_error(
-        run_cli("init", "-o", str(target)), f"cannot write {target}: No such file or directory"
+        run_cli("init", "-o", str(target)), f"cannot make folder {target.parent}: File exists"
     )
-    assert not target.parent.exists()
 
 
 # --- validate -------------------------------------------------------------------------------
@@ -349,9 +375,26 @@ def test_add_job_without_config_uses_the_default_database(
     run_cli: Any, tmp_path: Path, script: Path
 ) -> None:
     job = ["--id", "d", "--name", "D", "--schedule", "* * * * *", "--script", str(script)]
-    assert_ok(run_cli("add-job", *job, cwd=tmp_path))
-    assert (tmp_path / "data" / "runner.sqlite").is_file()
+    created = tmp_path / "data" / "runner.sqlite"
+    assert run_cli("add-job", *job, cwd=tmp_path) == (
+        0,
+        f"Added job 'd' (* * * * *) -> {script.resolve()}\n",
+        f"Created database {created}\n",
+    )
+    assert created.is_file()
     assert "d" in assert_ok(run_cli("list-jobs", cwd=tmp_path))
+    # Said once: the second add-job finds the database.
+    job[1] = "e"
+    assert assert_ok(run_cli("add-job", *job, cwd=tmp_path)).startswith("Added job 'e'")
+
+
+def test_list_jobs_refuses_a_missing_database(run_cli: Any, tmp_path: Path) -> None:
+    assert_error(
+        run_cli("list-jobs", cwd=tmp_path),
+        f"no database at {tmp_path / 'data' / 'runner.sqlite'} (create it with "
+        "'jeeves-runner init' or start the runner)",
+    )
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize(
@@ -372,30 +415,30 @@ def test_add_job_without_config_uses_the_default_database(
     ],
 )
 def test_add_job_checks_its_input_before_writing(
-    run_cli: Any, config: Path, db_path: Path, script: Path, options: dict[str, str], message: str
+    run_cli: Any, config_no_db: Path, script: Path, options: dict[str, str], message: str
 ) -> None:
-    assert_error(_add(run_cli, config, script, script.parent, **options), message)
-    assert not db_path.exists()  # rejected before the database was even opened
+    assert_error(_add(run_cli, config_no_db, script, script.parent, **options), message)
+    assert not (config_no_db.parent / "db").exists()  # rejected before the database was even opened
 
 
-def test_add_job_refuses_a_missing_script(
-    run_cli: Any, config: Path, db_path: Path, tmp_path: Path
-) -> None:
-    result = _add(run_cli, config, Path("nope.sh"), tmp_path, script="nope.sh")
+def test_add_job_refuses_a_missing_script(run_cli: Any, config_no_db: Path, tmp_path: Path) -> None:
+    result = _add(run_cli, config_no_db, Path("nope.sh"), tmp_path, script="nope.sh")
     assert_error(result, f"script: {tmp_path.resolve() / 'nope.sh'} does not exist")
-    assert_error(_add(run_cli, config, tmp_path, tmp_path), f"script: {tmp_path} is not a file")
-    assert not db_path.exists()
+    assert_error(
+        _add(run_cli, config_no_db, tmp_path, tmp_path), f"script: {tmp_path} is not a file"
+    )
+    assert not (config_no_db.parent / "db").exists()
 
 
 @pytest.mark.parametrize("expression", ["61 * * * *", "* * *", "@reboot", "0 0 31 2 *x"])
 def test_add_job_refuses_an_invalid_schedule_with_the_cron_message(
-    run_cli: Any, config: Path, db_path: Path, script: Path, expression: str
+    run_cli: Any, config_no_db: Path, script: Path, expression: str
 ) -> None:
     with pytest.raises(InvalidSchedule) as cron_error:
         parse(expression)
-    result = _add(run_cli, config, script, script.parent, schedule=expression)
+    result = _add(run_cli, config_no_db, script, script.parent, schedule=expression)
     assert_error(result, f"schedule: {cron_error.value}")
-    assert not db_path.exists()
+    assert not (config_no_db.parent / "db").exists()
 
 
 def test_add_job_refuses_a_non_integer_timeout(run_cli: Any, config: Path, script: Path) -> None:
@@ -457,7 +500,7 @@ def test_list_jobs_shows_enabled_mark_id_schedule_name(
 
 
 def test_list_jobs_refuses_a_newer_database_and_leaves_it_alone(
-    run_cli: Any, config: Path, db_path: Path
+    run_cli: Any, config_no_db: Path, db_path: Path
 ) -> None:
     db_path.parent.mkdir(parents=True)
     conn = sqlite3.connect(db_path)
@@ -467,7 +510,7 @@ def test_list_jobs_refuses_a_newer_database_and_leaves_it_alone(
     conn.close()
     before = digest(db_path)
     assert_error(
-        run_cli("list-jobs", "-c", str(config)),
+        run_cli("list-jobs", "-c", str(config_no_db)),
         f"{db_path} has schema version {SCHEMA_VERSION + 1}, newer than this program supports "
         f"({SCHEMA_VERSION}); upgrade jeeves-runner to use it",
     )
@@ -475,20 +518,22 @@ def test_list_jobs_refuses_a_newer_database_and_leaves_it_alone(
 
 
 def test_list_jobs_on_a_file_that_is_not_a_database(
-    run_cli: Any, config: Path, db_path: Path
+    run_cli: Any, config_no_db: Path, db_path: Path
 ) -> None:
     db_path.parent.mkdir(parents=True)
     db_path.write_text("hello " * 1000)
     assert_error(
-        run_cli("list-jobs", "-c", str(config)),
+        run_cli("list-jobs", "-c", str(config_no_db)),
         f"{db_path} is not a usable SQLite database (file is not a database)",
     )
 
 
-def test_list_jobs_when_the_database_folder_cannot_be_made(run_cli: Any, tmp_path: Path) -> None:
+def test_add_job_when_the_database_folder_cannot_be_made(
+    run_cli: Any, tmp_path: Path, script: Path
+) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
     path = write_config(tmp_path, {"dbPath": "blocker/runner.sqlite"})
-    line = assert_error_line(run_cli("list-jobs", "-c", str(path)))
+    line = assert_error_line(_add(run_cli, path, script, tmp_path))
     assert line.startswith(f"error: cannot create folder {tmp_path / 'blocker'} for ")
 
 

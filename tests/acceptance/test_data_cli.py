@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from jeeves_runner.client import RunnerClient
+from jeeves_runner.store import SqliteStore
 
 # `run_cli` (tests/conftest.py) runs `python -m jeeves_runner ARGS` and returns a CliResult
 # named tuple: (code, stdout, stderr).
@@ -41,6 +42,8 @@ def assert_error(result: CliResult, message: str, code: int = 1) -> None:
 
 @pytest.fixture
 def jr_env(tmp_db: Path) -> dict[str, str]:
+    """JR_DB_PATH naming a database that exists (the data verbs refuse a missing file)."""
+    SqliteStore(tmp_db).close()
     return {"JR_DB_PATH": str(tmp_db)}
 
 
@@ -216,7 +219,8 @@ def test_queue_definitions_and_dedup(run_cli: RunCli, jr_env: dict[str, str]) ->
     replaced = ok_json(
         run_cli("add-queue", "--id", "links", "--name", "Renamed", "--replace", env=jr_env)
     )
-    assert (replaced["name"], replaced["dedup_expr"]) == ("Renamed", None)
+    # --replace changes what it is told and keeps the rest.
+    assert (replaced["name"], replaced["dedup_expr"]) == ("Renamed", "$.url")
     assert_error(
         run_cli("add-queue", "--id", "x", "--name", "x", "--dedup-expr", "$[", env=jr_env),
         "dedup expression '$[' is not valid JSONPath: unexpected end of query",
@@ -225,7 +229,7 @@ def test_queue_definitions_and_dedup(run_cli: RunCli, jr_env: dict[str, str]) ->
     assert result.code == 2
     assert result.stderr.startswith("error: Invalid value for '--lease': 0 is not in the range")
 
-    listed = ok_json(run_cli("list-queues", env=jr_env))["queues"]
+    listed = ok_json(run_cli("list-queues", "--json", env=jr_env))["queues"]
     assert [(q["id"], q["name"], q["pending"], q["processing"], q["failed"]) for q in listed] == [
         ("links", "Renamed", 1, 0, 0)
     ]
@@ -242,6 +246,8 @@ def test_which_database(run_cli: RunCli, tmp_path: Path, jr_env: dict[str, str])
     config.write_text(json.dumps({"dbPath": "runner.sqlite"}), encoding="utf-8")
     work = tmp_path / "cwd"
     work.mkdir()
+    for path in (flag_db, config_db, work / "data" / "runner.sqlite"):
+        SqliteStore(path).close()
 
     ok_json(run_cli("state", "set", "ns", "k", "env", env=jr_env))
     ok_json(run_cli("state", "set", "ns", "k", "flag", "--db", str(flag_db), env=jr_env))
@@ -287,6 +293,7 @@ def test_the_shell_example_sets_state_and_enqueues(tmp_path: Path, tmp_db: Path)
         PYTHONIOENCODING="utf-8",
     )
     env.pop("JR_CLI", None)
+    SqliteStore(tmp_db).close()  # the runner makes it before any job runs
     assert shutil.which("jeeves-runner", path=env["PATH"]), "the CLI is not installed"
 
     def run_example() -> subprocess.CompletedProcess[str]:

@@ -157,3 +157,75 @@ def test_a_damaged_database_is_refused_at_start(tmp_path: Path) -> None:
     assert str(db) in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (as root, where mounting is permitted); the test fills it."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_answers_503_loses_no_committed_row_and_resumes(
+    tmp_path: Path, small_disk: Path, request: pytest.FixtureRequest
+) -> None:
+    runner = RunnerProcess(
+        tmp_path, dbPath=str(small_disk / "runner.sqlite"), reconcileIntervalMs=0
+    )
+    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    for job_id in ("a", "b"):
+        runner.add_job(job_id, "* * * * * *", str(SCRIPTS / "fails_quietly.sh"))
+    runner.start()
+    wait_for(lambda: all(len(runner.runs(j)) >= 2 for j in "ab"), 10, "runs before the fill")
+    before = {r["id"] for j in "ab" for r in runner.runs(j) if r["status"] == "error"}
+    http = httpx.Client(base_url=runner.url, timeout=30)
+    request.addfinalizer(http.close)
+    filler = fill(small_disk)
+    codes: set[int] = set()
+    full: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        health = http.get("/health")
+        if health.status_code == 503:
+            full.append(health.json())
+        codes |= {health.status_code, http.get("/jobs").status_code}
+        time.sleep(0.1)
+    codes.add(http.post("/jobs/a/disable").status_code)
+    assert 500 not in codes
+    assert full, "health never said the disk was full"
+    assert "full" in full[-1]["database"]
+    filler.unlink()
+    wait_for(lambda: http.get("/health").status_code == 200, 30, "the runner to resume")
+    wait_for(
+        lambda: any(r["id"] > max(before) and r["status"] == "error" for r in runner.runs("b")),
+        10,
+        "a run after the disk had room again",
+    )
+    assert runner.stop() == 0
+    after = {r["id"] for j in "ab" for r in runner.runs(j)}
+    assert before <= after, "a committed row was lost"
+    assert "Internal error" not in runner.log()

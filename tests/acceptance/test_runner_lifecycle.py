@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from acceptance.runner_process import RunnerProcess, wait_for
+from jeeves_runner.execution.process_groups import group_is_alive
 from jeeves_runner.store import SqliteStore
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 SLEEPS = str(SCRIPTS / "sleeps.sh")
+IGNORES_TERM = str(SCRIPTS / "ignores_term.sh")
 
 pytestmark = pytest.mark.slow
 
@@ -137,8 +139,37 @@ def test_kill_9_mid_run_then_restart_closes_the_run_as_error(runner: RunnerProce
     runner.cli("list-jobs")  # the database is readable while no runner holds it
     runner.start()
     runner.stop()
-    closed = [r for r in runner.runs("long") if r["error"] == "The runner stopped during this run"]
+    stopped = "The runner stopped during this run"
+    closed = [r for r in runner.runs("long") if (r["error"] or "").startswith(stopped)]
     assert closed and all(r["status"] == "error" and r["finished_at"] for r in closed)
+
+
+def test_kill_9_then_restart_ends_the_groups_the_dead_runner_left(
+    runner: RunnerProcess,
+) -> None:
+    runner.add_job("forever", "0 0 1 1 *", IGNORES_TERM)
+    runner.start()
+    assert httpx.post(f"{runner.url}/jobs/forever/run?wait=false", timeout=10).status_code == 202
+    pgid = wait_for(lambda: recorded_group(runner), 10, "the run's process to be recorded")
+    runner.stop(signal.SIGKILL)
+    assert group_is_alive(pgid), "the child should outlive a runner killed with -9"
+    runner.start()  # ends the old group (TERM is ignored: KILL after the grace)
+    assert not group_is_alive(pgid)
+    runner.stop()
+    (run,) = runner.runs("forever")
+    assert run["status"] == "error"
+    assert run["error"] == (
+        f"The runner stopped during this run; its process group {pgid} was still running, "
+        "did not stop within 5 s of SIGTERM and was killed with SIGKILL"
+    )
+
+
+def recorded_group(runner: RunnerProcess) -> int | None:
+    store = SqliteStore(runner.db_path)
+    try:
+        return next((run.pgid for run in store.runs.open_runs() if run.pgid), None)
+    finally:
+        store.close()
 
 
 def test_sigterm_lets_the_run_in_flight_finish_and_exits_0(runner: RunnerProcess) -> None:

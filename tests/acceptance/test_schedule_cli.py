@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from conftest import RunCli
+from jeeves_runner.store import SqliteStore
 
 
 def test_next_runs_in_a_zone(run_cli: RunCli) -> None:
@@ -17,6 +18,35 @@ def test_next_runs_in_a_zone(run_cli: RunCli) -> None:
     assert len(fires) == 3
     assert all((f.hour, f.minute) in ((2, 30), (3, 30)) for f in fires)
     assert fires == sorted(fires)
+
+
+def test_next_runs_after_an_instant_shows_the_dst_shift(run_cli: RunCli) -> None:
+    code, out, err = run_cli(
+        "next-runs",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2027-03-13T00:00:00Z",
+        "-n",
+        "3",
+    )
+    assert (code, err) == (0, "")
+    # 2027-03-14 02:30 does not exist in New York (02:00 -> 03:00): it fires at 03:30.
+    assert out.splitlines() == [
+        "2027-03-13T02:30:00-05:00",
+        "2027-03-14T03:30:00-04:00",
+        "2027-03-15T02:30:00-04:00",
+    ]
+
+
+def test_next_runs_after_must_be_an_instant(run_cli: RunCli) -> None:
+    code, out, err = run_cli("next-runs", "@daily", "--after", "2027-03-13T00:00")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: --after '2027-03-13T00:00' is not an instant: use ISO 8601 with a zone, "
+        "e.g. 2027-03-13T00:00:00Z or 2027-03-13T00:00:00-05:00\n"
+    )
 
 
 def test_next_runs_default_count_and_never_firing(run_cli: RunCli) -> None:
@@ -50,6 +80,7 @@ def test_start_on_a_busy_port_exits_1_with_one_line(run_cli: RunCli, tmp_path: P
         port = taken.getsockname()[1]
         config = tmp_path / "c.json"
         config.write_text(json.dumps({"port": port, "dbPath": str(tmp_path / "r.sqlite")}))
+        SqliteStore(tmp_path / "r.sqlite").close()  # else start says first that it made it
         code, _, err = run_cli("start", "-c", str(config))
     assert code == 1
     assert err == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import signal
 import socket
 
@@ -32,6 +33,33 @@ def test_port_zero_reports_the_chosen_port(control: FakeControl) -> None:
             await server.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GARBAGE\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n"],
+)
+def test_a_request_http_cannot_parse_is_a_json_400(
+    control: FakeControl, request_bytes: bytes
+) -> None:
+    async def scenario() -> bytes:
+        server = ApiServer(create_app(control), "127.0.0.1", 0)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request_bytes)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)  # the server closes
+            writer.close()
+            return answer
+        finally:
+            await server.stop()
+
+    head, _, body = asyncio.run(scenario()).partition(b"\r\n\r\n")
+    lines = head.decode("ascii").split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    assert "content-type: application/json" in lines
+    assert json.loads(body) == {"error": "Invalid HTTP request received"}
 
 
 def test_taken_port_is_a_clear_error(control: FakeControl) -> None:

@@ -5,17 +5,23 @@ whole seconds."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.execution.dispatch import RunDispatcher
+from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.models import Job, OverlapPolicy, RunResult, RunStatus, format_instant
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.sqlite import database
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SKIP_REASON = "the previous run was still in flight (overlap policy skip)"
@@ -23,6 +29,8 @@ SKIP_REASON = "the previous run was still in flight (overlap policy skip)"
 
 class HeldProcess:
     """A started run that ends (ok) when the test releases it."""
+
+    pid = 4_194_305  # past Linux's largest pid: no such process, nothing to signal
 
     def __init__(self, job_id: str, run_id: int) -> None:
         self.job_id = job_id
@@ -115,6 +123,22 @@ def run(harness: Harness, scenario: Callable[[Harness], Coroutine[Any, Any, None
             harness.gateway.close()
 
     asyncio.run(main())
+
+
+def test_a_skip_is_logged_at_info_once_per_in_flight_run(harness: Harness) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("s")
+        h.fire("s")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                h.fire("s")
+        skips = [(e["log_level"], e["job_id"]) for e in logs if e["event"] == "fire skipped"]
+        assert skips == [("info", "s"), ("debug", "s"), ("debug", "s")]
+        h.executor.started[0].released.set()
+        await until(lambda: h.runs("s")[0]["status"] == "ok", "the first run to be recorded")
+
+    run(harness, scenario)
 
 
 def test_skips_collapse_into_one_row_per_in_flight_run(harness: Harness) -> None:
@@ -220,3 +244,92 @@ def test_max_concurrency_is_a_first_in_first_out_wait(store: SqliteStore) -> Non
         await until(lambda: len(h.executor.started) == 5, "a fire after the queue drained")
 
     run(Harness(store, max_concurrency=1), scenario)
+
+
+def test_a_flood_of_manual_runs_never_puts_a_fire_behind_more_than_max_concurrency(
+    store: SqliteStore,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        for n in range(10):
+            h.add_job(f"m{n}", OverlapPolicy.ALLOW)
+        h.add_job("scheduled")
+        manual = [asyncio.ensure_future(h.dispatcher.trigger(f"m{n}")) for n in range(10)]
+        await until(lambda: len(h.executor.started) == 2, "two manual runs in the two slots")
+        await settle()
+        await h.fire("scheduled")
+        await settle()
+        assert len(h.executor.started) == 2
+        # The scheduled fire waited behind the two manual runs only, not all ten.
+        h.executor.started[0].released.set()
+        await until(lambda: len(h.executor.started) == 3, "the next start")
+        assert h.executor.started[2].job_id == "scheduled"
+        for process in h.executor.started:
+            process.released.set()
+        while len(h.executor.started) < 11 or h.executor.running():
+            for process in h.executor.started:
+                process.released.set()
+            await asyncio.sleep(0.005)
+        results = await asyncio.gather(*manual)
+        assert {r.status for r in results} == {RunStatus.OK}
+
+    run(Harness(store, max_concurrency=2), scenario)
+
+
+def test_a_fire_waits_out_a_locked_database_and_is_written_when_it_frees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short busy timeout, so a locked write fails (and is tried again) within the test.
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
+    store = SqliteStore(tmp_path / "locked.sqlite")
+
+    async def scenario(h: Harness) -> None:
+        h.add_job("j")
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        fire = asyncio.ensure_future(h.fire("j"))
+        await asyncio.sleep(0.4)  # several refused tries
+        assert not fire.done(), "the fire went on without its row"
+        assert h.gateway.problem() is not None
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(fire, 5)
+        await until(lambda: len(h.executor.started) == 1, "the run")
+        h.executor.started[0].released.set()
+        await until(lambda: h.runs("j") and h.runs("j")[0]["status"] == "ok", "its record")
+        assert h.gateway.problem() is None
+
+    try:
+        run(Harness(store, max_concurrency=1), scenario)
+    finally:
+        store.close()
+
+
+def test_a_result_the_database_refuses_until_the_end_goes_to_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
+    store = SqliteStore(tmp_path / "locked.sqlite")
+    journal = ResultJournal(tmp_path / "locked.sqlite.unrecorded.jsonl")
+    other = sqlite3.connect(store.path, isolation_level=None)
+
+    async def scenario(h: Harness) -> None:
+        h.dispatcher.journal = journal
+        h.add_job("j")
+        await h.fire("j")
+        await until(lambda: len(h.executor.started) == 1, "the run")
+        other.execute("BEGIN IMMEDIATE")
+        h.executor.started[0].released.set()
+        await h.dispatcher.shutdown(0.2)  # still locked at the end
+
+    try:
+        run(Harness(store, max_concurrency=1), scenario)
+        other.execute("COMMIT")
+        (kept,) = [json.loads(line) for line in journal.path.read_text().splitlines()]
+        assert kept["status"] == "ok"
+        assert store.runs.list_runs("j", 5)[0]["status"] in ("pending", "running")
+        assert journal.replay(store) == 1
+        assert store.runs.list_runs("j", 5)[0]["status"] == "ok"
+        assert not journal.path.exists()
+    finally:
+        other.close()
+        store.close()

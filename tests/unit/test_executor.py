@@ -92,6 +92,15 @@ def test_unrunnable_scripts_are_spawn_errors(script: str, message: str) -> None:
         command_for(script)
 
 
+def test_a_missing_shebang_interpreter_is_named(tmp_path: Path) -> None:
+    script = tmp_path / "badshebang"
+    script.write_text("#!/nonexistent/interp -x\necho never\n")
+    script.chmod(0o755)
+    with pytest.raises(SpawnError) as raised:
+        run(execute(job(str(script))))
+    assert str(raised.value) == f"Interpreter /nonexistent/interp of {script} not found"
+
+
 def test_interpreters_by_extension() -> None:
     assert command_for(str(SCRIPTS / "ok_with_result.py"))[0] == sys.executable
     assert command_for(str(SCRIPTS / "fails.sh"))[0] == "bash"

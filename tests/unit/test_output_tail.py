@@ -47,5 +47,16 @@ def test_result_lines_found_even_outside_the_tail() -> None:
     tail.feed(b'JR_RESULT:{"tokens": 5}\n')
     tail.feed(b"a\nb\nc\nJR_RES")
     tail.feed(b'ULT:{"meta": "m"}\nd\n')
-    assert tail.result_lines == [b'JR_RESULT:{"tokens": 5}', b'JR_RESULT:{"meta": "m"}']
+    assert (tail.result.tokens, tail.result.meta, tail.result.lines) == (5, "m", 2)
     assert tail.text() == 'JR_RESULT:{"meta": "m"}\nd'
+
+
+def test_a_million_result_lines_keep_only_their_folded_values() -> None:
+    tail = OutputTail(max_lines=3)
+    chunk = b"".join(b'JR_RESULT:{"tokens": %d}\n' % n for n in range(10_000))
+    for _ in range(100):
+        tail.feed(chunk)
+    tail.feed(b'JR_RESULT:{"tokens": "not a number", "meta": {"k": 1}}\nJR_RESULT:nope\n')
+    assert (tail.result.tokens, tail.result.meta) == (9_999, '{"k": 1}')
+    assert tail.result.lines == 1_000_002
+    assert not hasattr(tail, "result_lines")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -26,8 +27,29 @@ HEADER_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 2048
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a header-read deadline and a connection cap."""
+class _JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with its own 400s (a request h11 cannot parse, an upgrade
+    it does not serve) in this API's error shape, `{"error": "<sentence>"}`, like every other
+    error of the API, instead of uvicorn's plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"error": msg.rstrip(".")}).encode("utf-8")
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
+
+class BoundedH11Protocol(_JsonErrorH11Protocol):
+    """With a header-read deadline and a connection cap."""
 
     _header_timer: asyncio.TimerHandle | None = None
 

@@ -1,46 +1,62 @@
-"""`jeeves-runner`: parse, call, print, exit code. Every error is one line on stderr."""
+"""`jeeves-runner`: parse, call, print, exit code. Every error is one line on stderr.
+
+Commands are loaded when they are called: `state get` must not pay for the HTTP client,
+the config model or the server stack (job scripts call it many times per run).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from jeeves_runner import __version__
-from jeeves_runner.cli import (
-    access_commands,
-    api_commands,
-    data_commands,
-    runner_commands,
-    schedule_commands,
-)
 from jeeves_runner.cli.common import EXIT_USAGE, CliError
-from jeeves_runner.cli.config_commands import config_show, init, validate
-from jeeves_runner.cli.job_commands import add_job, list_jobs
-from jeeves_runner.cli.service_commands import service
+
+# command name -> (module under jeeves_runner.cli, attribute)
+COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "init": ("config_commands", "init"),
+    "validate": ("config_commands", "validate"),
+    "config-show": ("config_commands", "config_show"),
+    "add-job": ("job_commands", "add_job"),
+    "list-jobs": ("job_commands", "list_jobs"),
+    "service": ("service_commands", "service"),
+    "start": ("runner_commands", "start"),
+    "next-runs": ("schedule_commands", "next_runs_command"),
+    "status": ("api_commands", "status"),
+    "trigger": ("api_commands", "trigger"),
+    "state": ("data_commands", "state"),
+    "queue": ("data_commands", "queue"),
+    "add-queue": ("data_commands", "add_queue"),
+    "list-queues": ("data_commands", "list_queues"),
+    "batch": ("batch_command", "batch"),
+    "token": ("access_commands", "token"),
+    "audit": ("access_commands", "audit"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMAND_MODULES.get(cmd_name)
+        if target is None:
+            return None
+        module = importlib.import_module(f"jeeves_runner.cli.{target[0]}")
+        command = getattr(module, target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="jeeves-runner")
 def cli() -> None:
     """jeeves-runner: cron jobs, run history, state and queues in one SQLite file."""
-
-
-for command in (
-    init,
-    validate,
-    config_show,
-    add_job,
-    list_jobs,
-    service,
-    *runner_commands.COMMANDS,
-    *schedule_commands.COMMANDS,
-    *api_commands.COMMANDS,
-    *data_commands.COMMANDS,
-    *access_commands.COMMANDS,
-):
-    cli.add_command(command)
 
 
 # Click >= 8.2 raises this (a UsageError) for a group called without a command; older

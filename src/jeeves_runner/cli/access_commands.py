@@ -71,7 +71,9 @@ def create_token(name: str, scope: str, config_path: str | None) -> None:
         created_at=format_instant(datetime.now(UTC)),
         created_by=cli_actor(),
     )
-    with opened_store(load(config_path).db_path) as store:
+    # May make the database: a token is what a runner beyond loopback needs before its
+    # first start.
+    with opened_store(load(config_path).db_path, create=True) as store:
         try:
             store.tokens.create_token(stored)
         except TokenExistsError as exc:

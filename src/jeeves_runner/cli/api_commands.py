@@ -12,6 +12,8 @@ import httpx
 from jeeves_runner.cli.common import EXIT_ERROR, EXIT_UNREACHABLE, CliError, config_option, load
 from jeeves_runner.config import Config
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
 STATUS_TIMEOUT = httpx.Timeout(10.0)
 # A manual run answers when the job ends, which may be hours away: no read timeout.
 TRIGGER_TIMEOUT = httpx.Timeout(10.0, read=None)
@@ -109,9 +111,18 @@ def status(as_json: bool, config_path: str | None) -> None:
 @config_option
 def trigger(job_id: str, config_path: str | None) -> None:
     """Run a job now, wait for its end and print the result (exit 1 unless it is ok)."""
-    response = call_api(
-        load(config_path), "POST", f"/jobs/{_path_segment(job_id)}/run", TRIGGER_TIMEOUT
-    )
+    config = load(config_path)
+    path = f"/jobs/{_path_segment(job_id)}"
+    try:
+        response = call_api(config, "POST", f"{path}/run", TRIGGER_TIMEOUT)
+    except KeyboardInterrupt:
+        # Closing the connection does not stop the run (the runner owns it); say so, and
+        # where its result will be, rather than a bare "aborted" that reads as cancelled.
+        raise CliError(
+            f"interrupted: the run of '{job_id}' goes on in the runner (runs cannot be "
+            f"cancelled yet); its result will be in {api_url(config)}{path}/runs?limit=1",
+            EXIT_INTERRUPTED,
+        ) from None
     result = _body(response).get("result")
     if not isinstance(result, dict):
         raise CliError("the runner's answer holds no result", EXIT_ERROR)

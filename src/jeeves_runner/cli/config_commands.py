@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from jeeves_runner import preflight
-from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.config import STARTER_CONFIG, ConfigError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import describe_zone
@@ -18,8 +18,13 @@ from jeeves_runner.store import StoreError
 @click.command()
 @click.option("-o", "--output", default="jeeves-runner.config.json", show_default=True)
 def init(output: str) -> None:
-    """Write a starter config file (never overwrites)."""
+    """Write a starter config file (never overwrites), making its folder, and create the
+    database it names."""
     path = Path(output)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot make folder {path.parent}: {exc.strerror}") from None
     try:
         with path.open("x", encoding="utf-8") as fh:
             fh.write(json.dumps(STARTER_CONFIG, indent=2) + "\n")
@@ -28,6 +33,10 @@ def init(output: str) -> None:
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
     click.echo(f"Wrote {path}")
+    # The database too: every command but start, init, add-job and add-queue refuses a
+    # missing one, and their message points here.
+    with opened_store(load(str(path)).db_path, create=True):
+        pass
 
 
 @click.command()

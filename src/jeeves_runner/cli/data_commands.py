@@ -1,27 +1,29 @@
 """state, queue, add-queue, list-queues: the client library's operations for any language.
 
-Every command prints one line of JSON. The database is, in this order: `--db PATH`, the
-`dbPath` of `-c CONFIG`, `$JR_DB_PATH` (the runner sets it for every job), else the config
-default (`./data/runner.sqlite`). `--db` and `-c` together are an error.
+Every command prints one line of JSON (`list-queues` a table, or JSON with `--json`). The
+database is, in this order: `--db PATH`, the `dbPath` of `-c CONFIG`, `$JR_DB_PATH` (the
+runner sets it for every job), else the config default (`./data/runner.sqlite`). `--db` and
+`-c` together are an error. A database file that does not exist is an error, except for
+`add-queue`, which creates it.
+
+Only what these verbs use is imported (no HTTP client, no config model unless `-c`): job
+scripts call them many times per run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar
 
 import click
 
-from jeeves_runner.cli.common import CliError, config_option, load, opened_store
-from jeeves_runner.client import DB_PATH_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS, RunnerClient
-from jeeves_runner.clock import SystemClock
-from jeeves_runner.models import format_instant
-from jeeves_runner.queue_model import QueueExistsError
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.cli import data_ops
+from jeeves_runner.cli.common import ArgsCommand, ArgsGroup, CliError, config_option, opened_store
+from jeeves_runner.cli.data_ops import DataSession, QueueSettings, resolve_db_path
+from jeeves_runner.client import DB_PATH_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,38 +39,13 @@ def database_options(func: F) -> F:
     return config_option(func)
 
 
-def resolve_db_path(db_path: str | None, config_path: str | None) -> str:
-    if db_path is not None and config_path is not None:
-        raise CliError("use either --db or -c, not both")
-    if db_path is not None:
-        return db_path
-    if config_path is not None:
-        return load(config_path).db_path
-    from_env = os.environ.get(DB_PATH_ENV)
-    if from_env:
-        return from_env
-    return load(None).db_path
-
-
-class _Session:
-    """An open database for one command: the client for operations, the stores for the
-    extra detail a command prints."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self.clock = SystemClock()
-        self.client = RunnerClient.on_store(store, self.clock)
-        self.state = store.state
-        self.queues = store.queues
-
-    def now(self) -> str:
-        return format_instant(self.clock.now())
-
-
 @contextmanager
-def _session(db_path: str | None, config_path: str | None) -> Iterator[_Session]:
-    with opened_store(resolve_db_path(db_path, config_path)) as store:
+def session(
+    db_path: str | None, config_path: str | None, *, create: bool = False
+) -> Iterator[DataSession]:
+    with opened_store(resolve_db_path(db_path, config_path), create=create) as store:
         try:
-            yield _Session(store)
+            yield DataSession(store)
         except ValueError as exc:  # the client's checks: ttl, ids, counts, dedup expression
             raise CliError(str(exc)) from None
 
@@ -77,10 +54,18 @@ def _print(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False))
 
 
+def _run(
+    op: data_ops.Operation, db_path: str | None, config_path: str | None, **values: Any
+) -> None:
+    with session(db_path, config_path) as s:
+        answer = op(s, **values)
+    _print(answer)
+
+
 # -- state ------------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=ArgsGroup)
 def state() -> None:
     """Key/value state with optional TTL, and item collections under a key."""
 
@@ -95,15 +80,13 @@ def state_get(
 ) -> None:
     """Print a value: {"namespace", "key", "value", "expires_at"}; value is null when the key
     is missing or expired."""
-    with _session(db_path, config_path) as s:
-        value = s.client.get_state(namespace, key)
-        entry = s.state.get_entry(namespace, key, s.now()) if value is not None else None
+    with session(db_path, config_path) as s:
+        answer = data_ops.state_get(s, namespace, key)
     if raw:
-        if value is not None:
-            click.echo(value)
+        if answer["value"] is not None:
+            click.echo(answer["value"])
         return
-    expires_at = entry.expires_at if entry is not None else None
-    _print({"namespace": namespace, "key": key, "value": value, "expires_at": expires_at})
+    _print(answer)
 
 
 @state.command("set")
@@ -121,11 +104,9 @@ def state_set(
     config_path: str | None,
 ) -> None:
     """Set a value (text, stored as given). Without --ttl it never expires."""
-    with _session(db_path, config_path) as s:
-        s.client.set_state(namespace, key, value, ttl=ttl)
-        entry = s.state.get_entry(namespace, key, s.now())
-    expires_at = entry.expires_at if entry is not None else None
-    _print({"namespace": namespace, "key": key, "value": value, "expires_at": expires_at})
+    _run(
+        data_ops.state_set, db_path, config_path, namespace=namespace, key=key, value=value, ttl=ttl
+    )
 
 
 @state.command("delete")
@@ -134,9 +115,7 @@ def state_set(
 @database_options
 def state_delete(namespace: str, key: str, db_path: str | None, config_path: str | None) -> None:
     """Delete a value and the items under it: {"deleted": true|false}."""
-    with _session(db_path, config_path) as s:
-        deleted = s.client.delete_state(namespace, key)
-    _print({"namespace": namespace, "key": key, "deleted": deleted})
+    _run(data_ops.state_delete, db_path, config_path, namespace=namespace, key=key)
 
 
 @state.group("items")
@@ -165,10 +144,15 @@ def items_list(
     config_path: str | None,
 ) -> None:
     """Print item keys: {"item_keys": [...]}."""
-    direction = cast(Literal["asc", "desc"], order)
-    with _session(db_path, config_path) as s:
-        keys = s.client.list_item_keys(namespace, key, limit=limit, order=direction)
-    _print({"namespace": namespace, "key": key, "item_keys": keys})
+    _run(
+        data_ops.items_list,
+        db_path,
+        config_path,
+        namespace=namespace,
+        key=key,
+        limit=limit,
+        order=order,
+    )
 
 
 @items.command("get")
@@ -180,12 +164,7 @@ def items_get(
     namespace: str, key: str, item_key: str, db_path: str | None, config_path: str | None
 ) -> None:
     """Print an item: {"exists", "value"} (value null when missing or stored without one)."""
-    with _session(db_path, config_path) as s:
-        exists = s.client.has_item(namespace, key, item_key)
-        value = s.client.get_item(namespace, key, item_key) if exists else None
-    _print(
-        {"namespace": namespace, "key": key, "item_key": item_key, "exists": exists, "value": value}
-    )
+    _run(data_ops.items_get, db_path, config_path, namespace=namespace, key=key, item_key=item_key)
 
 
 @items.command("has")
@@ -197,9 +176,7 @@ def items_has(
     namespace: str, key: str, item_key: str, db_path: str | None, config_path: str | None
 ) -> None:
     """Print whether an item exists: {"exists": true|false}."""
-    with _session(db_path, config_path) as s:
-        exists = s.client.has_item(namespace, key, item_key)
-    _print({"namespace": namespace, "key": key, "item_key": item_key, "exists": exists})
+    _run(data_ops.items_has, db_path, config_path, namespace=namespace, key=key, item_key=item_key)
 
 
 @items.command("set")
@@ -217,9 +194,15 @@ def items_set(
     config_path: str | None,
 ) -> None:
     """Create or replace an item (VALUE is optional). Creates the parent key if missing."""
-    with _session(db_path, config_path) as s:
-        s.client.set_item(namespace, key, item_key, value)
-    _print({"namespace": namespace, "key": key, "item_key": item_key, "value": value})
+    _run(
+        data_ops.items_set,
+        db_path,
+        config_path,
+        namespace=namespace,
+        key=key,
+        item_key=item_key,
+        value=value,
+    )
 
 
 @items.command("delete")
@@ -231,9 +214,9 @@ def items_delete(
     namespace: str, key: str, item_key: str, db_path: str | None, config_path: str | None
 ) -> None:
     """Delete an item: {"deleted": true|false}."""
-    with _session(db_path, config_path) as s:
-        deleted = s.client.delete_item(namespace, key, item_key)
-    _print({"namespace": namespace, "key": key, "item_key": item_key, "deleted": deleted})
+    _run(
+        data_ops.items_delete, db_path, config_path, namespace=namespace, key=key, item_key=item_key
+    )
 
 
 @items.command("count")
@@ -242,9 +225,7 @@ def items_delete(
 @database_options
 def items_count(namespace: str, key: str, db_path: str | None, config_path: str | None) -> None:
     """Print how many items a key holds: {"count": N}."""
-    with _session(db_path, config_path) as s:
-        count = s.client.count_items(namespace, key)
-    _print({"namespace": namespace, "key": key, "count": count})
+    _run(data_ops.items_count, db_path, config_path, namespace=namespace, key=key)
 
 
 @items.command("prune")
@@ -256,26 +237,15 @@ def items_prune(
     namespace: str, key: str, keep: int, db_path: str | None, config_path: str | None
 ) -> None:
     """Keep the newest --keep items, delete the rest: {"deleted": N}."""
-    with _session(db_path, config_path) as s:
-        deleted = s.client.prune_items(namespace, key, keep)
-    _print({"namespace": namespace, "key": key, "deleted": deleted})
+    _run(data_ops.items_prune, db_path, config_path, namespace=namespace, key=key, keep=keep)
 
 
 # -- queues -----------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=ArgsGroup)
 def queue() -> None:
     """Work queues: enqueue, claim (dequeue), done, fail."""
-
-
-def _payload(text: str) -> Any:
-    if text == "-":
-        text = sys.stdin.read()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"JSON argument is not valid JSON: {exc}") from None
 
 
 @queue.command("enqueue")
@@ -299,10 +269,16 @@ def queue_enqueue(
 ) -> None:
     """Add a JSON payload (`-` reads it from stdin): {"id": N, "duplicate": false}, or
     {"id": -1, "duplicate": true} when the queue's dedup finds it already there."""
-    value = _payload(payload)
-    with _session(db_path, config_path) as s:
-        item_id = s.client.enqueue(name, value, priority=priority, max_attempts=max_attempts)
-    _print({"queue": name, "id": item_id, "duplicate": item_id == -1})
+    value = data_ops.parse_payload(sys.stdin.read() if payload == "-" else payload)
+    _run(
+        data_ops.queue_enqueue,
+        db_path,
+        config_path,
+        name=name,
+        payload=value,
+        priority=priority,
+        max_attempts=max_attempts,
+    )
 
 
 @queue.command("dequeue")
@@ -312,19 +288,7 @@ def queue_enqueue(
 def queue_dequeue(name: str, count: int, db_path: str | None, config_path: str | None) -> None:
     """Claim up to N pending items: {"items": [...]}. Finish each with `queue done` or
     `queue fail` before the queue's lease runs out."""
-    with _session(db_path, config_path) as s:
-        claimed = s.client.dequeue(name, count)
-    _print({"queue": name, "items": [item.as_dict() for item in claimed]})
-
-
-def _not_claimed(s: _Session, item_id: int, verb: str) -> CliError:
-    row = s.queues.get_item(item_id)
-    if row is None:
-        return CliError(f"Queue item {item_id} not found")
-    return CliError(
-        f"Queue item {item_id} is {row['status']}, not processing: only a claimed item can be "
-        f"marked {verb}"
-    )
+    _run(data_ops.queue_dequeue, db_path, config_path, name=name, count=count)
 
 
 @queue.command("done")
@@ -332,10 +296,7 @@ def _not_claimed(s: _Session, item_id: int, verb: str) -> CliError:
 @database_options
 def queue_done(item_id: int, db_path: str | None, config_path: str | None) -> None:
     """Mark a claimed item done."""
-    with _session(db_path, config_path) as s:
-        if not s.client.done(item_id):
-            raise _not_claimed(s, item_id, "done")
-    _print({"id": item_id, "status": "done"})
+    _run(data_ops.queue_done, db_path, config_path, id=item_id)
 
 
 @queue.command("fail")
@@ -346,82 +307,105 @@ def queue_fail(
     item_id: int, error: str | None, db_path: str | None, config_path: str | None
 ) -> None:
     """Give a claimed item back: pending while it has attempts left, else failed."""
-    with _session(db_path, config_path) as s:
-        status = s.client.fail(item_id, error)
-        if status is None:
-            raise _not_claimed(s, item_id, "failed")
-    _print({"id": item_id, "status": status.value})
+    _run(data_ops.queue_fail, db_path, config_path, id=item_id, error=error)
 
 
-@click.command("add-queue")
+@click.command("add-queue", cls=ArgsCommand)
 @click.option("--id", "queue_id", required=True, help="Queue id: letters, digits, - _ . :")
-@click.option("--name", required=True)
+@click.option("--name", default=None, help="Default: the id.")
 @click.option("--description", default=None)
-@click.option("--dedup-expr", default=None, help="JSONPath into the payload, e.g. $.url")
+@click.option(
+    "--dedup-expr", default=None, help="JSONPath into the payload, e.g. $.url ('' for none)"
+)
 @click.option(
     "--dedup-scope",
     type=click.Choice(["pending", "all"]),
-    default="pending",
-    show_default=True,
-    help="pending: against pending and claimed items; all: also against done ones.",
+    default=None,
+    help="pending (default): against pending and claimed items; all: also against done ones.",
 )
-@click.option("--max-attempts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=None, help="Default: 1.")
 @click.option(
     "--retention-days",
     type=click.IntRange(0, MAX_RETENTION_DAYS),
-    default=7,
-    show_default=True,
-    help="Days done and failed items are kept.",
+    default=None,
+    help="Days done and failed items are kept. Default: 7.",
 )
 @click.option(
     "--lease",
     "lease_ms",
     type=click.IntRange(1, MAX_LEASE_MS),
-    default=300_000,
-    show_default=True,
-    help="How long a claim lasts, in ms; an item not finished by then is delivered again.",
+    default=None,
+    help="How long a claim lasts, in ms (default 300000); an item not finished by then is "
+    "delivered again.",
 )
-@click.option("--replace", is_flag=True, help="Change an existing queue's settings.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Change an existing queue: only the options given change, the rest is kept.",
+)
 @database_options
 def add_queue(
     queue_id: str,
-    name: str,
+    name: str | None,
     description: str | None,
     dedup_expr: str | None,
-    dedup_scope: str,
-    max_attempts: int,
-    retention_days: int,
-    lease_ms: int,
+    dedup_scope: str | None,
+    max_attempts: int | None,
+    retention_days: int | None,
+    lease_ms: int | None,
     replace: bool,
     db_path: str | None,
     config_path: str | None,
 ) -> None:
-    """Define a queue (prints the stored definition)."""
-    with _session(db_path, config_path) as s:
-        try:
-            definition = s.client.add_queue(
-                queue_id,
-                name,
-                description=description,
-                dedup_expr=dedup_expr,
-                dedup_scope=dedup_scope,
-                max_attempts=max_attempts,
-                retention_days=retention_days,
-                lease_ms=lease_ms,
-                replace=replace,
-            )
-        except QueueExistsError as exc:
-            raise CliError(f"{exc}; use --replace to change its settings") from None
-    _print(definition.as_dict())
+    """Define a queue, creating the database if needed (prints the stored definition)."""
+    given = QueueSettings(
+        name=name,
+        description=description,
+        dedup_expr=dedup_expr,
+        dedup_scope=dedup_scope,
+        max_attempts=max_attempts,
+        retention_days=retention_days,
+        lease_ms=lease_ms,
+    )
+    with session(db_path, config_path, create=True) as s:
+        answer = data_ops.add_queue(s, queue_id, given, replace=replace)
+    _print(answer)
 
 
-@click.command("list-queues")
+_QUEUE_COLUMNS = ("id", "name", "pending", "processing", "failed", "max_attempts", "dedup_expr")
+
+
+@click.command("list-queues", cls=ArgsCommand)
+@click.option("--json", "as_json", is_flag=True, help='Print {"queues": [...]} as JSON.')
 @database_options
-def list_queues(db_path: str | None, config_path: str | None) -> None:
-    """Print queue definitions with pending, processing and failed counts."""
-    with _session(db_path, config_path) as s:
-        rows = s.queues.list_queues_with_counts()
-    _print({"queues": rows})
+def list_queues(as_json: bool, db_path: str | None, config_path: str | None) -> None:
+    """List queues with their pending, processing and failed counts."""
+    with session(db_path, config_path) as s:
+        rows = data_ops.list_queues(s)
+    if as_json:
+        _print({"queues": rows})
+        return
+    if not rows:
+        click.echo("No queues.")
+        return
+    click.echo(
+        format_table(_QUEUE_COLUMNS, [[_cell(row[c]) for c in _QUEUE_COLUMNS] for row in rows])
+    )
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def format_table(header: tuple[str, ...], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the last is not padded."""
+    table = [list(header), *rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = []
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=False)]
+        lines.append("  ".join([*cells, line[-1]]).rstrip())
+    return "\n".join(lines)
 
 
 COMMANDS: list[click.Command] = [state, queue, add_queue, list_queues]

@@ -61,7 +61,7 @@ def add_job(
         )
     except JobRuleError as exc:
         raise CliError(str(exc)) from None
-    with opened_store(config.db_path) as store:
+    with opened_store(config.db_path, create=True) as store:
         try:
             store.jobs.add_job(job, format_instant(datetime.now(UTC)))
         except JobExistsError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import click
 
-from jeeves_runner.cli.common import CliError, config_option, load
+from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.execution import event_loop
 from jeeves_runner.store import StoreError
 
@@ -27,6 +28,11 @@ def start(config_path: str | None) -> None:
         configure_logging(config.log.level, config.log.file)
     except OSError as exc:
         raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
+    if not os.path.exists(config.db_path):
+        # Made (and said so) here, once: every other command that uses data refuses a
+        # missing database, and a new file must not go unnoticed.
+        with opened_store(config.db_path, create=True):
+            pass
     runner = Runner(config, config_path=config_path)
     try:
         code = event_loop.run(runner.run_until_signalled())

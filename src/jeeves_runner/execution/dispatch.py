@@ -22,6 +22,7 @@ from jeeves_runner.execution.executor import (
     RunningProcess,
     SpawnError,
 )
+from jeeves_runner.execution.process_groups import process_start_ticks
 from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
@@ -114,6 +115,7 @@ class RunDispatcher:
         self._manual_limit = max_concurrency
         self._tasks_keep: set[asyncio.Future[Any]] = set()
         self._marks: list[tuple[int, str, str]] = []
+        self._identities: list[tuple[int, int, int, int | None]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
         self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
 
@@ -200,8 +202,11 @@ class RunDispatcher:
             if activity.skip_row == previous:
                 activity.skip_row = row
             self._changed()
-            # Debug, not info: a job that overlaps itself every second would fill the log.
-            log.debug("fire skipped", job_id=p.job.id, reason=reason)
+            # Once per in-flight run at info; the repeats (each second for a job on
+            # `* * * * * *`) only bump the same row, so they are debug.
+            (log.debug if row == previous else log.info)(
+                "fire skipped", job_id=p.job.id, reason=reason
+            )
 
     # ---- manual runs -----------------------------------------------------------------
 
@@ -376,6 +381,10 @@ class RunDispatcher:
                     lambda s: s.runs.finish_run(run_id, result, finished, started=started)
                 )
                 break
+            except asyncio.CancelledError:
+                # Shutdown's last moment came while the write waited: keep the result.
+                self._to_journal(run_id, result, finished, started)
+                raise
             except StoreError as exc:
                 if not warned:
                     warned = True
@@ -446,6 +455,10 @@ class RunDispatcher:
             elapsed = int((self.clock.monotonic() - started_mono) * 1000)
             return RunResult(status=RunStatus.ERROR, duration_ms=elapsed, error=str(exc))
         self._mark_running(run_id, job.id)
+        # Its group id is its pid (a session of its own). Kept with the run, so a runner
+        # killed with -9 leaves the next start what it needs to end this group.
+        pid = process.pid
+        self._identities.append((run_id, pid, pid, process_start_ticks(pid)))
         self.processes[run_id] = process
         self.executing += 1
         try:
@@ -498,13 +511,21 @@ class RunDispatcher:
     async def flush_marks(self) -> None:
         """Write the `running` marks taken so far in one commit. While the database refuses,
         they wait for the next flush (or for their run's finishing commit)."""
-        if not self._marks:
+        if not self._marks and not self._identities:
             return
         marks, self._marks = self._marks, []
+        identities, self._identities = self._identities, []
+
+        def write(s: Store) -> None:
+            s.runs.mark_running(marks)
+            for run_id, pid, pgid, started in identities:
+                s.runs.set_process(run_id, pid, pgid, started)
+
         try:
-            await self.store.write(lambda s: s.runs.mark_running(marks))
+            await self.store.write(write)
         except StoreError:
             self._marks[:0] = marks
+            self._identities[:0] = identities
             if self._mark_handle is None and not self._final:
                 loop = asyncio.get_running_loop()
                 self._mark_handle = loop.call_later(RETRY_MAX_S, self._flush_marks_soon)
@@ -549,14 +570,15 @@ class RunDispatcher:
                 await asyncio.wait({stopping}, timeout=STOP_NOW_GRACE_S)
             waiter.cancel()
             # Stopped runs record themselves once their pipes drain; give them that
-            # moment before cancelling what is left (sessions).
+            # moment.
             await self._wait_tasks(STOP_NOW_GRACE_S if now else PIPE_DRAIN_S + 1)
-            for task in self._live_tasks():
-                task.cancel()
-            await self._wait_tasks(STOP_NOW_GRACE_S if now else 2)
-        # Whatever could not be written by now goes to the journal.
+        # Whatever could not be written by now goes to the journal; then what is left
+        # (sessions, writes stuck behind a lock) is cancelled and recorded the same way.
         self._final = True
         self._final_event.set()
+        await self._wait_tasks(0.2)
+        for task in self._live_tasks():
+            task.cancel()
         await self._wait_tasks(2)
         with contextlib.suppress(StoreError):
             await self.flush_marks()

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from jeeves_runner.clock import Clock
-from jeeves_runner.execution.output_tail import RESULT_PREFIX, OutputTail
+from jeeves_runner.execution.child_env import child_environment
+from jeeves_runner.execution.output_tail import OutputTail
 from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
 from jeeves_runner.execution.process_groups import signal_group as _signal_group
 from jeeves_runner.models import Job, RunResult, RunStatus
@@ -72,6 +73,22 @@ def _command_for(script: str, python: str) -> list[str]:
         f"Script {script} is not executable and its extension is not one the runner knows "
         f"({' '.join(SCRIPT_EXTENSIONS)})"
     )
+
+
+def missing_program(script: str, program: str) -> str:
+    """Why starting `script` found nothing to run. The script itself exists (checked before
+    the start), so when it was run directly the missing file is the interpreter its `#!`
+    line names."""
+    if program == script:
+        try:
+            with open(script, "rb") as fh:
+                first = fh.readline(512)
+        except OSError:
+            first = b""
+        words = first[2:].decode("utf-8", "replace").split() if first.startswith(b"#!") else []
+        if words:
+            return f"Interpreter {words[0]} of {script} not found"
+    return f"Cannot start {script}: {program} was not found"
 
 
 class _ChildProtocol(asyncio.SubprocessProtocol):
@@ -168,7 +185,8 @@ class RunningProcess:
         code = self.transport.get_returncode()
         stdout = self.protocol.stdout.text()
         stderr = self.protocol.stderr.text()
-        tokens, meta = _parse_result_lines(self.protocol.stdout.result_lines)
+        result = self.protocol.stdout.result
+        tokens, meta = result.tokens, result.meta
         exit_code = code if code is not None and code >= 0 else None
         if self._stop_reason is not None:
             status, error = self._stop_status, self._stop_reason
@@ -192,14 +210,22 @@ class RunningProcess:
 
 
 class ProcessExecutor:
-    def __init__(self, *, db_path: str, clock: Clock, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        *,
+        db_path: str,
+        clock: Clock,
+        python: str = sys.executable,
+        secret_env: Iterable[str] = (),
+    ) -> None:
         self.db_path = str(Path(db_path).resolve())
         self.clock = clock
         self.python = python
         # Built once: the runner's environment does not change while it runs. The runner's
         # own bin folder goes first on PATH, so shell and Node jobs can call the
         # `jeeves-runner state|queue` commands of this very installation.
-        self._base_env = dict(os.environ)
+        # Secrets (the gateway token, names in `secretEnv`) are not handed to jobs.
+        self._base_env = child_environment(os.environ, secret_env)
         self._base_env["PATH"] = (
             str(Path(python).parent) + os.pathsep + self._base_env.get("PATH", os.defpath)
         )
@@ -223,7 +249,7 @@ class ProcessExecutor:
                 start_new_session=True,
             )
         except FileNotFoundError:
-            raise SpawnError(f"Cannot start {job.script}: {command[0]} was not found") from None
+            raise SpawnError(missing_program(job.script, command[0])) from None
         except PermissionError:
             raise SpawnError(f"Cannot start {job.script}: permission denied") from None
         except OSError as exc:
@@ -242,23 +268,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-def _parse_result_lines(lines: list[bytes]) -> tuple[int | None, str | None]:
-    """`JR_RESULT:{"tokens": N, "meta": "..."}` — the last valid line wins."""
-    tokens: int | None = None
-    meta: str | None = None
-    for line in lines:
-        try:
-            data = json.loads(line[len(RESULT_PREFIX) :])
-        except ValueError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        value = data.get("tokens")
-        if isinstance(value, int) and not isinstance(value, bool):
-            tokens = value
-        if "meta" in data and data["meta"] is not None:
-            raw = data["meta"]
-            meta = raw if isinstance(raw, str) else json.dumps(raw)
-    return tokens, meta

@@ -7,9 +7,36 @@ lines it holds, and `JR_RESULT:` lines are found with one substring test per chu
 
 from __future__ import annotations
 
+import json
 from collections import deque
 
 RESULT_PREFIX = b"JR_RESULT:"
+
+
+class ResultFold:
+    """`JR_RESULT:{"tokens": N, "meta": "..."}` lines, folded as they arrive: for each field
+    the last valid value wins. Nothing of the lines is kept, so a child printing a million
+    of them costs no memory."""
+
+    def __init__(self) -> None:
+        self.tokens: int | None = None
+        self.meta: str | None = None
+        self.lines = 0
+
+    def add(self, line: bytes) -> None:
+        self.lines += 1
+        try:
+            data = json.loads(line[len(RESULT_PREFIX) :])
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        value = data.get("tokens")
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.tokens = value
+        if "meta" in data and data["meta"] is not None:
+            raw = data["meta"]
+            self.meta = raw if isinstance(raw, str) else json.dumps(raw)
 
 
 class OutputTail:
@@ -19,7 +46,7 @@ class OutputTail:
         self._lines: deque[bytes] = deque(maxlen=max_lines)
         self._partial = b""
         self._partial_cut = False  # the current line passed the cap; drop until newline
-        self.result_lines: list[bytes] = []
+        self.result = ResultFold()
         self.total_bytes = 0
 
     def feed(self, chunk: bytes) -> None:
@@ -36,7 +63,7 @@ class OutputTail:
         if RESULT_PREFIX in rest:
             for line in rest.split(b"\n")[:-1]:
                 if line.startswith(RESULT_PREFIX):
-                    self.result_lines.append(line[: self.max_line_bytes])
+                    self.result.add(line[: self.max_line_bytes])
         # Only the last max_lines complete lines of this chunk can survive in the tail.
         pieces = rest.rsplit(b"\n", self.max_lines + 1)
         if len(pieces) > self.max_lines + 1:
@@ -58,7 +85,7 @@ class OutputTail:
 
     def _complete(self, line: bytes) -> None:
         if line.startswith(RESULT_PREFIX):
-            self.result_lines.append(line)
+            self.result.add(line)
         self._lines.append(line)
 
     def text(self) -> str:

@@ -188,6 +188,11 @@ class Scheduler:
             return
         job_ids = self.fires.pop_due(due_ts)
         fire_at = utc_from_timestamp(due_ts)
+        # How late the loop took this fire up (before its rows and its final wait): what a
+        # locked database must never stretch.
+        log.debug(
+            "fire taken up", jobs=len(job_ids), lateness_ms=round((now_ts - due_ts) * 1000, 3)
+        )
         # Back on the heap at once, whatever becomes of this fire. From the later of the
         # fire instant and now: after a forward step of the wall clock, missed slots are not
         # replayed one by one.
