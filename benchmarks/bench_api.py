@@ -37,6 +37,7 @@ from jeeves_runner.api.server import ApiServer
 from jeeves_runner.models import RunResult, format_instant
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 TARGETS = {
     "jobs_1k_warm": ("requests_per_s", ">=", 1600),
@@ -136,7 +137,7 @@ class BenchControl:
     def running_count(self) -> int:
         return 0
 
-    async def data_version(self) -> int:
+    def data_version(self, store: Store) -> int:
         if self._cold:
             self._version += 1
         return self._version

@@ -3,10 +3,12 @@ the API depends only on this protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Protocol
 
 from jeeves_runner.models import RunResult
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 
 class JobNotFoundError(Exception):
@@ -40,9 +42,10 @@ class RunnerControl(Protocol):
         """Runs executing now (two runs of one job count 2)."""
         ...
 
-    async def data_version(self) -> int:
+    def data_version(self, store: Store) -> Hashable:
         """Changes whenever jobs or runs change (through this runner or another process), so
-        a response body built from them can be reused while it stays equal."""
+        a response body built from them can be reused while it stays equal. Called off the
+        loop, on the gateway's probe thread, with its store."""
         ...
 
     def uptime_seconds(self) -> float: ...

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import structlog
@@ -84,10 +85,11 @@ class Runner:
     def running_count(self) -> int:
         return self.dispatcher.executing
 
-    async def data_version(self) -> int:
-        # Our own changes count in the dispatcher; changes by other processes (`add-job`,
-        # job scripts) show in the store's data_version. Equal only when neither moved.
-        return hash((self.dispatcher.data_version, await self.store.data_version()))
+    def data_version(self, store: Store) -> Hashable:
+        # Our own changes count in the dispatcher (some are not written yet); every commit,
+        # ours or another process's (`add-job`, job scripts), shows in the store's
+        # data_version. Equal only when neither moved. (An int read from another thread.)
+        return (self.dispatcher.data_version, store.data_version())
 
     def uptime_seconds(self) -> float:
         return round(self.clock.monotonic() - self._started_mono, 3)

@@ -26,6 +26,7 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # where the tests' clock stands
 INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # how the API writes one
@@ -57,7 +58,7 @@ class FakeControl:
     def store(self) -> StoreGateway:
         return self.gateway
 
-    async def data_version(self) -> int:
+    def data_version(self, store: Store) -> int:
         if self.version_moves_on_read:
             self.version += 1
         return self.version

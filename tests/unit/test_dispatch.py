@@ -128,11 +128,11 @@ def run(harness: Harness, scenario: Callable[[Harness], Coroutine[Any, Any, None
 def test_a_skip_is_logged_at_info_once_per_in_flight_run(harness: Harness) -> None:
     async def scenario(h: Harness) -> None:
         h.add_job("s")
-        h.fire("s")
+        await h.fire("s")
         await until(lambda: len(h.executor.started) == 1, "the first run")
         with structlog.testing.capture_logs() as logs:
             for _ in range(3):
-                h.fire("s")
+                await h.fire("s")
         skips = [(e["log_level"], e["job_id"]) for e in logs if e["event"] == "fire skipped"]
         assert skips == [("info", "s"), ("debug", "s"), ("debug", "s")]
         h.executor.started[0].released.set()

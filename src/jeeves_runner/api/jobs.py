@@ -111,14 +111,14 @@ class BodyCache:
 
     def __init__(self, max_bytes: int = 32 << 20) -> None:
         self.max_bytes = max_bytes
-        self._version: int | None = None
+        self._version: Hashable | None = None
         self._bodies: dict[Hashable, bytes] = {}
         self._size = 0
 
-    def get(self, version: int, key: Hashable) -> bytes | None:
+    def get(self, version: Hashable, key: Hashable) -> bytes | None:
         return self._bodies.get(key) if version == self._version else None
 
-    def put(self, version: int, key: Hashable, body: bytes) -> None:
+    def put(self, version: Hashable, key: Hashable, body: bytes) -> None:
         if version != self._version:
             self._version, self._bodies, self._size = version, {}, 0
         if len(body) > self.max_bytes:
@@ -133,18 +133,25 @@ class BodyCache:
 async def _cached_body(
     request: Request, key: Hashable, build: Callable[[Store], bytes | None]
 ) -> bytes | None:
-    """The body for `key` at the current data version, built (and kept) when missing."""
+    """The body for `key` at the current data version, built (and kept) when missing.
+
+    One trip to the store's probe thread does it all: the version, the cache lookup and, on
+    a miss, the build. The version is read on that thread's own connection before building,
+    so a body is never kept under a version older than the data it saw... and if it saw
+    newer data, the next look reads a newer version and misses, as it should."""
     cache: BodyCache = request.app.state.body_cache
     control = get_control(request)
-    version = await control.data_version()
-    body = cache.get(version, key)
-    if body is None:
-        body = await control.store.read(build)
-        # Kept only if nothing changed while it was built: it is then exactly that version's.
-        # (Served either way: it is at least as new as the version read before building.)
-        if body is not None and await control.data_version() == version:
-            cache.put(version, key, body)
-    return body
+
+    def look(s: Store) -> bytes | None:
+        version = control.data_version(s)
+        body = cache.get(version, key)
+        if body is None:
+            body = build(s)
+            if body is not None:
+                cache.put(version, key, body)
+        return body
+
+    return await control.store.probe(look)
 
 
 # Routes take the Request and call get_control() themselves: FastAPI runs a plain-function

@@ -58,9 +58,10 @@ class StoreGateway:
         """`fn(store)` in the writer thread, after every write asked for before it."""
         return await self._call(self._writer, fn, is_write=True)
 
-    async def data_version(self) -> int:
-        """Moves when anything commits (our own writer included: it is another connection)."""
-        return await self._call(self._probe, lambda s: s.data_version(), is_write=False)
+    async def probe(self, fn: Callable[[Store], T]) -> T:
+        """`fn(store)` on the one probe thread, always the same connection: for reads that
+        compare `store.data_version()` (per connection) with an earlier answer."""
+        return await self._call(self._probe, fn, is_write=False)
 
     def problem(self) -> str | None:
         """One sentence when the database cannot be written now, else None. No I/O."""
