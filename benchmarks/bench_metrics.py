@@ -42,6 +42,7 @@ from jeeves_runner.models import Job, RunResult, ScheduleEntry, format_instant
 from jeeves_runner.scheduling.fire_schedule import FireSchedule
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 TARGETS = {
     "metrics_10k": ("median_ms", "<=", 200.0),
@@ -65,7 +66,7 @@ class Control:
     def running_count(self) -> int:
         return 0
 
-    async def data_version(self) -> int:
+    def data_version(self, store: Store) -> int:
         return 1  # nothing changes: bodies are reused
 
     def uptime_seconds(self) -> float:

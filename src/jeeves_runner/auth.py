@@ -25,6 +25,7 @@ import structlog
 from jeeves_runner.access_model import Scope, StoredToken
 from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
 
 log = structlog.get_logger("jeeves_runner.auth")
 
@@ -146,9 +147,16 @@ class TokenGuard:
             if not force and time.monotonic() - self._checked < REFRESH_S:
                 return  # another request refreshed while we waited
             try:
-                version = await gateway.data_version()
-                if force or version != self._version:
-                    tokens = await gateway.read(lambda s: s.tokens.list_tokens())
+                known = None if force else self._version
+
+                def look(store: Store) -> tuple[int, list[StoredToken] | None]:
+                    # One trip to the probe thread: the version, and the tokens only when it
+                    # moved since the last look.
+                    version = store.data_version()
+                    return version, None if version == known else store.tokens.list_tokens()
+
+                version, tokens = await gateway.probe(look)
+                if tokens is not None:
                     self._tokens = tuple(tokens)
                     self._version = version
             except StoreError as exc:

@@ -120,7 +120,7 @@ def test_without_tokens_only_loopback_is_open() -> None:
 
 
 class _BrokenGateway:
-    async def data_version(self) -> int:
+    async def probe(self, fn: object) -> object:
         raise DatabaseBusyError()
 
 
