@@ -41,11 +41,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
 
 
+def _http_url(value: str) -> str:
+    """The check shared by every URL setting: http or https with a host, as httpx needs."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.split("/")[0]:
+        raise ValueError(f"must be an http:// or https:// URL, got {json.dumps(value)}")
+    return value
+
+
 class NotificationsConfig(_Section):
     slack_token_path: str | None = Field(default=None, alias="slackTokenPath")
     default_on_failure: str | None = Field(default=None, alias="defaultOnFailure")
     default_on_success: str | None = Field(default=None, alias="defaultOnSuccess")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, alias="slackApiUrl", min_length=1)
+
+    _url = field_validator("slack_api_url")(_http_url)
 
 
 class LogConfig(_Section):
@@ -58,6 +68,8 @@ class GatewayConfig(_Section):
     token_path: str | None = Field(default=None, alias="tokenPath")
     poll_interval_ms: int = Field(default=5000, alias="pollIntervalMs", ge=1)
 
+    _url = field_validator("url")(_http_url)
+
 
 class Config(_Section):
     port: int = Field(default=1937, ge=1, le=65535)
@@ -65,6 +77,7 @@ class Config(_Section):
     db_path: str = Field(default=DEFAULT_DB_PATH, alias="dbPath", min_length=1)
     max_concurrency: int = Field(default=4, alias="maxConcurrency", ge=1)
     run_retention_days: int = Field(default=30, alias="runRetentionDays", ge=1)
+    audit_retention_days: int = Field(default=365, alias="auditRetentionDays", ge=1)
     state_cleanup_interval_ms: int = Field(
         default=3_600_000, alias="stateCleanupIntervalMs", ge=1000
     )
@@ -119,6 +132,7 @@ _EXPECTATIONS: dict[str, str] = {
     "dbPath": "a non-empty string",
     "maxConcurrency": "an integer ≥ 1",
     "runRetentionDays": "an integer ≥ 1",
+    "auditRetentionDays": "an integer ≥ 1",
     "stateCleanupIntervalMs": "an integer ≥ 1000",
     "shutdownGraceMs": "an integer ≥ 0",
     "timezone": "an IANA time zone name such as 'Europe/London'",
@@ -212,12 +226,44 @@ def load_config(path: str | Path | None) -> Config:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(str(file), [f"cannot be read ({reason})"]) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object_with_duplicates)
     except json.JSONDecodeError as exc:
         problem = f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise ConfigError(str(file), [problem]) from None
+    duplicates = _duplicate_keys(data)
+    if duplicates:
+        # JSON lets a later key silently win; in a config file that hides a mistake.
+        raise ConfigError(str(file), [f"{key}: given more than once" for key in duplicates])
     config = parse_config(data, str(file))
     return _anchor_paths(config, file.resolve().parent)
+
+
+class _JsonObject(dict[str, Any]):
+    """A parsed JSON object that remembers which of its keys appeared more than once."""
+
+    duplicates: list[str]
+
+
+def _object_with_duplicates(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    result = _JsonObject()
+    result.duplicates = []
+    for key, value in pairs:
+        if key in result and key not in result.duplicates:
+            result.duplicates.append(key)
+        result[key] = value
+    return result
+
+
+def _duplicate_keys(value: object, prefix: str = "") -> list[str]:
+    """Dotted names of the keys given twice, outer objects first."""
+    if isinstance(value, list):
+        return [key for item in value for key in _duplicate_keys(item, prefix)]
+    if not isinstance(value, _JsonObject):
+        return []
+    found = [prefix + key for key in value.duplicates]
+    for key, child in value.items():
+        found += _duplicate_keys(child, f"{prefix}{key}.")
+    return found
 
 
 def _anchor_paths(config: Config, base: Path) -> Config:

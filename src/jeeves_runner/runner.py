@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from jeeves_runner import audit
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.config import Config, ConfigError, load_config
 from jeeves_runner.execution.dispatch import RunDispatcher
@@ -205,7 +206,12 @@ class Runner:
             )
             if self.job_folder is not None:
                 self.job_folder.apply_at_start(self._store)
-            self.maintenance = Maintenance(self._store, self.clock, config.run_retention_days)
+            self.dispatcher.metrics.watch(
+                self.dispatcher, self.scheduler, self._gateway, self.notifier
+            )
+            self.maintenance = Maintenance(
+                self._store, self.clock, config.run_retention_days, config.audit_retention_days
+            )
             await self._run_maintenance()  # the dispatcher exists: a prune marks caches stale
             await self.scheduler.reconcile()
             total = len(self.scheduler.fires) + self.failed_registrations
@@ -239,8 +245,16 @@ class Runner:
     async def _start_api(self) -> None:
         from jeeves_runner.api.app import create_app
         from jeeves_runner.api.server import ApiServer
+        from jeeves_runner.auth import TokenGuard
 
-        app = create_app(self, clock=self.clock, zone=self.scheduler.fires.zone)
+        guard = await TokenGuard.start(self.store, self.config.host)  # InsecureBindError
+        app = create_app(
+            self,
+            clock=self.clock,
+            zone=self.scheduler.fires.zone,
+            guard=guard,
+            metrics=self.dispatcher.metrics,
+        )
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
         self.api_server = server
@@ -352,6 +366,7 @@ class Runner:
             notifier = SlackNotifier(new.notifications)
             previous, self.notifier = self.notifier, notifier
             self.dispatcher.notifier = notifier
+            self.dispatcher.metrics.watch(self.dispatcher, self.scheduler, self._gateway, notifier)
             await previous.drain(5.0)
             await previous.aclose()
             applied.append("notifications")
@@ -382,6 +397,7 @@ class Runner:
             }
         )
         log.info("SIGHUP: config read again", applied=applied, needs_restart=restart)
+        await audit.record_reload(self.store, self.clock, self.config_path, applied, restart)
 
     def request_stop(self) -> None:
         self._stopping.set()

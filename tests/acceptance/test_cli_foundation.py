@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +281,17 @@ def test_config_show_prints_json_with_token_paths_redacted(run_cli: Any, tmp_pat
     assert shown["gateway"]["url"] == "http://gw:9"
     # neither path shows anywhere ("secretEnv", the key, is no secret)
     assert "secret/" not in out and "gw.token" not in out and "slack.token" not in out
-    # validate prints the same redacted values
+    # validate prints the same redacted values (once the token files it checks exist)
+    (tmp_path / "secret").mkdir()
+    for name in ("slack.token", "gw.token"):
+        (tmp_path / "secret" / name).write_text("t-1\n")
+    path = write_config(
+        tmp_path,
+        {
+            "notifications": {"slackTokenPath": "secret/slack.token", "defaultOnFailure": "C1"},
+            "gateway": {"tokenPath": "secret/gw.token", "url": "http://gw:9"},
+        },
+    )
     validated = assert_ok(run_cli("validate", "-c", str(path)))
     assert "secret/" not in validated and "gw.token" not in validated
 
@@ -533,68 +542,3 @@ def test_add_job_when_the_database_folder_cannot_be_made(
 
 def test_list_jobs_with_a_missing_config(run_cli: Any, tmp_path: Path) -> None:
     assert_error(run_cli("list-jobs", "-c", "gone.json", cwd=tmp_path), "gone.json: file not found")
-
-
-# --- service --------------------------------------------------------------------------------
-
-
-def test_service_install_prints_a_definition_for_this_platform(run_cli: Any, config: Path) -> None:
-    out = assert_ok(run_cli("service", "install", "-c", str(config), "-n", "jr-test"))
-    config_abs = str(config.resolve())
-    assert config_abs in out
-    assert "jeeves_runner" in out
-    if sys.platform == "darwin":
-        assert "<string>jr-test</string>" in out
-    elif sys.platform == "win32":
-        assert out.startswith("nssm install jr-test ")
-    else:
-        assert "[Unit]" in out and "[Service]" in out and "[Install]" in out
-        assert "Description=jeeves-runner job runner (jr-test)" in out
-        assert "/etc/systemd/system/jr-test.service" in out
-        exec_start = next(line for line in out.splitlines() if line.startswith("ExecStart="))
-        assert exec_start == f"ExecStart={sys.executable} -m jeeves_runner start -c {config_abs}"
-        assert f"WorkingDirectory={config.parent.resolve()}" in out
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="systemd unit text")
-def test_service_stop_timeout_outlasts_the_shutdown_grace(run_cli: Any, tmp_path: Path) -> None:
-    path = write_config(tmp_path, {"shutdownGraceMs": 120_000})
-    out = assert_ok(run_cli("service", "install", "-c", str(path)))
-    # 120 s grace + 5 s from TERM to KILL + 10 s margin
-    assert "TimeoutStopSec=135\n" in out
-    default = assert_ok(run_cli("service", "install", cwd=tmp_path))
-    assert "TimeoutStopSec=45\n" in default
-
-
-def test_service_install_defaults(run_cli: Any, tmp_path: Path) -> None:
-    out = assert_ok(run_cli("service", "install", cwd=tmp_path))
-    if sys.platform.startswith("linux"):
-        assert "/etc/systemd/system/jeeves-runner.service" in out
-        assert f"ExecStart={sys.executable} -m jeeves_runner start\n" in out
-    assert " -c " not in out
-
-
-def test_service_install_refuses_a_broken_config(run_cli: Any, tmp_path: Path) -> None:
-    path = write_config(tmp_path, {"maxConcurrency": 0})
-    assert_error(
-        run_cli("service", "install", "-c", str(path)),
-        f"{path}: maxConcurrency: must be an integer ≥ 1, got 0",
-    )
-    missing = tmp_path / "missing.json"
-    assert_error(run_cli("service", "install", "-c", str(missing)), f"{missing}: file not found")
-
-
-def test_service_uninstall(run_cli: Any, config: Path) -> None:
-    out = assert_ok(run_cli("service", "uninstall", "-n", "jr-test", "-c", str(config)))
-    if sys.platform == "darwin":
-        assert "launchctl unload ~/Library/LaunchAgents/jr-test.plist" in out
-    elif sys.platform == "win32":
-        assert "nssm remove jr-test confirm" in out
-    else:
-        assert out.splitlines() == [
-            "systemctl disable --now jr-test",
-            "rm /etc/systemd/system/jr-test.service",
-            "systemctl daemon-reload",
-        ]
-    default = assert_ok(run_cli("service", "uninstall"))
-    assert "jeeves-runner" in default

@@ -30,6 +30,15 @@ NOT_RUN_HERE = {
     "bash scripts/test.sh       # venv + install with test extras + ruff + mypy + pytest": (
         "is this test suite"
     ),
+    "jeeves-runner token create prometheus --scope read -c /etc/jeeves/config.json  # secret "
+    "on stdout": "a config in /etc (tests/acceptance/test_access_cli covers token create)",
+    "jeeves-runner token create deploy --scope admin -c /etc/jeeves/config.json": "same",
+    "export JEEVES_RUNNER_TOKEN=jr_...   # for status / trigger": (
+        "a placeholder secret (test_access_cli sends a real one)"
+    ),
+    'curl -H "Authorization: Bearer $JEEVES_RUNNER_TOKEN" http://127.0.0.1:1937/audit?limit=5': (
+        "needs a runner on port 1937 (tests/api/test_access_api covers /audit)"
+    ),
 }
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)

@@ -107,6 +107,16 @@ def test_sighup_reloads_the_config_and_keeps_running(runner: RunnerProcess) -> N
     assert line["applied"] == ["log.level", "maxConcurrency"]
     assert line["needs_restart"] == ["port"]
     assert httpx.get(f"{runner.url}/health", timeout=5).status_code == 200
+
+    def audited() -> list[dict[str, object]]:
+        entries = httpx.get(f"{runner.url}/audit", timeout=5).json()["entries"]
+        return [e for e in entries if e["action"] == "config.reloaded"]
+
+    wait_for(audited, 10, "the audit row of the reload")
+    (entry,) = audited()
+    assert (entry["actor"], entry["address"]) == ("signal:SIGHUP", "local")
+    assert entry["target"] == str(runner.config_path)
+    assert entry["after"] == {"applied": ["log.level", "maxConcurrency"], "needsRestart": ["port"]}
     # A broken file is reported, not applied, and does not stop the runner.
     runner.config_path.write_text("{broken")
     runner.proc.send_signal(signal.SIGHUP)

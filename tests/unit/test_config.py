@@ -413,3 +413,49 @@ def test_bad_secret_env_is_one_line_naming_the_entry(data: object, message: str)
     with pytest.raises(ConfigError) as caught:
         parse_config(data)
     assert str(caught.value) == message
+
+
+# --- production checks (issue 14) ------------------------------------------------------------
+
+
+def test_audit_retention_defaults_to_a_year_and_must_be_positive() -> None:
+    assert load_config(None).audit_retention_days == 365
+    assert parse_config({"auditRetentionDays": 7}).audit_retention_days == 7
+    assert problems_of({"auditRetentionDays": 0}) == [
+        "auditRetentionDays: must be an integer ≥ 1, got 0"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("http://127.0.0.1:18789", True),
+        ("https://gw.example/base", True),
+        ("HTTPS://gw.example", True),
+        ("ftp:/x", False),
+        ("ftp://x", False),
+        ("127.0.0.1:18789", False),
+        ("http://", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_urls_must_be_http_or_https(url: str, ok: bool) -> None:
+    for data, key in (
+        ({"gateway": {"url": url}}, "gateway.url"),
+        ({"notifications": {"slackApiUrl": url}}, "notifications.slackApiUrl"),
+    ):
+        if ok:
+            parse_config(data)
+        else:
+            assert problems_of(data) == [
+                f"{key}: must be an http:// or https:// URL, got {json.dumps(url)}"
+            ]
+
+
+def test_a_key_given_twice_is_refused_wherever_it_is(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"port": 1, "log": {"level": "info", "level": "debug"}, "port": 2}')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.render() == (
+        f"{path}: 2 problems: port: given more than once; log.level: given more than once"
+    )

@@ -100,3 +100,17 @@ def test_update_one_adds_changes_and_removes_a_single_job() -> None:
     assert utc_from_timestamp(fires.next_due() or 0) == datetime(2026, 6, 1, 12, 0, 1, tzinfo=UTC)
     fires.update_one("c", entry("c", "99 * * * *"), T0)
     assert "minute" in fires.failed["c"].reason
+
+
+def test_next_fires_lists_every_job_even_while_it_is_being_fired() -> None:
+    fires = FireSchedule(UTC)
+    fires.reconcile([entry("hourly", "0 * * * *"), entry("sec", "* * * * * *")], T0)
+    sec = datetime(2026, 6, 1, 12, 0, 1, tzinfo=UTC).timestamp()
+    hourly = datetime(2026, 6, 1, 13, 0, tzinfo=UTC).timestamp()
+    assert fires.next_fires() == {"hourly": hourly, "sec": sec}
+    assert fires.pop_due(sec) == ["sec"]
+    assert fires.next_fires() == {"hourly": hourly, "sec": sec}  # the fire under way
+    fires.reschedule("sec", utc_from_timestamp(sec))
+    assert fires.next_fires() == {"hourly": hourly, "sec": sec + 1}
+    fires.update_one("hourly", None, T0)  # disabled
+    assert fires.next_fires() == {"sec": sec + 1}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from jeeves_runner.access_model import AuditAction, AuditEntry
 from jeeves_runner.client import RunnerClient
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
@@ -152,7 +153,7 @@ def test_a_dead_lettered_item_is_kept_for_its_retention(
 
 
 def test_the_report_is_a_dict_for_the_log() -> None:
-    report = MaintenanceReport(1, 2, 3, 4, 5, 6)
+    report = MaintenanceReport(1, 2, 3, 4, 5, 6, 7)
     assert report.as_dict() == {
         "runs_deleted": 1,
         "state_keys_deleted": 2,
@@ -160,4 +161,26 @@ def test_the_report_is_a_dict_for_the_log() -> None:
         "queue_items_deleted": 4,
         "leases_returned": 5,
         "leases_dead_lettered": 6,
+        "audit_entries_deleted": 7,
     }
+
+
+def test_audit_entries_older_than_their_retention_are_pruned(
+    store: SqliteStore, clock: FakeClock
+) -> None:
+    old = format_instant(clock.now())
+    store.audit.record(AuditEntry(old, "cli:alice", "local", AuditAction.JOB_ADDED, "a"))
+    clock.advance(10 * DAY)
+    store.audit.record(
+        AuditEntry(format_instant(clock.now()), "ci", "127.0.0.1", AuditAction.JOB_ENABLED, "a")
+    )
+    assert (
+        Maintenance(store, clock, 30, audit_retention_days=10)
+        .run_once()
+        .as_dict()["audit_entries_deleted"]
+        == 0
+    )  # exactly 10 days old: kept
+    clock.advance(0.001)
+    report = Maintenance(store, clock, 30, audit_retention_days=10).run_once()
+    assert report.audit_entries_deleted == 1
+    assert [e["actor"] for e in store.audit.list_entries(10)] == ["ci"]

@@ -84,9 +84,11 @@ def test_failure_is_posted_with_the_spec_text_token_and_job_channel(
     slack: SlackStandIn, token_file: Path
 ) -> None:
     config = make_config(slack, token_file, defaultOnFailure="C-DEFAULT")
-    sent = notify(SlackNotifier(config), job(on_failure="C-JOB"), FAILED)
+    notifier = SlackNotifier(config)
+    sent = notify(notifier, job(on_failure="C-JOB"), FAILED)
 
     assert sent is True
+    assert notifier.outcomes == {"sent": 1}  # what /metrics counts
     assert slack.posts == [
         {"channel": "C-JOB", "text": "⚠️ *Nightly backup* failed (12.3s): disk full"}
     ]
@@ -297,10 +299,13 @@ def test_a_refused_connection_is_retried_then_given_up(token_file: Path) -> None
 
 
 def test_a_nonsense_api_url_is_a_failed_notification_not_an_exception(token_file: Path) -> None:
-    config = NotificationsConfig(
-        slackTokenPath=str(token_file), slackApiUrl="nowhere", defaultOnFailure="C1"
+    # The config file refuses such a URL; the notifier must not raise on one all the same.
+    config = NotificationsConfig.model_construct(
+        slack_token_path=str(token_file), slack_api_url="nowhere", default_on_failure="C1"
     )
-    assert notify(SlackNotifier(config, sleep=RecordedSleep()), job(), FAILED) is False
+    notifier = SlackNotifier(config, sleep=RecordedSleep())
+    assert notify(notifier, job(), FAILED) is False
+    assert notifier.outcomes == {"failed": 1}
 
 
 @pytest.mark.parametrize(
@@ -340,6 +345,7 @@ def test_without_a_token_nothing_is_sent_and_the_warning_comes_once(slack: Slack
         for _ in range(3):
             assert notify(notifier, job(), FAILED) is False
         notifier.warn_if_token_missing()
+    assert notifier.outcomes == {"no_token": 3}
 
     assert slack.requests == []
     warnings = [e for e in logs if e["log_level"] == "warning"]

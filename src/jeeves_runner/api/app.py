@@ -7,6 +7,7 @@ FastAPI's default 422 shape.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import tzinfo
@@ -21,9 +22,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import health, job_edits, job_schedule, jobs, queues, state
+from jeeves_runner.api import audit, health, job_edits, job_schedule, jobs, queues, state
+from jeeves_runner.api import metrics as metrics_api
+from jeeves_runner.api.access import AccessControl
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
+from jeeves_runner.auth import TokenGuard
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.control import (
     JobAlreadyRunningError,
@@ -33,6 +37,7 @@ from jeeves_runner.control import (
     RunnerControl,
     ShuttingDownError,
 )
+from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import JobExistsError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
@@ -65,9 +70,17 @@ class RunnerApi(FastAPI):
 
 
 def create_app(
-    control: RunnerControl, *, clock: Clock | None = None, zone: tzinfo | None = None
+    control: RunnerControl,
+    *,
+    clock: Clock | None = None,
+    zone: tzinfo | None = None,
+    guard: TokenGuard | None = None,
+    metrics: RunnerMetrics | None = None,
 ) -> FastAPI:
-    """`zone`: the runner's zone, for jobs without their own (None: this machine's)."""
+    """`zone`: the runner's zone, for jobs without their own (None: this machine's).
+    `guard`: who may do what (without one: open, as on loopback with no token; the Origin
+    check applies either way). `metrics`: what /metrics shows (without: a registry of its
+    own, so the route still answers)."""
     app = RunnerApi(
         title="jeeves-runner",
         version=__version__,
@@ -84,6 +97,8 @@ def create_app(
     app.state.clock = clock if clock is not None else SystemClock()
     app.state.zone = zone if zone is not None else resolve_zone(None)
     app.state.body_cache = jobs.BodyCache()
+    app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
+    app.state.metrics_lock = asyncio.Lock()
     routers = (
         jobs.router,
         job_edits.router,
@@ -91,6 +106,8 @@ def create_app(
         health.router,
         queues.router,
         state.router,
+        audit.router,
+        metrics_api.router,
     )
     for router in routers:
         app.include_router(router)
@@ -102,7 +119,11 @@ def create_app(
         app.add_exception_handler(error_type, _answer_with(status_code))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(LastResort)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(
+        AccessControl, guard=guard if guard is not None else TokenGuard(None, loopback=True)
+    )
+    app.add_middleware(LastResort)  # added last: the outermost
     return app
 
 
@@ -197,6 +218,26 @@ class LastResort:
             if started:
                 raise  # too late for a body of ours; the server ends the connection
             await error_response(500, INTERNAL_ERROR)(scope, receive, send)
+
+
+class HeadAsGet:
+    """HEAD answers wherever GET does: the GET route runs, its headers (Content-Length
+    included) go out, its body does not."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def bodiless_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, bodiless_send)
 
 
 def describe_validation_errors(errors: Any) -> str:

@@ -18,6 +18,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jeeves_runner.access_model import AuditAction
+from jeeves_runner.api import audit
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_schedule import next_run
@@ -267,6 +269,7 @@ async def create_job(request: Request) -> Response:
     job = _check(fields, None, request)
     # JobExistsError (409) and StoreError (503) are mapped in app.py.
     row = await get_control(request).create_job(job)
+    await audit.record(request, AuditAction.JOB_ADDED, job.id, after=row)
     row["next_run"] = next_run(row, request)
     return json_response({"job": row}, 201)
 
@@ -289,9 +292,11 @@ async def edit_job(job_id: str, request: Request) -> Response:
     if current.source is not None:
         raise JobManagedByFileError(job_id, current.source)
     job = replace(_check(fields, current, request), created_at=current.created_at)
+    before = await control.store.read(lambda s: s.jobs.get_job_row(job_id))
     row = await control.replace_job(job)
     if row is None:  # deleted between the read and the write
         raise ApiError(404, JOB_NOT_FOUND)
+    await audit.record(request, AuditAction.JOB_EDITED, job_id, before=before, after=row)
     row["next_run"] = next_run(row, request)
     return json_response({"job": row})
 
@@ -321,9 +326,12 @@ async def delete_job(job_id: str, request: Request) -> Response:
     current = await control.store.read(lambda s: s.jobs.get_job(job_id))
     if current is not None and current.source is not None:
         raise JobManagedByFileError(job_id, current.source)
+    before = await control.store.read(lambda s: s.jobs.get_job_row(job_id))
     # JobInFlightError (409) is mapped in app.py.
     if not await control.delete_job(job_id, force=force_text == "true"):
         raise ApiError(404, JOB_NOT_FOUND)
+    await audit.record(request, AuditAction.JOB_REMOVED, job_id, before=before)
+    request.app.state.metrics.forget_job(job_id)
     return json_response({"ok": True})
 
 

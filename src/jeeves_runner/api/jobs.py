@@ -15,11 +15,12 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from jeeves_runner.access_model import AuditAction
+from jeeves_runner.api import audit
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
-from jeeves_runner.control import RunnerControl
 from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.protocols import Store
 
@@ -268,9 +269,13 @@ async def run_job(
     ] = "true",
 ) -> Response:
     # JobNotFoundError, JobAlreadyRunningError and ShuttingDownError are mapped in app.py.
+    control = get_control(request)
+    # Recorded before the run (which may take hours) for a job that exists: the audit log
+    # says who pressed "run" and when, whatever the run then does.
+    if await control.store.read(lambda s: s.jobs.get_job_row(job_id)) is not None:
+        await audit.record(request, AuditAction.RUN_TRIGGERED, job_id)
     # Shielded: when the server cancels requests still open at the end of its drain time, a
     # run already started stays the runner's to finish or stop (shutdownGraceMs).
-    control = get_control(request)
     if wait == "false":
         run_id = await asyncio.shield(control.start_run(job_id))
         return json_response({"run_id": run_id}, 202)
@@ -298,7 +303,7 @@ def result_body(result: RunResult) -> dict[str, Any]:
     summary="Enable a job; the schedule is reconciled at once",
 )
 async def enable_job(job_id: str, request: Request) -> Response:
-    return await _set_enabled(get_control(request), job_id, True)
+    return await _set_enabled(request, job_id, True)
 
 
 @router.post(
@@ -308,10 +313,12 @@ async def enable_job(job_id: str, request: Request) -> Response:
     summary="Disable a job; it does not fire until enabled again",
 )
 async def disable_job(job_id: str, request: Request) -> Response:
-    return await _set_enabled(get_control(request), job_id, False)
+    return await _set_enabled(request, job_id, False)
 
 
-async def _set_enabled(control: RunnerControl, job_id: str, enabled: bool) -> Response:
-    if not await control.set_enabled(job_id, enabled):
+async def _set_enabled(request: Request, job_id: str, enabled: bool) -> Response:
+    if not await get_control(request).set_enabled(job_id, enabled):
         raise ApiError(404, JOB_NOT_FOUND)
+    action = AuditAction.JOB_ENABLED if enabled else AuditAction.JOB_DISABLED
+    await audit.record(request, action, job_id, after={"enabled": int(enabled)})
     return json_response({"ok": True})

@@ -31,6 +31,8 @@ class ErrorBody(BaseModel):
 
 _DESCRIPTIONS = {
     400: "Invalid request: the message names the parameter or the problem",
+    401: "A valid token is required (some token exists)",
+    403: "The token's scope is too low, or the request came from another web origin",
     404: "Not found",
     409: "The job is already running and its overlap policy is skip",
     503: "The runner is shutting down",

@@ -39,6 +39,8 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "add-queue": ("data_commands", "add_queue"),
     "list-queues": ("data_commands", "list_queues"),
     "batch": ("batch_command", "batch"),
+    "token": ("access_commands", "token"),
+    "audit": ("access_commands", "audit"),
 }
 
 

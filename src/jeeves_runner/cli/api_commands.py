@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +17,10 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 STATUS_TIMEOUT = httpx.Timeout(10.0)
 # A manual run answers when the job ends, which may be hours away: no read timeout.
 TRIGGER_TIMEOUT = httpx.Timeout(10.0, read=None)
+
+# The token these commands send once the runner has tokens (`jeeves-runner token create`).
+TOKEN_ENV = "JEEVES_RUNNER_TOKEN"
+TOKEN_HINT = f"set {TOKEN_ENV} to a token of the scope needed (jeeves-runner token create)"
 
 # A runner listening on every address is reached on loopback.
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
@@ -33,8 +38,10 @@ def call_api(config: Config, method: str, path: str, timeout: httpx.Timeout) -> 
     try:
         # trust_env=False: the runner is on this box; a proxy from the environment is not
         # the way to reach it.
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         with httpx.Client(base_url=base, timeout=timeout, trust_env=False) as client:
-            return client.request(method, path)
+            return client.request(method, path, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise CliError(
             f"the runner is not reachable at {base} ({_reason(exc)}); is it started?",
@@ -69,6 +76,8 @@ def _body(response: httpx.Response) -> dict[str, Any]:
     if response.is_success and isinstance(body, dict):
         return body
     if isinstance(body, dict) and isinstance(body.get("error"), str):
+        if response.status_code in (401, 403):
+            raise CliError(f"{body['error']}: {TOKEN_HINT}", EXIT_ERROR)
         raise CliError(body["error"], EXIT_ERROR)
     raise CliError(
         f"the runner answered HTTP {response.status_code} without a usable body", EXIT_ERROR

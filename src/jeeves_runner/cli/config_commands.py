@@ -7,8 +7,12 @@ from pathlib import Path
 
 import click
 
+from jeeves_runner import preflight
 from jeeves_runner.cli.common import CliError, config_option, load, opened_store
-from jeeves_runner.config import STARTER_CONFIG
+from jeeves_runner.config import STARTER_CONFIG, ConfigError
+from jeeves_runner.scheduling.cron import resolve_zone
+from jeeves_runner.scheduling.loop import describe_zone
+from jeeves_runner.store import StoreError
 
 
 @click.command()
@@ -38,10 +42,19 @@ def init(output: str) -> None:
 @click.command()
 @config_option
 def validate(config_path: str | None) -> None:
-    """Check a config file and print the resolved values."""
+    """Check a config file as `start` would (address, tokens, token files) and print the
+    resolved values."""
     config = load(config_path)
+    try:
+        found = preflight.problems(config)
+    except StoreError as exc:
+        found = [str(exc)]
+    if found:
+        raise CliError(ConfigError(config_path or "defaults", found).render())
     click.echo("Config is valid.")
-    click.echo(json.dumps(config.to_json_dict(redact=True), indent=2))
+    shown = config.to_json_dict(redact=True)
+    shown["timezone"] = describe_zone(resolve_zone(config.timezone))  # what `start` will use
+    click.echo(json.dumps(shown, indent=2))
 
 
 @click.command("config-show")

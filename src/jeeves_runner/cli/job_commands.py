@@ -17,6 +17,8 @@ from urllib.parse import quote
 import click
 import httpx
 
+from jeeves_runner.access_model import AuditAction
+from jeeves_runner.cli.access_commands import record_cli
 from jeeves_runner.cli.common import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -154,6 +156,7 @@ def add_job(
             store.jobs.add_job(job, format_instant(_now()))
         except JobExistsError as exc:
             raise CliError(str(exc)) from None
+        record_cli(store, AuditAction.JOB_ADDED, job.id, after=store.jobs.get_job_row(job.id))
     target = shlex.join(job.command) if job.command is not None else job.script
     click.echo(f"Added job '{job.id}' ({job.schedule}) -> {target}")
 
@@ -221,8 +224,11 @@ def edit_job(
         if not changed:
             click.echo(f"Job '{job_id}' unchanged")
             return
+        before = store.jobs.get_job_row(job_id)
         if not store.jobs.update_job(job, format_instant(_now())):
             raise CliError(JOB_NOT_FOUND.format(job_id))
+        after = store.jobs.get_job_row(job_id)
+        record_cli(store, AuditAction.JOB_EDITED, job_id, before=before, after=after)
     click.echo(f"Changed job '{job_id}': {', '.join(changed)}")
 
 
@@ -244,8 +250,10 @@ def remove_job(job_id: str, force: bool, config_path: str | None) -> None:
             raise CliError(str(JobInFlightError(job_id)))
         # A run in flight belongs to a running runner, which alone can stop its process:
         # ask it. Unreachable means no runner, and the open rows are leftovers.
+        before = store.jobs.get_job_row(job_id)
         if not (in_flight and _delete_through_runner(config, job_id)):
             store.jobs.delete_job(job_id)
+        record_cli(store, AuditAction.JOB_REMOVED, job_id, before=before)
     click.echo(f"Removed job '{job_id}'")
 
 
@@ -288,6 +296,8 @@ def _set_enabled(job_id: str, enabled: bool, config_path: str | None) -> None:
     with opened_store(load(config_path).db_path) as store:
         if not store.jobs.set_enabled(job_id, enabled, format_instant(_now())):
             raise CliError(JOB_NOT_FOUND.format(job_id))
+        action = AuditAction.JOB_ENABLED if enabled else AuditAction.JOB_DISABLED
+        record_cli(store, action, job_id)
     click.echo(f"{'Enabled' if enabled else 'Disabled'} job '{job_id}'")
 
 

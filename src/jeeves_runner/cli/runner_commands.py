@@ -18,6 +18,7 @@ def start(config_path: str | None) -> None:
     """Run the scheduler and the HTTP API until SIGTERM/SIGINT."""
     # Imported here: the server stack is heavy and other commands (which job scripts call
     # often, e.g. `state get`) should start fast.
+    from jeeves_runner.auth import InsecureBindError
     from jeeves_runner.logs import configure_logging
     from jeeves_runner.process_lock import DatabaseInUseError
     from jeeves_runner.runner import Runner
@@ -35,7 +36,7 @@ def start(config_path: str | None) -> None:
     runner = Runner(config, config_path=config_path)
     try:
         code = event_loop.run(runner.run_until_signalled())
-    except (DatabaseInUseError, StoreError) as exc:
+    except (DatabaseInUseError, StoreError, InsecureBindError) as exc:
         raise CliError(str(exc)) from None
     except sqlite3.Error as exc:
         raise CliError(f"database error: {exc}") from None

@@ -23,6 +23,7 @@ from jeeves_runner.execution.executor import (
     SpawnError,
 )
 from jeeves_runner.execution.process_groups import process_start_ticks
+from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
@@ -116,6 +117,7 @@ class RunDispatcher:
         self._marks: list[tuple[int, str, str]] = []
         self._identities: list[tuple[int, int, int, int | None]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
+        self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class RunDispatcher:
             await self.discard(prepared)
             return
         at = format_instant(fire_at)
+        self.metrics.fire_lateness((self.clock.now() - fire_at).total_seconds())
         skips: list[tuple[PreparedFire, str]] = []
         # Decisions and acceptance happen without an await between them, so two fires of
         # one job can never both see it idle.
@@ -183,6 +186,7 @@ class RunDispatcher:
             if decision is FireDecision.SKIP:
                 assert reason is not None
                 skips.append((p, reason))
+                self.metrics.run_skipped(p.job.id)
                 continue
             p.taken = True
             self._accept(
@@ -398,6 +402,7 @@ class RunDispatcher:
                 self._to_journal(run_id, result, finished, started)
                 break
         self._changed()
+        self.metrics.run_finished(job.id, result.status.value, result.duration_ms / 1000)
         log.info(
             "run finished",
             job_id=job.id,

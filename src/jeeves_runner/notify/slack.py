@@ -9,6 +9,7 @@ logged and never changes the run. Every public coroutine returns a bool and neve
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 from collections.abc import Awaitable, Callable, Coroutine
@@ -151,6 +152,8 @@ class SlackNotifier:
         self._http: httpx.AsyncClient | None = None
         # Strong references: the event loop keeps only weak ones to tasks.
         self._pending: set[asyncio.Task[bool]] = set()
+        # Messages due, by what became of them: sent, failed, no_token (what /metrics shows).
+        self.outcomes: collections.Counter[str] = collections.Counter()
 
     def token_missing(self) -> bool:
         return self._token.value is None
@@ -239,9 +242,14 @@ class SlackNotifier:
         return self._http
 
     async def _post(self, channel: str, text: str, *, job_id: str | None) -> bool:
-        token = self._token.value
-        if token is None:
+        if self._token.value is None:
+            self.outcomes["no_token"] += 1
             return False  # warned once at start
+        sent = await self._send(channel, text, self._token.value, job_id=job_id)
+        self.outcomes["sent" if sent else "failed"] += 1
+        return sent
+
+    async def _send(self, channel: str, text: str, token: str, *, job_id: str | None) -> bool:
         url = self._config.slack_api_url.rstrip("/") + "/chat.postMessage"
         body = json.dumps({"channel": channel, "text": text}).encode("utf-8")
         headers = {

@@ -52,6 +52,9 @@ class FireSchedule:
         self._jobs: dict[str, _Registered] = {}
         self.failed: dict[str, FailedRegistration] = {}
         self._generation = 0
+        # Jobs taken by pop_due and not yet rescheduled, with the instant they fire at: still
+        # "next" for next_fires() while the fire is under way.
+        self._firing: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -154,22 +157,35 @@ class FireSchedule:
             heapq.heappop(heap)
         return None
 
+    def next_fires(self) -> dict[str, float]:
+        """Each scheduled job's next fire instant (UTC timestamp); for a job being fired right
+        now, the instant of that fire. Walks the heap: for /metrics, not the loop."""
+        jobs = self._jobs
+        found = {job_id: ts for job_id, ts in self._firing.items() if job_id in jobs}
+        for ts, generation, job_id in self._heap:
+            current = jobs.get(job_id)
+            if current is not None and current.generation == generation:
+                found[job_id] = ts
+        return found
+
     def pop_due(self, instant: float) -> list[str]:
         """Take every job due at or before `instant`, earliest first. Each leaves the heap
         until `reschedule` puts it back."""
         due: list[str] = []
         heap = self._heap
         while heap and heap[0][0] <= instant:
-            _, generation, job_id = heapq.heappop(heap)
+            ts, generation, job_id = heapq.heappop(heap)
             current = self._jobs.get(job_id)
             if current is not None and current.generation == generation:
                 due.append(job_id)
+                self._firing[job_id] = ts
         return due
 
     def reschedule(self, job_id: str, after: datetime) -> None:
         """Put a fired job back at its first fire strictly after `after`. The caller passes
         the later of the fire instant and now, so a wall clock stepped forward fires once
         for the missed time, not once per missed slot."""
+        self._firing.pop(job_id, None)
         current = self._jobs.get(job_id)
         if current is None:
             return

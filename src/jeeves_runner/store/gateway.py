@@ -47,6 +47,8 @@ class StoreGateway:
         self._write_problem: str | None = None
         self._write_started: float | None = None  # monotonic start of the write in progress
         self._closed = False
+        # Reads and writes that failed with a StoreError since start (what /metrics shows).
+        self.error_count = 0
 
     async def read(self, fn: Callable[[Store], T]) -> T:
         """`fn(store)` in a reader thread. Raises StoreError (busy, unavailable)."""
@@ -88,13 +90,17 @@ class StoreGateway:
             try:
                 return fn(self.store)
             except Exception as exc:
-                raise self.store.translate_error(exc) from exc
+                translated = self.store.translate_error(exc)
+                if isinstance(translated, StoreError):
+                    self.error_count += 1
+                raise translated from exc
         self._write_started = time.monotonic()
         try:
             result = fn(self.store)
         except Exception as exc:
             translated = self.store.translate_error(exc)
             if isinstance(translated, StoreError):
+                self.error_count += 1
                 problem = (
                     BUSY_PROBLEM if isinstance(translated, DatabaseBusyError) else str(translated)
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from jeeves_runner.access_model import AuditEntry, StoredToken
 from jeeves_runner.models import Job, OpenRun, RunResult, RunStatus, RunTrigger, ScheduleEntry
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
@@ -215,6 +216,11 @@ class QueueStore(Protocol):
         """Every definition with its pending, processing and failed counts."""
         ...
 
+    def pending_summary(self) -> list[tuple[str, int, str | None]]:
+        """For each defined queue: (id, pending items, created_at of the oldest pending
+        item or None), by id. What /metrics shows as depth and age."""
+        ...
+
     def enqueue(
         self,
         queue_id: str,
@@ -267,6 +273,43 @@ class QueueStore(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """API access tokens. Only a hash of each secret is kept; the secret is shown once."""
+
+    def create_token(self, token: StoredToken) -> None:
+        """Raises `access_model.TokenExistsError` when the name is taken."""
+        ...
+
+    def list_tokens(self) -> list[StoredToken]:
+        """Every token, by name."""
+        ...
+
+    def get_token(self, name: str) -> StoredToken | None: ...
+
+    def revoke_token(self, name: str) -> bool:
+        """False when no token has that name."""
+        ...
+
+    def count_tokens(self) -> int: ...
+
+
+class AuditStore(Protocol):
+    """Who changed what, when and from where."""
+
+    def record(self, entry: AuditEntry) -> int:
+        """Append one entry in its own commit; returns its id."""
+        ...
+
+    def list_entries(self, limit: int, since: str | None = None) -> list[dict[str, Any]]:
+        """Newest first, at most `limit`, at or after `since` when given: each with id, at,
+        actor, address, action, target, before and after (objects or null)."""
+        ...
+
+    def prune(self, before: str, batch: int = 5000) -> int:
+        """Delete entries older than `before`, in batches; returns how many."""
+        ...
+
+
 class Store(Protocol):
     """One database: jobs, runs, state and queues."""
 
@@ -281,6 +324,12 @@ class Store(Protocol):
 
     @property
     def queues(self) -> QueueStore: ...
+
+    @property
+    def tokens(self) -> TokenStore: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
 
     @property
     def location(self) -> str:

@@ -1,4 +1,5 @@
-"""The SQLite backend: one file holds jobs, runs, state and queues. The only SQL for it."""
+"""The SQLite backend: one file holds jobs, runs, state, queues, tokens and the audit log. The
+only SQL for it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from jeeves_runner.store.errors import DatabaseBusyError, DatabaseUnavailableError, StoreError
+from jeeves_runner.store.sqlite.access import SqliteAuditStore, SqliteTokenStore
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.jobs import SqliteJobStore
 from jeeves_runner.store.sqlite.queues import SqliteQueueStore
@@ -23,6 +25,8 @@ class SqliteStore:
         self._runs = SqliteRunStore(self.db)
         self._state = SqliteStateStore(self.db)
         self._queues = SqliteQueueStore(self.db)
+        self._tokens = SqliteTokenStore(self.db)
+        self._audit = SqliteAuditStore(self.db)
 
     @property
     def jobs(self) -> SqliteJobStore:
@@ -39,6 +43,14 @@ class SqliteStore:
     @property
     def queues(self) -> SqliteQueueStore:
         return self._queues
+
+    @property
+    def tokens(self) -> SqliteTokenStore:
+        return self._tokens
+
+    @property
+    def audit(self) -> SqliteAuditStore:
+        return self._audit
 
     @property
     def location(self) -> str:

@@ -58,6 +58,11 @@ SELECT {_DEF_COLUMNS},
         AS failed
 FROM queues q ORDER BY q.id
 """
+_PENDING_SUMMARY = """
+SELECT q.id, count(i.id), min(i.created_at)
+FROM queues q LEFT JOIN queue_items i ON i.queue_id = q.id AND i.status = 'pending'
+GROUP BY q.id ORDER BY q.id
+"""
 _ENQUEUE_DEF = "SELECT dedup_expr, dedup_scope, max_attempts FROM queues WHERE id = ?"
 _DUPLICATE_PENDING = """
 SELECT 1 FROM queue_items
@@ -229,6 +234,13 @@ class SqliteQueueStore:
         cur = self._db.connection().execute(_LIST_QUEUES_WITH_COUNTS)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def pending_summary(self) -> list[tuple[str, int, str | None]]:
+        """(queue id, pending items, created_at of the oldest pending item or None)."""
+        return [
+            (str(row[0]), int(row[1]), row[2])
+            for row in self._db.connection().execute(_PENDING_SUMMARY)
+        ]
 
     # -- producers and consumers ----------------------------------------------------------
 

@@ -1,0 +1,40 @@
+"""store/gateway.py: failures leave as StoreErrors with one sentence, and are counted for
+/metrics (`jeeves_runner_database_errors_total`)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from jeeves_runner.store import DatabaseBusyError, SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
+
+
+def locked(_: Store) -> None:
+    raise sqlite3.OperationalError("database is locked")
+
+
+def not_a_database_error(_: Store) -> None:
+    raise KeyError("a bug, not the database")
+
+
+def test_database_errors_are_counted_and_bugs_are_not(store: SqliteStore) -> None:
+    gateway = StoreGateway(store)
+
+    async def main() -> None:
+        assert await gateway.read(lambda s: s.jobs.count_jobs()) == 0
+        for call in (gateway.read, gateway.write):
+            with pytest.raises(DatabaseBusyError) as caught:
+                await call(locked)
+            assert str(caught.value) == "The database is busy; try again"
+        with pytest.raises(KeyError):
+            await gateway.read(not_a_database_error)
+
+    try:
+        asyncio.run(main())
+        assert gateway.error_count == 2
+    finally:
+        gateway.close()
