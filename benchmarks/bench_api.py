@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,9 @@ class BenchControl:
     def database_problem(self) -> str | None:
         return None
 
-    async def trigger(self, job_id: str) -> RunResult:
+    async def trigger(
+        self, job_id: str, *, on_started: Callable[[int], None] | None = None
+    ) -> RunResult:
         raise NotImplementedError("the benchmark does not run jobs")
 
     async def start_run(self, job_id: str) -> int:

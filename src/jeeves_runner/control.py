@@ -3,7 +3,7 @@ the API depends only on this protocol."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from jeeves_runner.models import Job, RunResult
@@ -75,7 +75,9 @@ class RunnerControl(Protocol):
         """One sentence while the database refuses writes, else None. No I/O."""
         ...
 
-    async def trigger(self, job_id: str) -> RunResult:
+    async def trigger(
+        self, job_id: str, *, on_started: Callable[[int], None] | None = None
+    ) -> RunResult:
         """Run a job now and wait for its end. Raises JobNotFoundError, JobAlreadyRunningError
         (overlap `skip` with a run in flight) or ShuttingDownError."""
         ...

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,10 @@ class Runner:
     def uptime_seconds(self) -> float:
         return round(self.clock.monotonic() - self._started_mono, 3)
 
-    async def trigger(self, job_id: str) -> RunResult:
-        return await self.dispatcher.trigger(job_id)
+    async def trigger(
+        self, job_id: str, *, on_started: Callable[[int], None] | None = None
+    ) -> RunResult:
+        return await self.dispatcher.trigger(job_id, on_started=on_started)
 
     async def start_run(self, job_id: str) -> int:
         return await self.dispatcher.start_run(job_id)

@@ -12,6 +12,7 @@ import asyncio
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,8 +86,12 @@ class FakeControl:
     def database_problem(self) -> str | None:
         return self.gateway.problem()
 
-    async def trigger(self, job_id: str) -> RunResult:
+    async def trigger(
+        self, job_id: str, *, on_started: Callable[[int], None] | None = None
+    ) -> RunResult:
         run_id = self._begin(job_id)
+        if on_started is not None:
+            on_started(run_id)
         return await self._finish(job_id, run_id)
 
     async def start_run(self, job_id: str) -> int:

@@ -244,7 +244,7 @@ def test_changes_over_http_are_audited_with_token_and_address(guarded: LiveRunne
             (e["actor"], e["address"], e["action"], e["target"], e["after"]) for e in entries
         ]
         assert summary == [
-            ("trigger", "127.0.0.1", "run.triggered", "j", None),
+            ("trigger", "127.0.0.1", "run.triggered", "j", {"run_id": 1}),
             ("admin", "127.0.0.1", "job.enabled", "j", {"enabled": 1}),
             ("trigger", "127.0.0.1", "job.disabled", "j", {"enabled": 0}),
         ]

@@ -364,3 +364,16 @@ def test_close_run_closes_only_that_open_run(jobs: Store) -> None:
     assert run(jobs, running)["finished_at"] == T3
     row = run(jobs, done)
     assert (row["status"], row["error"]) == ("ok", None)
+
+
+def test_mark_running_records_the_processes_in_the_same_commit(jobs: Store) -> None:
+    first = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
+    second = jobs.runs.create_run("b", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
+    jobs.runs.mark_running([(first, "a", T1), (second, "b", T1)], [(first, 41, 41, 12_345)])
+    by_id = {r.id: r for r in jobs.runs.open_runs()}
+    assert (by_id[first].status, by_id[first].pid, by_id[first].process_started) == (
+        RunStatus.RUNNING,
+        41,
+        12_345,
+    )
+    assert (by_id[second].status, by_id[second].pid) == (RunStatus.RUNNING, None)

@@ -77,3 +77,19 @@ async def record(
     address = request.client.host if request.client is not None else "unknown"
     entry = AuditEntry(format_instant(clock.now()), actor, address, action, target, before, after)
     await get_control(request).store.write(lambda s: s.audit.record(entry))
+
+
+def record_later(
+    request: Request,
+    action: AuditAction,
+    target: str | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """As `record`, without waiting for the write (a failure is logged by the gateway)."""
+    clock: Clock = getattr(request.app.state, "clock", None) or SystemClock()
+    actor = str(getattr(request.state, "actor", ANONYMOUS))
+    address = request.client.host if request.client is not None else "unknown"
+    entry = AuditEntry(format_instant(clock.now()), actor, address, action, target, before, after)
+    get_control(request).store.call_soon_write(lambda s: s.audit.record(entry))

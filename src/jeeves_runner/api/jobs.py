@@ -270,16 +270,19 @@ async def run_job(
 ) -> Response:
     # JobNotFoundError, JobAlreadyRunningError and ShuttingDownError are mapped in app.py.
     control = get_control(request)
-    # Recorded before the run (which may take hours) for a job that exists: the audit log
-    # says who pressed "run" and when, whatever the run then does.
-    if await control.store.read(lambda s: s.jobs.get_job_row(job_id)) is not None:
-        await audit.record(request, AuditAction.RUN_TRIGGERED, job_id)
+
+    def started(run_id: int) -> None:
+        # Recorded as soon as the run exists (it may take hours), in the background: the
+        # audit log says who pressed "run" and when, and the run does not wait for it.
+        audit.record_later(request, AuditAction.RUN_TRIGGERED, job_id, after={"run_id": run_id})
+
     # Shielded: when the server cancels requests still open at the end of its drain time, a
     # run already started stays the runner's to finish or stop (shutdownGraceMs).
     if wait == "false":
         run_id = await asyncio.shield(control.start_run(job_id))
+        started(run_id)
         return json_response({"run_id": run_id}, 202)
-    result = await asyncio.shield(control.trigger(job_id))
+    result = await asyncio.shield(control.trigger(job_id, on_started=started))
     return json_response({"result": result_body(result)})
 
 

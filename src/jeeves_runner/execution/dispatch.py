@@ -210,12 +210,22 @@ class RunDispatcher:
 
     # ---- manual runs -----------------------------------------------------------------
 
-    async def trigger(self, job_id: str) -> RunResult:
+    async def trigger(
+        self, job_id: str, *, on_started: Callable[[int], None] | None = None
+    ) -> RunResult:
         """Run a job now and wait for its result, as stored. A manual run follows the job's
         overlap policy like a fire, except that `skip` answers "already running" instead of
         recording a skip, and under `queue` a manual run waits for the queued place rather
         than being skipped."""
-        task, _ = await self._begin_manual(job_id)
+        task, run_id = await self._begin_manual(job_id)
+        if on_started is not None:
+            run_id.add_done_callback(
+                lambda known: (
+                    on_started(known.result())
+                    if not known.cancelled() and known.exception() is None
+                    else None
+                )
+            )
         return cast(RunResult, await asyncio.shield(task))
 
     async def start_run(self, job_id: str) -> int:
@@ -332,7 +342,10 @@ class RunDispatcher:
             if queued:
                 # Runs right after the current one: wait until it is the only one left.
                 while activity.in_flight > 1:
+                    turn.waited = True
                     await activity.wait_release()
+            if self.slots.waiting or self.slots.in_use >= self.slots.limit:
+                turn.waited = True
             await self.slots.acquire()
             try:
                 if not self.accepting:
@@ -345,9 +358,10 @@ class RunDispatcher:
                 if queued:
                     activity.queued = False
                     activity.skip_row = None
-                # The job may have been edited while this run waited.
-                with contextlib.suppress(StoreError):
-                    job = await self.store.read(lambda s: s.jobs.get_job(job.id) or job)
+                if turn.waited:
+                    # The job may have been edited while this run waited.
+                    with contextlib.suppress(StoreError):
+                        job = await self.store.read(lambda s: s.jobs.get_job(job.id) or job)
                 return await self._execute(job, run_id)
             finally:
                 self.slots.release()
@@ -496,6 +510,8 @@ class RunDispatcher:
     def _take_mark(self, run_id: int) -> tuple[str, str] | None:
         """A short run can end before its `running` mark is written: hand the mark to the
         finishing commit instead (one commit, not two)."""
+        # The process of a run that has ended needs no record: nothing is left to end.
+        self._identities = [i for i in self._identities if i[0] != run_id]
         for index, (marked_id, job_id, at) in enumerate(self._marks):
             if marked_id == run_id:
                 del self._marks[index]
@@ -517,9 +533,7 @@ class RunDispatcher:
         identities, self._identities = self._identities, []
 
         def write(s: Store) -> None:
-            s.runs.mark_running(marks)
-            for run_id, pid, pgid, started in identities:
-                s.runs.set_process(run_id, pid, pgid, started)
+            s.runs.mark_running(marks, identities)
 
         try:
             await self.store.write(write)
@@ -656,3 +670,4 @@ def _skip_writer(
 @dataclass(slots=True)
 class _Turn:
     started: bool = False  # got its slot and began executing
+    waited: bool = False  # for a slot or behind a queued run: the job may have changed

@@ -8,6 +8,7 @@ calls them through `store.gateway.StoreGateway`, never directly. Instants are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from jeeves_runner.access_model import AuditEntry, StoredToken
@@ -69,8 +70,13 @@ class RunStore(Protocol):
         """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
         ...
 
-    def mark_running(self, started: list[tuple[int, str, str]]) -> None:
-        """(run id, job id, started_at) for runs whose children have started; one commit."""
+    def mark_running(
+        self,
+        started: list[tuple[int, str, str]],
+        processes: Sequence[tuple[int, int, int, int | None]] = (),
+    ) -> None:
+        """(run id, job id, started_at) for runs whose children have started, and (run id,
+        pid, pgid, process start ticks) of their processes (as `set_process`); one commit."""
         ...
 
     def discard_pending(self, run_id: int) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from jeeves_runner.models import OpenRun, RunResult, RunStatus, RunTrigger
@@ -95,11 +96,18 @@ class SqliteRunStore:
                 ids.append(int(cur.lastrowid or 0))
         return ids
 
-    def mark_running(self, started: list[tuple[int, str, str]]) -> None:
-        """(run id, job id, started_at) for runs whose children have started; one commit."""
+    def mark_running(
+        self,
+        started: list[tuple[int, str, str]],
+        processes: Sequence[tuple[int, int, int, int | None]] = (),
+    ) -> None:
+        """(run id, job id, started_at) for runs whose children have started, and (run id,
+        pid, pgid, process start ticks) of their processes; one commit."""
         with self._db.transaction() as conn:
             for run_id, _job_id, at in started:
                 conn.execute(_MARK_RUNNING, (at, run_id))
+            for run_id, pid, pgid, process_started in processes:
+                conn.execute(_SET_PROCESS, (pid, pgid, process_started, run_id))
 
     def discard_pending(self, run_id: int) -> None:
         """Drop a row made ahead of a fire that, in the end, did not run."""
