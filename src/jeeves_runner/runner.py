@@ -194,7 +194,12 @@ class Runner:
                 dispatcher=self.dispatcher,
                 clock=self.clock,
             )
-            self.schedule_watch = ScheduleWatch(self.scheduler, self._gateway)
+            db_file = Path(config.db_path)
+            self.schedule_watch = ScheduleWatch(
+                self.scheduler,
+                self._gateway,
+                files=[db_file, db_file.with_name(db_file.name + "-wal")],
+            )
             self.job_folder = (
                 JobFolderSync(
                     folder=Path(config.jobs_dir),

@@ -7,6 +7,8 @@ import errno
 import json
 import signal
 import socket
+import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -179,6 +181,23 @@ def test_connections_past_the_cap_are_closed_at_once(
         finally:
             for writer in opened:
                 writer.close()
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_responses_carry_a_current_date_header(control: FakeControl) -> None:
+    async def scenario() -> None:
+        server = ApiServer(create_app(control), "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+                first = parsedate_to_datetime((await http.get("/health")).headers["date"])
+                await asyncio.sleep(1.1)  # the header is per second
+                later = parsedate_to_datetime((await http.get("/health")).headers["date"])
+            assert (later - first).total_seconds() >= 1
+            assert abs(later.timestamp() - time.time()) < 2
+        finally:
             await server.stop()
 
     asyncio.run(scenario())

@@ -12,12 +12,15 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
+from email.utils import formatdate
 
 import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 BACKLOG = 128
 # A client has this long to send a request's headers, from connecting or from the end of
@@ -61,6 +64,7 @@ class BoundedH11Protocol(_JsonErrorH11Protocol):
         self._arm_header_timer()
 
     def handle_events(self) -> None:
+        _refresh_date(self.server_state)
         super().handle_events()
         if self.conn.their_state is not h11.IDLE:
             self._disarm_header_timer()  # the request's headers are in
@@ -161,9 +165,11 @@ class ApiServer:
             sock.close()
             raise
         self._server, self._socket = server, sock
-        # uvicorn's own tick wakes ten times a second; the Date header needs one refresh a
-        # second and stopping is ours to do, so an idle runner wakes once a second for it.
-        self._ticker = asyncio.create_task(_tick(server), name="api-server-tick")
+        # No tick: uvicorn's wakes ten times a second to refresh the Date header and notice
+        # should_exit; here the header is refreshed as requests come in (BoundedH11Protocol)
+        # and stopping is ours, so an idle runner does not wake for the server at all.
+        await server.on_tick(0)  # the first Date header
+        self._ticker = asyncio.create_task(_idle(), name="api-server-idle")
 
     def cut_drain(self) -> None:
         """Stop now (the second stop signal): requests still open are not waited for."""
@@ -186,10 +192,18 @@ class ApiServer:
         self._server = self._socket = self._ticker = None
 
 
-async def _tick(server: uvicorn.Server) -> None:
-    while True:
-        await server.on_tick(0)  # a multiple of 10: refresh the Date header
-        await asyncio.sleep(1.0)
+async def _idle() -> None:
+    await asyncio.Event().wait()  # what stop() cancels in place of uvicorn's tick
+
+
+def _refresh_date(state: ServerState) -> None:
+    """The Date header of responses, computed at most once a second (as uvicorn's tick
+    would), when requests come."""
+    now = int(time.time())
+    if now != getattr(state, "date_second", None):
+        state.date_second = now  # type: ignore[attr-defined]
+        headers = [(k, v) for k, v in state.default_headers if k != b"date"]
+        state.default_headers = [(b"date", formatdate(now, usegmt=True).encode()), *headers]
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

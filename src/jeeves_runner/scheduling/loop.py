@@ -60,7 +60,8 @@ class Scheduler:
         self.clock = clock
         self.fires = FireSchedule(zone)
         self.reconcile_interval_s = reconcile_interval_s
-        self._wake = asyncio.Event()
+        # Set while the loop sleeps; resolved early by _poke() (a job changed, a stop).
+        self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._fingerprint: tuple[int, str] | None = None
         self._refreshes = 0
@@ -94,7 +95,7 @@ class Scheduler:
         )
         self.fires.update_one(job_id, entry, self.clock.now())
         self._refreshes += 1
-        self._wake.set()
+        self._poke()
 
     async def reconcile_if_changed(self) -> None:
         """The periodic check. The aggregate query and, when it moved, the full read run in
@@ -128,7 +129,7 @@ class Scheduler:
                 log.warning(
                     "job not scheduled", job_id=job_id, reason=self.fires.failed[job_id].reason
                 )
-        self._wake.set()
+        self._poke()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
@@ -137,7 +138,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         self._stopping = True
-        self._wake.set()
+        self._poke()
         for task in (self._task, self._reconcile_task, *self._fire_tasks):
             if task is not None:
                 task.cancel()
@@ -254,9 +255,21 @@ class Scheduler:
         return late
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(seconds, 0.0))
+        # A bare timer and future, not wait_for(): no task per sleep, so an idle runner's once
+        # a second wake costs next to nothing.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_later(max(seconds, 0.0), _resolve, waiter)
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            self._waiter = None
+
+    def _poke(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     async def _wait_until(self, due_ts: float) -> None:
         """Precise final wait: a timer to just before the instant, then yield until it.
@@ -276,6 +289,11 @@ class Scheduler:
                 handle.cancel()
         while self.clock.monotonic() < deadline and self.clock.now().timestamp() < due_ts:
             await asyncio.sleep(0)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def describe_zone(zone: tzinfo) -> str:

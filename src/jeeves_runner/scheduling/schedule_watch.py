@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 
@@ -28,11 +30,20 @@ FORCED_EVERY = 20  # looks: a fingerprint check at least every 10 s whatever the
 
 class ScheduleWatch:
     def __init__(
-        self, scheduler: Scheduler, gateway: StoreGateway, interval_s: float = WATCH_INTERVAL_S
+        self,
+        scheduler: Scheduler,
+        gateway: StoreGateway,
+        interval_s: float = WATCH_INTERVAL_S,
+        files: Sequence[Path] = (),
     ) -> None:
+        """`files`: where commits show on disk (an SQLite file and its `-wal`): while none of
+        them changed size or time, a look asks nothing of the store, so an idle runner does
+        not wake a thread twice a second."""
         self.scheduler = scheduler
         self.gateway = gateway
         self.interval_s = interval_s
+        self.files = list(files)
+        self._stamp: tuple[tuple[int, int], ...] | None = None
         self._version: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.looks = 0
@@ -48,15 +59,32 @@ class ScheduleWatch:
                 await self._task
             self._task = None
 
+    def _files_stamp(self) -> tuple[tuple[int, int], ...]:
+        # A stat of local files: microseconds, so done on the loop.
+        stamps = []
+        for path in self.files:
+            try:
+                info = path.stat()
+            except OSError:
+                stamps.append((-1, -1))
+            else:
+                stamps.append((info.st_mtime_ns, info.st_size))
+        return tuple(stamps)
+
     async def look(self, forced: bool = False) -> None:
         self.looks += 1
+        stamp = self._files_stamp() if self.files else None
+        if stamp is not None and stamp == self._stamp and not forced:
+            return
         version = await self.gateway.probe(lambda s: s.data_version())
         if version == self._version and not forced:
+            self._stamp = stamp
             return
         self.checks += 1
         await self.scheduler.reconcile_if_changed()
         # Only now: a look that failed leaves the version unseen, so the next one retries.
         self._version = version
+        self._stamp = stamp
 
     async def _loop(self) -> None:
         looks = 0
