@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.models import RunResult
 from jeeves_runner.store.gateway import StoreGateway
 
@@ -67,4 +68,16 @@ class RunnerControl(Protocol):
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         """False when the job does not exist. Reconciles the schedule at once."""
+        ...
+
+    async def cancel_run(self, run_id: int, reason: str) -> bool:
+        """Stop a run in flight in this runner (TERM, then KILL of its group after the
+        grace; a run waiting for its turn never starts) and return once it is recorded as
+        `cancelled` with `reason` as its error. False when this runner has no such run in
+        flight (unknown, finished, or another node's)."""
+        ...
+
+    def subscribe_log(self, run_id: int) -> LogSubscription | None:
+        """A live reader of the log of a run in flight in this runner; None otherwise (the
+        whole log is then in the store)."""
         ...

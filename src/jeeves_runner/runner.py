@@ -18,6 +18,7 @@ from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.executor import KILL_GRACE_S, ProcessExecutor
 from jeeves_runner.execution.orphans import kill_orphan_groups
 from jeeves_runner.execution.result_journal import ResultJournal
+from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.execution.sessions import SessionRunner
 from jeeves_runner.logs import set_log_level
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
@@ -97,6 +98,12 @@ class Runner:
     async def start_run(self, job_id: str) -> int:
         return await self.dispatcher.start_run(job_id)
 
+    async def cancel_run(self, run_id: int, reason: str) -> bool:
+        return await self.dispatcher.cancel_run(run_id, reason)
+
+    def subscribe_log(self, run_id: int) -> LogSubscription | None:
+        return self.dispatcher.subscribe_log(run_id)
+
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         at = format_instant(self.clock.now())
         found = await self.store.write(lambda s: s.jobs.set_enabled(job_id, enabled, at))
@@ -160,6 +167,7 @@ class Runner:
                 notifier=self.notifier,
                 clock=self.clock,
                 max_concurrency=config.max_concurrency,
+                run_log_max_bytes=config.run_log_max_bytes,
             )
             self.scheduler = Scheduler(
                 store=self._gateway,

@@ -17,6 +17,7 @@ import pytest
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.result_journal import ResultJournal
+from jeeves_runner.execution.run_log import RunLog
 from jeeves_runner.models import Job, OverlapPolicy, RunResult, RunStatus, format_instant
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
@@ -31,27 +32,37 @@ class HeldProcess:
 
     pid = 4_194_305  # past Linux's largest pid: no such process, nothing to signal
 
-    def __init__(self, job_id: str, run_id: int) -> None:
+    def __init__(self, job_id: str, run_id: int, log: RunLog | None = None) -> None:
         self.job_id = job_id
         self.run_id = run_id
+        self.log = log
         self.released = asyncio.Event()
         self.ended = False
+        self.cancelled: str | None = None
 
     async def wait(self) -> RunResult:
         await self.released.wait()
         self.ended = True
+        if self.cancelled is not None:
+            return RunResult(status=RunStatus.CANCELLED, duration_ms=10, error=self.cancelled)
         return RunResult(status=RunStatus.OK, duration_ms=10, exit_code=0, stdout=self.job_id)
 
     async def stop(self, kill_grace_s: float = 5.0, reason: str | None = None) -> None:
         self.released.set()
+
+    async def cancel(self, reason: str) -> None:
+        self.cancelled = reason
+        self.released.set()
+        while not self.ended:
+            await asyncio.sleep(0)
 
 
 class HeldExecutor:
     def __init__(self) -> None:
         self.started: list[HeldProcess] = []
 
-    async def spawn(self, job: Job, run_id: int) -> HeldProcess:
-        process = HeldProcess(job.id, run_id)
+    async def spawn(self, job: Job, run_id: int, log: RunLog | None = None) -> HeldProcess:
+        process = HeldProcess(job.id, run_id, log)
         self.started.append(process)
         return process
 

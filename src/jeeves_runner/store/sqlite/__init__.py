@@ -8,6 +8,7 @@ from pathlib import Path
 from jeeves_runner.store.errors import DatabaseBusyError, DatabaseUnavailableError, StoreError
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.jobs import SqliteJobStore
+from jeeves_runner.store.sqlite.logs import SqliteRunLogStore
 from jeeves_runner.store.sqlite.queues import SqliteQueueStore
 from jeeves_runner.store.sqlite.runs import SqliteRunStore
 from jeeves_runner.store.sqlite.state import SqliteStateStore
@@ -21,6 +22,7 @@ class SqliteStore:
         self.path = self.db.path
         self._jobs = SqliteJobStore(self.db)
         self._runs = SqliteRunStore(self.db)
+        self._logs = SqliteRunLogStore(self.db)
         self._state = SqliteStateStore(self.db)
         self._queues = SqliteQueueStore(self.db)
 
@@ -31,6 +33,10 @@ class SqliteStore:
     @property
     def runs(self) -> SqliteRunStore:
         return self._runs
+
+    @property
+    def logs(self) -> SqliteRunLogStore:
+        return self._logs
 
     @property
     def state(self) -> SqliteStateStore:
