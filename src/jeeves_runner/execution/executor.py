@@ -20,9 +20,9 @@ from pathlib import Path
 from jeeves_runner.clock import Clock
 from jeeves_runner.execution.child_env import child_environment
 from jeeves_runner.execution.output_tail import OutputTail
-from jeeves_runner.execution.run_log import RunLog
 from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
 from jeeves_runner.execution.process_groups import signal_group as _signal_group
+from jeeves_runner.execution.run_log import RunLog
 from jeeves_runner.models import Job, LogStream, RunResult, RunStatus
 
 KILL_GRACE_S = 5.0
