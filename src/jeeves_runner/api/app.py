@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import health, jobs, queues, state
+from jeeves_runner.api import health, jobs, queues, runs, state
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.clock import Clock, SystemClock
@@ -71,7 +71,7 @@ def create_app(control: RunnerControl, *, clock: Clock | None = None) -> FastAPI
     app.state.control = control
     app.state.clock = clock if clock is not None else SystemClock()
     app.state.body_cache = jobs.BodyCache()
-    for router in (jobs.router, health.router, queues.router, state.router):
+    for router in (jobs.router, runs.router, health.router, queues.router, state.router):
         app.include_router(router)
     app.add_exception_handler(ApiError, _api_error)
     for error_type, status_code in _DOMAIN_STATUS:

@@ -80,6 +80,7 @@ class LogSubscription:
     def end(self) -> None:
         """The run's end is recorded: nothing more comes."""
         self.closed = True
+        self._on_close = None  # the log has let go of its readers already
         self._event.set()
 
     async def next_chunks(self) -> list[LogChunk] | None:
