@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -110,12 +110,47 @@ def since_from(request: Request) -> str | None:
     text = request.query_params.get("since")
     if text is None:
         return None
+    moment = parse_since(text.strip())
+    if moment is None:
+        raise ApiError(400, f"{SINCE_ERROR}; got {text[:40]!r}")
+    return moment
+
+
+# RFC 3339 (what OpenAPI's date-time means), plus a bare date-time or date, read as UTC.
+_INSTANT = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)(?:[Tt ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?"
+    r"([Zz]|[+-]\d\d:\d\d)?)?"
+)
+
+
+def parse_since(text: str) -> str | None:
+    """`text` as a stored instant (UTC, ms), or None when it is not an instant."""
+    match = _INSTANT.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+        moment = datetime(
+            max(int(year), 1),  # year 0: before every run
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            min(int(second or 0), 59),  # a leap second counts as the second before it
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=UTC,
+        )
     except ValueError:
-        raise ApiError(400, f"{SINCE_ERROR}; got {text[:40]!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # a bare date or time is read as UTC
+        return None  # no such day or time (month 13, 25:00)
+    if zone and zone not in "Zz":
+        sign = 1 if zone[0] == "+" else -1
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        try:
+            moment -= sign * offset
+        except OverflowError:
+            moment = (
+                datetime.min.replace(tzinfo=UTC) if sign > 0 else datetime.max.replace(tzinfo=UTC)
+            )
     return format_instant(moment)
 
 
@@ -170,7 +205,7 @@ STATUS_PARAM = _query(
 )
 BEFORE_PARAM = _query(
     "before",
-    {"type": "integer", "minimum": 1},
+    {"type": "integer", "minimum": 1, "maximum": 10**18 - 1},
     "Only runs with an id below this one: pass the last id of a page to get the next.",
 )
 LIMIT_PARAM = _query(

@@ -11,6 +11,7 @@ from jeeves_runner import __version__
 from jeeves_runner.cli import (
     api_commands,
     data_commands,
+    run_commands,
     runner_commands,
     schedule_commands,
 )
@@ -36,6 +37,7 @@ for command in (
     *runner_commands.COMMANDS,
     *schedule_commands.COMMANDS,
     *api_commands.COMMANDS,
+    *run_commands.COMMANDS,
     *data_commands.COMMANDS,
 ):
     cli.add_command(command)
