@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -255,6 +256,7 @@ class ProcessExecutor:
             raise SpawnError(f"Cannot start {job.script}: permission denied") from None
         except OSError as exc:
             raise SpawnError(f"Cannot start {job.script}: {exc.strerror or exc}") from None
+        _widen_pipes(transport)
         return RunningProcess(
             job=job,
             transport=transport,
@@ -262,6 +264,25 @@ class ProcessExecutor:
             started_mono=self.clock.monotonic(),
             clock=self.clock,
         )
+
+
+# Linux: a child writing fast blocks (and is switched out) each time its pipe's 64 KiB fill;
+# 1 MiB (the default pipe-max-size for unprivileged processes) lets it run on while the
+# runner reads. Kernel memory, used only while the child is ahead of the runner.
+_F_SETPIPE_SZ = 1031
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen_pipes(transport: asyncio.SubprocessTransport) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    for fd in (1, 2):
+        pipe = transport.get_pipe_transport(fd)
+        raw = pipe.get_extra_info("pipe") if pipe is not None else None
+        if raw is None:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.fcntl(raw.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _signal_name(number: int) -> str:

@@ -98,9 +98,13 @@ class OutputTail:
         pieces = rest.rsplit(b"\n", self.max_lines + 1)
         if len(pieces) > self.max_lines + 1:
             pieces = pieces[1:]
+        complete = pieces[:-1]
         cap = self.max_line_bytes
-        for line in pieces[:-1]:
-            self._lines.append(line if len(line) <= cap else cut_line(line, cap))
+        # One pass in C over the lengths; the per-line loop only for the rare chunk that
+        # holds a line to cut.
+        if complete and max(map(len, complete)) > cap:
+            complete = [line if len(line) <= cap else cut_line(line, cap) for line in complete]
+        self._lines.extend(complete)
         self._extend_partial(pieces[-1])
 
     def _extend_partial(self, data: bytes) -> None:
