@@ -88,7 +88,7 @@ def last_run_id(port: int, job_id: str) -> int:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def pipe_floor(script: Path) -> float:
@@ -133,7 +133,7 @@ def capture(port: int, script: Path, rounds: int) -> dict[str, Any]:
 
 
 def follow_latency(port: int) -> dict[str, Any]:
-    status, body = request(port, "POST", "/jobs/clock/run?wait=false")
+    _, body = request(port, "POST", "/jobs/clock/run?wait=false")
     run_id = int(json.loads(body)["run_id"])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", f"/runs/{run_id}/log?follow=true")
