@@ -305,8 +305,12 @@ def log_text(chunks: list[LogChunk], tail: int | None = None) -> bytes:
         lines = body.split(b"\n", body.count(b"\n") - tail) if body.count(b"\n") > tail else None
         if lines is not None:
             body = lines[-1]
-    # Whatever the child printed, the answer is UTF-8.
-    return body.decode("utf-8", errors="replace").encode()
+    # Whatever the child printed, the answer is UTF-8 (checked in C; rebuilt only when not).
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("utf-8", errors="replace").encode()
+    return body
 
 
 LOG_PARAMS = [
