@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
-from jeeves_runner.api.params import error_responses, json_response, limit_from
+from jeeves_runner.api.params import ErrorBody, error_responses, json_response, limit_from
 from jeeves_runner.control import RunnerControl
 from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.models import (
@@ -268,7 +268,13 @@ async def get_run(run_id: str, request: Request) -> Response:
 @router.post(
     "/runs/{run_id}/cancel",
     response_model=RunDetail,
-    responses=error_responses(404, 409, 503),
+    responses={
+        **error_responses(404, 503),
+        409: {
+            "model": ErrorBody,
+            "description": "The run has already finished, or is not in flight in this runner",
+        },
+    },
     summary="Stop a run (TERM, then KILL of its group after 5 s) and answer once recorded",
 )
 async def cancel_run(run_id: str, request: Request) -> Response:
