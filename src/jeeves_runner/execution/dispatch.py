@@ -29,6 +29,7 @@ from jeeves_runner.models import (
     STOPPED_DURING_RUN,
     Job,
     JobType,
+    LogStream,
     OverlapPolicy,
     RunLogWrite,
     RunResult,
@@ -505,7 +506,15 @@ class RunDispatcher:
         self.executing += 1
         started = self.clock.monotonic()
         try:
-            return await self.sessions.run(job)
+            result = await self.sessions.run(job)
+            run_log = self.logs.live.get(run_id)
+            if run_log is not None:
+                # A session prints nothing while it runs; its answer is its log.
+                if result.stdout:
+                    run_log.feed(LogStream.STDOUT, result.stdout.encode())
+                if result.error and result.status is not RunStatus.OK:
+                    run_log.warn(result.error)
+            return result
         except asyncio.CancelledError:
             elapsed = int((self.clock.monotonic() - started) * 1000)
             reason = self._cancel_reasons.get(run_id)
