@@ -290,3 +290,18 @@ def test_cancel_of_a_finished_run_or_one_held_elsewhere_is_409(
         409,
         {"error": f"Run {elsewhere} is not in flight in this runner"},
     )
+
+
+def test_follow_with_tail_starts_from_the_last_lines(
+    client: httpx.Client, control: FakeControl, store: SqliteStore
+) -> None:
+    run_id = log_run(control, store)
+    store.runs.finish_run(run_id, RunResult(RunStatus.OK, 1, exit_code=0), B)
+    events: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("GET", f"/runs/{run_id}/log?follow=true&tail=2") as response:
+        read_events(response, events)
+    assert [(e, d.get("line")) for e, d in events[:-1]] == [
+        ("line", "warning: x"),
+        ("line", "three"),
+    ]
+    assert events[-1][0] == "end" and events[-1][1]["status"] == "ok"

@@ -201,6 +201,14 @@ def test_follow_gets_lines_while_the_child_runs_then_end(
         assert sorted(seen) == [("stderr", "to stderr"), ("stdout", "before")]
         # (Its `running` mark is batched: written a few ms after the child started.)
         assert http.get(f"/runs/{run_id}").json()["run"]["finished_at"] is None
+        # A second follower, while it runs, asking for the last line so far of stdout.
+        with http.stream(
+            "GET",
+            f"/runs/{run_id}/log",
+            params={"follow": "true", "tail": "1", "stream": "stdout"},
+        ) as second:
+            first_event = next(sse_events(second))
+        assert (first_event[0], first_event[1]["line"]) == ("line", "before")
         release(go)
         rest = list(events)
     assert rest[:-1] == [("line", {"stream": "stdout", "at": rest[0][1]["at"], "line": "after"})]
@@ -224,6 +232,12 @@ def test_follow_gets_lines_while_the_child_runs_then_end(
         "after",
     ]
     assert late[-1][0] == "end" and late[-1][1]["status"] == "error"
+    with http.stream(
+        "GET", f"/runs/{run_id}/log", params={"follow": "true", "tail": "1"}
+    ) as response:
+        last = list(sse_events(response))
+    assert [event for event, _ in last] == ["line", "end"]
+    assert last[0][1]["line"] == "after"
 
 
 def test_tails_show_what_a_run_in_flight_printed_so_far(

@@ -324,7 +324,7 @@ LOG_PARAMS = [
     _query(
         "tail",
         {"type": "integer", "minimum": 1, "maximum": TAIL_MAX},
-        "Only the last N lines",
+        "Only the last N lines (with follow=true: of what was printed so far)",
     ),
     _query(
         "follow",
@@ -370,7 +370,7 @@ async def get_log(run_id: str, request: Request) -> Response:
             if subscription is not None:
                 subscription.close()
             raise ApiError(404, RUN_NOT_FOUND)
-        events = _follow(control, number, streams, subscription)
+        events = _follow(control, number, streams, subscription, tail)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events, media_type=SSE, headers=headers)
 
@@ -387,12 +387,22 @@ async def get_log(run_id: str, request: Request) -> Response:
     return Response(log_text(chunks, tail), media_type="text/plain; charset=utf-8")
 
 
-def _events(chunks: list[LogChunk], streams: Collection[LogStream] | None) -> bytes:
+def _events(
+    chunks: list[LogChunk], streams: Collection[LogStream] | None, last: int | None = None
+) -> bytes:
+    """Each line as an event; with `last`, only the last `last` lines."""
+    chosen = [c for c in chunks if streams is None or c.stream in streams]
+    skip = 0
+    if last is not None:
+        skip = max(sum(c.data.count(b"\n") for c in chosen) - last, 0)
     out: list[bytes] = []
-    for chunk in chunks:
-        if streams is not None and chunk.stream not in streams:
-            continue
-        for line in chunk.lines():
+    for chunk in chosen:
+        lines = chunk.lines()
+        if skip:
+            dropped = min(skip, len(lines))
+            lines = lines[dropped:]
+            skip -= dropped
+        for line in lines:
             data = orjson.dumps(
                 {
                     "stream": chunk.stream.value,
@@ -417,8 +427,10 @@ async def _follow(
     run_id: int,
     streams: Collection[LogStream] | None,
     subscription: LogSubscription | None,
+    tail: int | None = None,
 ) -> AsyncIterator[bytes]:
-    """What was printed so far, then each new line as it is read, then `end`."""
+    """What was printed so far (its last `tail` lines), then each new line as it is read,
+    then `end`."""
     try:
         if subscription is not None:
             # A run of this runner: lines come from the live feed as they are read.
@@ -426,7 +438,8 @@ async def _follow(
             stored = await control.store.read(
                 lambda s: s.logs.read_log(run_id, streams=streams, before_seq=until)
             )
-            yield _events(stored, streams)
+            # What the live feed holds already belongs to "so far" too.
+            yield _events(stored + subscription.take_ready(), streams, tail)
             while True:
                 try:
                     chunks = await asyncio.wait_for(subscription.next_chunks(), KEEP_ALIVE_S)
@@ -440,12 +453,14 @@ async def _follow(
             # Another node's run, or one already finished: the store has it all, or will.
             last = -1
             idle = 0.0
+            first: int | None = tail
             while True:
                 row, chunks = await control.store.read(_run_and_log_after(run_id, streams, last))
                 if chunks:
                     last = chunks[-1].seq
                     idle = 0.0
-                    yield _events(chunks, streams)
+                    yield _events(chunks, streams, first)
+                first = None
                 if row is None or RunStatus(row["status"]) in FINISHED_STATUSES:
                     break
                 if idle >= KEEP_ALIVE_S:

@@ -99,9 +99,9 @@ def logs(
     params: list[tuple[str, str | int]] = []
     if stream is not None:
         params.append(("stream", stream))
+    if tail is not None:
+        params.append(("tail", tail))
     if not follow:
-        if tail is not None:
-            params.append(("tail", tail))
         response = call_api(config, "GET", f"/runs/{number}/log", TRIGGER_TIMEOUT, params=params)
         if not response.is_success:
             api_body(response)  # raises with the runner's message

@@ -77,6 +77,13 @@ class LogSubscription:
         self._size += len(chunk.data)
         self._event.set()
 
+    def take_ready(self) -> list[LogChunk]:
+        """What has arrived, without waiting."""
+        chunks = list(self._queue)
+        self._queue.clear()
+        self._size = 0
+        return chunks
+
     def end(self) -> None:
         """The run's end is recorded: nothing more comes."""
         self.closed = True
