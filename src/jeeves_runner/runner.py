@@ -329,7 +329,18 @@ class Runner:
         if new.reconcile_interval_ms != old.reconcile_interval_ms:
             self.scheduler.set_reconcile_interval(new.reconcile_interval_ms / 1000)
             applied.append("reconcileIntervalMs")
-        live = {"log", "notifications", "gateway", "max_concurrency", "reconcile_interval_ms"}
+        if new.run_log_max_bytes != old.run_log_max_bytes:
+            # For runs that start from now on; a run in flight keeps the cap it began with.
+            self.dispatcher.logs.max_bytes = new.run_log_max_bytes
+            applied.append("runLogMaxBytes")
+        live = {
+            "log",
+            "notifications",
+            "gateway",
+            "max_concurrency",
+            "reconcile_interval_ms",
+            "run_log_max_bytes",
+        }
         restart = [
             field_info.alias or name
             for name, field_info in type(new).model_fields.items()
@@ -344,6 +355,7 @@ class Runner:
                 "gateway": new.gateway,
                 "max_concurrency": new.max_concurrency,
                 "reconcile_interval_ms": new.reconcile_interval_ms,
+                "run_log_max_bytes": new.run_log_max_bytes,
             }
         )
         log.info("SIGHUP: config read again", applied=applied, needs_restart=restart)

@@ -587,6 +587,7 @@ class RunDispatcher:
         if task is None or task.done():
             return False
         self._cancel_reasons.setdefault(run_id, reason)
+        log.info("run cancel asked", run_id=run_id, reason=reason)
         process = self.processes.get(run_id)
         if process is not None:
             await process.cancel(reason)
