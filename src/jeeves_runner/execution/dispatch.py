@@ -99,6 +99,7 @@ class RunDispatcher:
         self.logs = RunLogWriter(store, clock, max_bytes=run_log_max_bytes)
         self._run_tasks: dict[int, asyncio.Task[Any]] = {}
         self._cancel_reasons: dict[int, str] = {}
+        self._recording: set[int] = set()  # ended, their result being written: past cancel
         self.journal = journal
         self.executor = executor
         self.sessions = sessions
@@ -329,6 +330,7 @@ class RunDispatcher:
                 activity.queued = False
             activity.in_flight -= 1
             activity.released()
+        self._recording.add(run_id)
         try:
             rest_of_log = await self.logs.close(run_id)
             await self._record(job, run_id, trigger, result, rest_of_log)
@@ -336,6 +338,7 @@ class RunDispatcher:
             self.logs.recorded(run_id)
             self._run_tasks.pop(run_id, None)
             self._cancel_reasons.pop(run_id, None)
+            self._recording.discard(run_id)
         if cancelled:
             raise asyncio.CancelledError
         return result
@@ -585,6 +588,12 @@ class RunDispatcher:
         runner has no such run in flight."""
         task = self._run_tasks.get(run_id)
         if task is None or task.done():
+            return False
+        if run_id in self._recording:
+            # It has ended already; cancelling now would only interrupt the write of its
+            # result. Let that finish: the caller finds the run finished.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
             return False
         self._cancel_reasons.setdefault(run_id, reason)
         log.info("run cancel asked", run_id=run_id, reason=reason)
