@@ -385,3 +385,30 @@ def test_a_runs_last_lines_are_written_with_its_end_and_readers_get_them(
         assert h.dispatcher.subscribe_log(run_id) is None
 
     run(harness, scenario)
+
+
+def test_a_cancel_while_the_result_is_being_written_leaves_the_write_alone(
+    harness: Harness, tmp_db: Path
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("a")
+        run_id = await h.dispatcher.start_run("a")
+        await until(lambda: len(h.executor.started) == 1, "the run")
+        await h.dispatcher.flush_marks()
+        # Another process holds the write lock: the run's end waits to be written.
+        other = sqlite3.connect(tmp_db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            h.executor.started[0].released.set()
+            await until(lambda: run_id in h.dispatcher._recording, "the result's write")
+            cancelling = asyncio.ensure_future(h.dispatcher.cancel_run(run_id, "too late"))
+            await settle()
+            assert not cancelling.done()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await cancelling is False
+        row = h.runs("a")[0]
+        assert (row["status"], row["error"]) == ("ok", None)
+
+    run(harness, scenario)
