@@ -246,15 +246,23 @@ def test_tails_show_what_a_run_in_flight_printed_so_far(
     go = fifo(tmp_path)
     live.add_job(
         "slow",
-        script(tmp_path, "slow.py", f"print('so far', flush=True)\nopen({str(go)!r}).read()\n"),
+        script(
+            tmp_path,
+            "slow.py",
+            "import sys, time\n"
+            "print('so far', flush=True)\n"
+            "time.sleep(0.3)\n"  # a flush of its own for the line
+            "sys.stdout.write('50%'); sys.stdout.flush()\n"  # a progress bar: no newline
+            f"open({str(go)!r}).read()\n",
+        ),
     )
     run_id = start(http, "slow")
     wait_until(
-        lambda: http.get(f"/runs/{run_id}").json()["run"]["stdout"] == "so far",
+        lambda: http.get(f"/runs/{run_id}").json()["run"]["stdout"] == "so far\n50%",
         "the tail of a run in flight",
     )
     (listed,) = http.get("/jobs/slow/runs").json()["runs"]
-    assert (listed["status"], listed["stdout"]) == ("running", "so far")
+    assert (listed["status"], listed["stdout"]) == ("running", "so far\n50%")
     release(go)
     assert wait_finished(http, run_id)["status"] == "ok"
 

@@ -163,6 +163,8 @@ class RunLog:
         last_nl = data.rfind(b"\n")
         if last_nl < 0:
             self._extend_partial(stream, data)
+            # No line yet (a progress bar): only the run's tails change, but they should.
+            self._on_pending(self)
             return
         partial = self._partial[stream]
         if partial or self._partial_cut[stream]:
@@ -274,7 +276,12 @@ class RunLog:
 
     @property
     def has_news(self) -> bool:
-        return bool(self._pending) or self._marker_dirty or self._drop_upto is not None
+        return (
+            bool(self._pending)
+            or self._marker_dirty
+            or self._drop_upto is not None
+            or (self._tails_stale and self.tails is not None)
+        )
 
     def take_write(self, *, with_tails: bool = True) -> RunLogWrite | None:
         """What is new since the last write, now in flight until settle() or restore()."""
