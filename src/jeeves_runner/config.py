@@ -92,6 +92,9 @@ class Config(_Section):
     # Names of environment variables jobs must not inherit (the gateway token variable is
     # withheld anyway): see execution/child_env.py.
     secret_env: list[str] = Field(default_factory=list, alias="secretEnv")
+    # A run's full log keeps at most this many bytes: past it, the first half and the last
+    # half, with a line saying how much was dropped between them.
+    run_log_max_bytes: int = Field(default=10 * 1024 * 1024, alias="runLogMaxBytes", ge=1024)
     schema_: Any = Field(default=None, alias="$schema", exclude=True)
 
     @field_validator("secret_env")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.models import Job, RunResult
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
@@ -103,4 +104,15 @@ class RunnerControl(Protocol):
     async def delete_job(self, job_id: str, *, force: bool) -> bool:
         """Delete the job and its runs and unschedule it at once; False when it does not
         exist. A run in flight raises JobInFlightError unless `force`, which stops it first."""
+
+    async def cancel_run(self, run_id: int, reason: str) -> bool:
+        """Stop a run in flight in this runner (TERM, then KILL of its group after the
+        grace; a run waiting for its turn never starts) and return once it is recorded as
+        `cancelled` with `reason` as its error. False when this runner has no such run in
+        flight (unknown, finished, or another node's)."""
+        ...
+
+    def subscribe_log(self, run_id: int) -> LogSubscription | None:
+        """A live reader of the log of a run in flight in this runner; None otherwise (the
+        whole log is then in the store)."""
         ...

@@ -28,6 +28,23 @@ class RunStatus(StrEnum):
     ERROR = "error"
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
+    # Stopped on someone's request (the API's cancel); `error` says who asked.
+    CANCELLED = "cancelled"
+
+
+# A run in one of these has ended; nothing changes it any more.
+FINISHED_STATUSES = frozenset(
+    {RunStatus.OK, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.SKIPPED, RunStatus.CANCELLED}
+)
+
+
+class LogStream(StrEnum):
+    """Where a line of a run's log came from: the child's two pipes, or the runner itself
+    (a warning about the run's output, the line saying how much of a long log was dropped)."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    RUNNER = "runner"
 
 
 class RunTrigger(StrEnum):
@@ -79,6 +96,33 @@ class RunResult:
     error: str | None = None
     tokens: int | None = None
     result_meta: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """Consecutive lines of one stream of a run's log, read at one instant. `seq` orders the
+    chunks of a run; `data` holds whole lines, each ending with a newline, as the child wrote
+    them (bytes: whatever the child printed is kept, valid UTF-8 or not)."""
+
+    seq: int
+    stream: LogStream
+    at: str
+    data: bytes
+
+    def lines(self) -> list[bytes]:
+        return self.data.split(b"\n")[:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class RunLogWrite:
+    """What one flush writes for one run: new chunks (a chunk with a `seq` already stored
+    replaces it), stored chunks to delete (`seq` in `drop`, a half-open range: the middle
+    of a log past its cap), and the run's output tails so far (None: unchanged)."""
+
+    run_id: int
+    chunks: tuple[LogChunk, ...] = ()
+    drop: tuple[int, int] | None = None
+    tails: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

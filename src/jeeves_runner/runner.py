@@ -22,6 +22,7 @@ from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.executor import KILL_GRACE_S, ProcessExecutor
 from jeeves_runner.execution.orphans import kill_orphan_groups
 from jeeves_runner.execution.result_journal import ResultJournal
+from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.execution.sessions import SessionRunner
 from jeeves_runner.job_changes import JobChanges
 from jeeves_runner.jobs.folder_sync import JobFolderSync
@@ -108,6 +109,12 @@ class Runner:
     async def start_run(self, job_id: str) -> int:
         return await self.dispatcher.start_run(job_id)
 
+    async def cancel_run(self, run_id: int, reason: str) -> bool:
+        return await self.dispatcher.cancel_run(run_id, reason)
+
+    def subscribe_log(self, run_id: int) -> LogSubscription | None:
+        return self.dispatcher.subscribe_log(run_id)
+
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         at = format_instant(self.clock.now())
         found = await self.store.write(lambda s: s.jobs.set_enabled(job_id, enabled, at))
@@ -180,6 +187,7 @@ class Runner:
                 notifier=self.notifier,
                 clock=self.clock,
                 max_concurrency=config.max_concurrency,
+                run_log_max_bytes=config.run_log_max_bytes,
             )
             self.scheduler = Scheduler(
                 store=self._gateway,
@@ -386,7 +394,18 @@ class Runner:
         if new.reconcile_interval_ms != old.reconcile_interval_ms:
             self.scheduler.set_reconcile_interval(new.reconcile_interval_ms / 1000)
             applied.append("reconcileIntervalMs")
-        live = {"log", "notifications", "gateway", "max_concurrency", "reconcile_interval_ms"}
+        if new.run_log_max_bytes != old.run_log_max_bytes:
+            # For runs that start from now on; a run in flight keeps the cap it began with.
+            self.dispatcher.logs.max_bytes = new.run_log_max_bytes
+            applied.append("runLogMaxBytes")
+        live = {
+            "log",
+            "notifications",
+            "gateway",
+            "max_concurrency",
+            "reconcile_interval_ms",
+            "run_log_max_bytes",
+        }
         restart = [
             field_info.alias or name
             for name, field_info in type(new).model_fields.items()
@@ -401,6 +420,7 @@ class Runner:
                 "gateway": new.gateway,
                 "max_concurrency": new.max_concurrency,
                 "reconcile_interval_ms": new.reconcile_interval_ms,
+                "run_log_max_bytes": new.run_log_max_bytes,
             }
         )
         log.info("SIGHUP: config read again", applied=applied, needs_restart=restart)

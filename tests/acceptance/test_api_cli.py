@@ -174,12 +174,12 @@ def test_ctrl_c_on_trigger_says_the_run_goes_on(
         wait_for(lambda: control.running_count == 1, "the run to start")
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
-        port = json.loads(Path(config).read_text("utf-8"))["port"]
         assert (child.returncode, out) == (130, "")
+        (run,) = control.gateway.store.runs.list_runs("long", 5)
         assert err == (
-            "error: interrupted: the run of 'long' goes on in the runner (runs cannot be "
-            f"cancelled yet); its result will be in http://127.0.0.1:{port}/jobs/long/runs"
-            "?limit=1\n"
+            f"error: interrupted: run {run['id']} of 'long' goes on in the runner; stop it "
+            f"with 'jeeves-runner cancel {run['id']}', see it with "
+            f"'jeeves-runner logs {run['id']}'\n"
         )
         assert control.running_count == 1  # the CLI leaving does not end the run
     finally:
@@ -228,8 +228,10 @@ def test_against_the_real_runner(run_cli: RunCli, tmp_path: Path) -> None:
     try:
         code, out, err = run_cli("trigger", "-i", "hello", "-c", str(runner.config_path))
         assert (code, err) == (0, "")
-        assert out.splitlines()[0].startswith("Job 'hello': ok in ")
-        assert "hello from the job" in out
+        # The job's output as it printed it, then the result (its tails not repeated).
+        live, summary = out.splitlines()
+        assert live == "hello from the job"
+        assert summary.startswith("Job 'hello': ok in ")
 
         with httpx.Client(base_url=runner.url, timeout=10) as http:
             (job,) = http.get("/jobs").json()["jobs"]

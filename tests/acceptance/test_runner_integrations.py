@@ -189,6 +189,9 @@ def test_a_session_job_runs_through_the_gateway_and_counts_as_running(
             assert result["status"] == "ok" and result["stdout"] == "Done."
             run = http.get("/jobs/digest/runs").json()["runs"][0]
             assert (run["tokens"], run["result_meta"]) == (77, GatewayStandIn.SESSION_KEY)
+            # A session's answer is its log.
+            log = http.get(f"/runs/{run['id']}/log").text
+            assert log.split(" ", 1)[1] == "stdout Done.\n"
 
 
 def test_a_slack_that_never_answers_does_not_delay_the_run_record(

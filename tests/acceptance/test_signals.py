@@ -98,13 +98,14 @@ def test_sighup_reloads_the_config_and_keeps_running(runner: RunnerProcess) -> N
     config = json.loads(runner.config_path.read_text())
     config["maxConcurrency"] = 9
     config["log"] = {"level": "debug"}
+    config["runLogMaxBytes"] = 1 << 20
     config["port"] = runner.port + 1  # cannot change while running
     runner.config_path.write_text(json.dumps(config))
     runner.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "config read again" in runner.log(), 10, "the reload")
     assert runner.proc.poll() is None
     line = next(json.loads(x) for x in runner.log().splitlines() if "config read again" in x)
-    assert line["applied"] == ["log.level", "maxConcurrency"]
+    assert line["applied"] == ["log.level", "maxConcurrency", "runLogMaxBytes"]
     assert line["needs_restart"] == ["port"]
     assert httpx.get(f"{runner.url}/health", timeout=5).status_code == 200
 

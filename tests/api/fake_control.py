@@ -59,6 +59,10 @@ class FakeControl:
         self.changed_jobs: list[str] = []  # ids the API asked to (re)schedule, in order
         self.forced_deletes: list[str] = []
         self._in_flight: Counter[str] = Counter()
+        self._open: dict[int, str] = {}  # manual runs in flight: run id -> job id
+        self._cancels: dict[int, str] = {}
+        self._recorded: dict[int, asyncio.Event] = {}
+        self.cancel_calls: list[tuple[int, str]] = []
         self._background: set[asyncio.Task[RunResult]] = set()
 
     # ---- RunnerControl ------------------------------------------------------------------
@@ -116,6 +120,8 @@ class FakeControl:
         )
         self.version += 1
         self._in_flight[job_id] += 1
+        self._open[run_id] = job_id
+        self._recorded[run_id] = asyncio.Event()
         return run_id
 
     async def _finish(self, job_id: str, run_id: int) -> RunResult:
@@ -124,11 +130,31 @@ class FakeControl:
             if gate is not None:
                 await asyncio.to_thread(gate.wait, GATE_LIMIT_S)
             result = self.results.get(job_id, OK_RESULT)
+            if run_id in self._cancels:
+                result = RunResult(RunStatus.CANCELLED, 10, error=self._cancels[run_id])
         finally:
             self._in_flight[job_id] -= 1
+            self._open.pop(run_id, None)
         self._store.runs.finish_run(run_id, result, self._now())
         self.version += 1
+        self._recorded.pop(run_id).set()
         return result
+
+    async def cancel_run(self, run_id: int, reason: str) -> bool:
+        self.cancel_calls.append((run_id, reason))
+        job_id = self._open.get(run_id)
+        if job_id is None:
+            return False
+        self._cancels[run_id] = reason
+        recorded = self._recorded[run_id]
+        gate = self.gates.get(job_id)
+        if gate is not None:
+            gate.set()
+        await recorded.wait()
+        return True
+
+    def subscribe_log(self, run_id: int) -> None:
+        return None  # no live feed here: followers read the store
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:
         self.enabled_calls.append((job_id, enabled))

@@ -11,17 +11,24 @@ from typing import Any
 
 import httpx
 import pytest
+from live_api import wait_for
 
 from jeeves_runner import auth
 from jeeves_runner.access_model import Scope, StoredToken
 from jeeves_runner.auth import InsecureBindError, hash_secret
-from jeeves_runner.models import format_instant
+from jeeves_runner.models import RunResult, RunStatus, RunTrigger, format_instant
 from jeeves_runner.store import SqliteStore
 from live_runner import LiveRunner
 
 SECRETS = {scope: f"jr_test-secret-for-{scope.value}" for scope in Scope}
 T0 = "2026-03-02T01:00:00.000Z"
-PARAMS = {"{job_id}": "j", "{queue_id}": "q", "{namespace}": "ns", "{key}": "k"}
+PARAMS = {
+    "{job_id}": "j",
+    "{queue_id}": "q",
+    "{namespace}": "ns",
+    "{key}": "k",
+    "{run_id}": "1",
+}
 RANK = {None: -1, Scope.READ: 0, Scope.TRIGGER: 1, Scope.ADMIN: 2}
 
 
@@ -55,6 +62,9 @@ def guarded(tmp_path: Path) -> Iterator[LiveRunner]:
     store = runner.runner.sync_store
     store.queues.enqueue("q", "{}", 0, None, T0)
     store.state.set("ns", "k", "v", None, format_instant(runner.runner.clock.now()))
+    # Run 1, finished: its routes answer (a cancel of it: 409, already finished).
+    run_id = store.runs.create_run("j", RunTrigger.MANUAL, RunStatus.RUNNING, T0)
+    store.runs.finish_run(run_id, RunResult(RunStatus.OK, 5, exit_code=0), T0)
     try:
         yield runner
     finally:
@@ -100,7 +110,10 @@ def test_every_route_with_every_scope(guarded: LiveRunner) -> None:
                 assert response.headers["www-authenticate"] == "Bearer"
             for scope in Scope:
                 response = http.request(method, path, headers=bearer(scope))
-                if scope.allows(needed) and method in ("POST", "PATCH") and needed is Scope.ADMIN:
+                if scope.allows(needed) and path.endswith("/cancel"):
+                    # Let through, then refused: run 1 has finished.
+                    assert response.status_code == 409, (method, path, scope, response.text)
+                elif scope.allows(needed) and method in ("POST", "PATCH") and needed is Scope.ADMIN:
                     # A job edit with no body: let through, then refused for what it lacks.
                     assert response.status_code == 400, (method, path, scope, response.text)
                 elif scope.allows(needed):
@@ -244,7 +257,7 @@ def test_changes_over_http_are_audited_with_token_and_address(guarded: LiveRunne
             (e["actor"], e["address"], e["action"], e["target"], e["after"]) for e in entries
         ]
         assert summary == [
-            ("trigger", "127.0.0.1", "run.triggered", "j", {"run_id": 1}),
+            ("trigger", "127.0.0.1", "run.triggered", "j", {"run_id": 2}),  # run 1: the fixture
             ("admin", "127.0.0.1", "job.enabled", "j", {"enabled": 1}),
             ("trigger", "127.0.0.1", "job.disabled", "j", {"enabled": 0}),
         ]
@@ -279,3 +292,25 @@ def test_bad_audit_queries_are_400s(open_runner: LiveRunner, query: str, message
         response = http.get(f"/audit?{query}")
     assert response.status_code == 400
     assert response.json() == {"error": message}
+
+
+def test_a_cancel_names_the_token_and_is_audited(guarded: LiveRunner) -> None:
+    guarded.add_job("long", "sleeps.sh")
+    with httpx.Client(base_url=guarded.url, timeout=30) as http:
+        started = http.post("/jobs/long/run?wait=false", headers=bearer(Scope.TRIGGER))
+        run_id = started.json()["run_id"]
+
+        def running() -> bool:
+            run = http.get(f"/runs/{run_id}", headers=bearer(Scope.READ)).json()["run"]
+            return bool(run["status"] == "running")
+
+        wait_for(running, "the run to start")
+        cancelled = http.post(f"/runs/{run_id}/cancel", headers=bearer(Scope.TRIGGER))
+        assert cancelled.status_code == 200
+        assert cancelled.json()["run"]["error"] == "Cancelled through the API by token 'trigger'"
+        entries = http.get("/audit?limit=1", headers=bearer(Scope.ADMIN)).json()["entries"]
+        assert (entries[0]["action"], entries[0]["actor"], entries[0]["after"]) == (
+            "run.cancelled",
+            "trigger",
+            {"run_id": run_id},
+        )

@@ -18,7 +18,15 @@ import structlog.testing
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.result_journal import ResultJournal
-from jeeves_runner.models import Job, OverlapPolicy, RunResult, RunStatus, format_instant
+from jeeves_runner.execution.run_log import RunLog
+from jeeves_runner.models import (
+    Job,
+    LogStream,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+    format_instant,
+)
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.sqlite import database
@@ -32,27 +40,37 @@ class HeldProcess:
 
     pid = 4_194_305  # past Linux's largest pid: no such process, nothing to signal
 
-    def __init__(self, job_id: str, run_id: int) -> None:
+    def __init__(self, job_id: str, run_id: int, log: RunLog | None = None) -> None:
         self.job_id = job_id
         self.run_id = run_id
+        self.log = log
         self.released = asyncio.Event()
         self.ended = False
+        self.cancelled: str | None = None
 
     async def wait(self) -> RunResult:
         await self.released.wait()
         self.ended = True
+        if self.cancelled is not None:
+            return RunResult(status=RunStatus.CANCELLED, duration_ms=10, error=self.cancelled)
         return RunResult(status=RunStatus.OK, duration_ms=10, exit_code=0, stdout=self.job_id)
 
     async def stop(self, kill_grace_s: float = 5.0, reason: str | None = None) -> None:
         self.released.set()
+
+    async def cancel(self, reason: str) -> None:
+        self.cancelled = reason
+        self.released.set()
+        while not self.ended:
+            await asyncio.sleep(0)
 
 
 class HeldExecutor:
     def __init__(self) -> None:
         self.started: list[HeldProcess] = []
 
-    async def spawn(self, job: Job, run_id: int) -> HeldProcess:
-        process = HeldProcess(job.id, run_id)
+    async def spawn(self, job: Job, run_id: int, log: RunLog | None = None) -> HeldProcess:
+        process = HeldProcess(job.id, run_id, log)
         self.started.append(process)
         return process
 
@@ -333,3 +351,81 @@ def test_a_result_the_database_refuses_until_the_end_goes_to_the_journal(
     finally:
         other.close()
         store.close()
+
+
+def test_cancel_a_run_in_flight_and_one_waiting_for_a_slot(store: SqliteStore) -> None:
+    harness = Harness(store, max_concurrency=1)
+
+    async def scenario(h: Harness) -> None:
+        h.add_job("a")
+        h.add_job("b")
+        running = await h.dispatcher.start_run("a")
+        waiting = await h.dispatcher.start_run("b")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        assert await h.dispatcher.cancel_run(waiting, "Cancelled by a test") is True
+        assert await h.dispatcher.cancel_run(running, "Cancelled by a test") is True
+        assert await h.dispatcher.cancel_run(running, "again") is False  # recorded already
+        assert await h.dispatcher.cancel_run(12345, "unknown") is False
+        a, b = h.runs("a")[0], h.runs("b")[0]
+        assert (a["status"], a["error"]) == ("cancelled", "Cancelled by a test")
+        assert (b["status"], b["error"]) == ("cancelled", "Cancelled by a test before it started")
+        assert len(h.executor.started) == 1  # b never started
+        # The slot and the job are free again.
+        again = await h.dispatcher.start_run("b")
+        await until(lambda: len(h.executor.started) == 2, "b's new run")
+        assert h.executor.started[1].run_id == again
+
+    run(harness, scenario)
+
+
+def test_a_runs_last_lines_are_written_with_its_end_and_readers_get_them(
+    harness: Harness,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("a")
+        run_id = await h.dispatcher.start_run("a")
+        await until(lambda: len(h.executor.started) == 1, "the run")
+        process = h.executor.started[0]
+        assert process.log is not None
+        reader = h.dispatcher.subscribe_log(run_id)
+        assert reader is not None
+        process.log.feed(LogStream.STDOUT, b"first\nno newline")
+        got = await reader.next_chunks()
+        assert got is not None and [c.data for c in got] == [b"first\n"]
+        process.released.set()
+        rest = await reader.next_chunks()
+        assert rest is not None and [c.data for c in rest] == [b"no newline\n"]
+        assert await reader.next_chunks() is None  # the run's end is stored
+        assert h.runs("a")[0]["status"] == "ok"
+        stored = [c.data for c in h.store.logs.read_log(run_id)]
+        assert stored == [b"first\n", b"no newline\n"]
+        assert h.dispatcher.subscribe_log(run_id) is None
+
+    run(harness, scenario)
+
+
+def test_a_cancel_while_the_result_is_being_written_leaves_the_write_alone(
+    harness: Harness, tmp_db: Path
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("a")
+        run_id = await h.dispatcher.start_run("a")
+        await until(lambda: len(h.executor.started) == 1, "the run")
+        await h.dispatcher.flush_marks()
+        # Another process holds the write lock: the run's end waits to be written.
+        other = sqlite3.connect(tmp_db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            h.executor.started[0].released.set()
+            await until(lambda: run_id in h.dispatcher._recording, "the result's write")
+            cancelling = asyncio.ensure_future(h.dispatcher.cancel_run(run_id, "too late"))
+            await settle()
+            assert not cancelling.done()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await cancelling is False
+        row = h.runs("a")[0]
+        assert (row["status"], row["error"]) == ("ok", None)
+
+    run(harness, scenario)

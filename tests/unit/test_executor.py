@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import os
 import sys
@@ -18,6 +19,7 @@ from jeeves_runner.clock import SystemClock
 from jeeves_runner.execution import event_loop
 from jeeves_runner.execution.executor import (
     KILL_GRACE_S,
+    PIPE_BYTES,
     ProcessExecutor,
     RunningProcess,
     SpawnError,
@@ -27,6 +29,7 @@ from jeeves_runner.models import Job, RunResult, RunStatus
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 T = TypeVar("T")
+F_GETPIPE_SZ = 1032
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -219,3 +222,26 @@ def test_a_background_process_holding_the_pipes_neither_hangs_the_run_nor_leaks_
     for proc in [*leftover.children(recursive=True), leftover]:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_SETPIPE_SZ is Linux's")
+def test_the_childs_pipes_are_widened_so_a_fast_writer_blocks_less(tmp_path: Path) -> None:
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    if limit < PIPE_BYTES:
+        pytest.skip(f"pipe-max-size is {limit} here")
+    script = tmp_path / "waits.sh"
+    script.write_text("#!/bin/sh\nsleep 0.3\n")
+    script.chmod(0o755)
+
+    async def sizes() -> list[int]:
+        executor = ProcessExecutor(db_path=str(tmp_path / "r.sqlite"), clock=SystemClock())
+        process = await executor.spawn(job(str(script)), 1)
+        found = []
+        for fd in (1, 2):
+            pipe = process.transport.get_pipe_transport(fd)
+            assert pipe is not None
+            found.append(fcntl.fcntl(pipe.get_extra_info("pipe").fileno(), F_GETPIPE_SZ))
+        await process.wait()
+        return found
+
+    assert run(sizes()) == [PIPE_BYTES, PIPE_BYTES]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from jeeves_runner.models import (
     Job,
     JobType,
+    LogStream,
     OverlapPolicy,
     RunStatus,
     RunTrigger,
@@ -31,7 +32,9 @@ def test_enum_values_are_the_stored_text() -> None:
         "error",
         "timeout",
         "skipped",
+        "cancelled",
     ]
+    assert [s.value for s in LogStream] == ["stdout", "stderr", "runner"]
     assert [p.value for p in OverlapPolicy] == ["skip", "queue", "allow"]
     assert [t.value for t in JobType] == ["script", "session"]
     assert [t.value for t in RunTrigger] == ["schedule", "manual", "retry"]

@@ -130,6 +130,8 @@ def test_a_timeout_without_error_text_is_a_failure_reading_unknown_error(
         (RunStatus.ERROR, {"on_success": "C-JOB"}, {"defaultOnSuccess": "C-DEF"}, None),
         (RunStatus.SKIPPED, {"on_failure": "C-J", "on_success": "C-J"}, {}, None),
         (RunStatus.RUNNING, {"on_failure": "C-J", "on_success": "C-J"}, {}, None),
+        # someone stopped it on purpose: neither a failure nor a success
+        (RunStatus.CANCELLED, {"on_failure": "C-J", "on_success": "C-J"}, {}, None),
     ],
 )
 def test_pick_channel(

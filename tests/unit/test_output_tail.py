@@ -38,8 +38,36 @@ def test_long_lines_are_capped_and_memory_stays_bounded() -> None:
         tail.feed(one_mb[300_000:] + b"\n")
     kept = tail.text().split("\n")
     assert len(kept) == 20
-    assert all(len(line) == 1000 for line in kept)
+    assert all(line == "x" * 1000 + "…[cut]" for line in kept)
     assert tail.total_bytes == 20 * 1_000_001
+
+
+def test_a_cut_line_is_marked_whichever_way_it_arrives() -> None:
+    tail = OutputTail(max_lines=10, max_line_bytes=8)
+    tail.feed(b"short\n" + b"y" * 20 + b"\nz")  # whole in one chunk
+    tail.feed(b"z" * 20)  # built across chunks, still open
+    assert tail.text() == "short\n" + "y" * 8 + "…[cut]\n" + "z" * 8 + "…[cut]"
+    tail.feed(b"\n")
+    assert tail.text().split("\n")[-1] == "z" * 8 + "…[cut]"
+
+
+def test_a_cut_never_splits_a_character() -> None:
+    tail = OutputTail(max_lines=10, max_line_bytes=8)
+    tail.feed("abcdeé€x\n".encode())  # é is bytes 5-6, € bytes 7-9: the cap of 8 falls inside €
+    assert tail.text() == "abcdeé…[cut]"
+
+
+def test_bad_result_lines_are_reported_with_the_reason() -> None:
+    said: list[str] = []
+    tail = OutputTail()
+    tail.result.on_bad = said.append
+    tail.feed(b'JR_RESULT:{"tokens": 5\nJR_RESULT:[1]\nJR_RESULT:{"tokens": "7"}\nok\n')
+    assert said == [
+        "warning: a JR_RESULT: line was ignored: it is not valid JSON (Expecting ',' delimiter)",
+        "warning: a JR_RESULT: line was ignored: it is not a JSON object like "
+        '{"tokens": 123, "meta": "..."}',
+        'warning: a JR_RESULT: line was ignored: "tokens" must be an integer, got "7"',
+    ]
 
 
 def test_result_lines_found_even_outside_the_tail() -> None:

@@ -22,7 +22,16 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner import __version__
-from jeeves_runner.api import audit, health, job_edits, job_schedule, jobs, queues, state
+from jeeves_runner.api import (
+    audit,
+    health,
+    job_edits,
+    job_schedule,
+    jobs,
+    queues,
+    runs,
+    state,
+)
 from jeeves_runner.api import metrics as metrics_api
 from jeeves_runner.api.access import AccessControl
 from jeeves_runner.api.errors import ApiError
@@ -101,6 +110,7 @@ def create_app(
     app.state.metrics_lock = asyncio.Lock()
     routers = (
         jobs.router,
+        runs.router,
         job_edits.router,
         job_schedule.router,
         health.router,

@@ -21,6 +21,7 @@ from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
+from jeeves_runner.api.runs import RUN_FILTER_PARAMS, before_from, statuses_from
 from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.protocols import Store
 
@@ -222,14 +223,16 @@ async def get_job(job_id: str, request: Request) -> Response:
     "/jobs/{job_id}/runs",
     response_model=RunList,
     responses=error_responses(400, 404),
-    openapi_extra=LIMIT_OPENAPI,
+    openapi_extra={"parameters": LIMIT_OPENAPI["parameters"] + RUN_FILTER_PARAMS},
     summary="A job's runs, newest first",
 )
 async def list_runs(job_id: str, request: Request) -> Response:
     limit = limit_from(request)
+    statuses = tuple(statuses_from(request))
+    before = before_from(request)
 
     def build(s: Store) -> bytes | None:
-        runs = s.runs.list_runs(job_id, limit)
+        runs = s.runs.list_runs(job_id, limit, statuses=statuses, before=before)
         # Only an empty list needs the second read: a job with runs exists.
         if not runs and s.jobs.get_job_row(job_id) is None:
             return None
@@ -241,7 +244,7 @@ async def list_runs(job_id: str, request: Request) -> Response:
                 run["stderr"] = ""
         return orjson.dumps({"runs": runs})
 
-    body = await _cached_body(request, ("runs", job_id, limit), build)
+    body = await _cached_body(request, ("runs", job_id, limit, statuses, before), build)
     if body is None:
         raise ApiError(404, JOB_NOT_FOUND)
     return Response(content=body, media_type=JSON)

@@ -1,8 +1,12 @@
-"""status, trigger: commands that go through the running runner's HTTP API."""
+"""status, trigger: commands that go through the running runner's HTTP API; and what every
+such command shares (reaching the API, its error bodies, following a run's log)."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -33,15 +37,30 @@ def api_url(config: Config) -> str:
     return f"http://{host}:{config.port}"
 
 
-def call_api(config: Config, method: str, path: str, timeout: httpx.Timeout) -> httpx.Response:
+def call_api(
+    config: Config,
+    method: str,
+    path: str,
+    timeout: httpx.Timeout,
+    params: Sequence[tuple[str, str | int]] | None = None,
+) -> httpx.Response:
+    with api_client(config, timeout) as client:
+        return client.request(method, path, params=list(params or []))
+
+
+@contextmanager
+def api_client(config: Config, timeout: httpx.Timeout) -> Iterator[httpx.Client]:
+    """A client of the runner's API; failing to reach it is one CliError."""
     base = api_url(config)
     try:
         # trust_env=False: the runner is on this box; a proxy from the environment is not
         # the way to reach it.
         token = os.environ.get(TOKEN_ENV, "").strip()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        with httpx.Client(base_url=base, timeout=timeout, trust_env=False) as client:
-            return client.request(method, path, headers=headers)
+        with httpx.Client(
+            base_url=base, timeout=timeout, trust_env=False, headers=headers
+        ) as client:
+            yield client
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise CliError(
             f"the runner is not reachable at {base} ({_reason(exc)}); is it started?",
@@ -67,7 +86,7 @@ def _reason(exc: httpx.TransportError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _body(response: httpx.Response) -> dict[str, Any]:
+def api_body(response: httpx.Response) -> dict[str, Any]:
     """The JSON object of a response; an error answer becomes a CliError with its message."""
     try:
         body = response.json()
@@ -90,7 +109,7 @@ def _body(response: httpx.Response) -> dict[str, Any]:
 def status(as_json: bool, config_path: str | None) -> None:
     """Show the running runner's statistics."""
     response = call_api(load(config_path), "GET", "/stats", STATUS_TIMEOUT)
-    stats = _body(response)
+    stats = api_body(response)
     if as_json:
         click.echo(response.text)
         return
@@ -108,24 +127,43 @@ def status(as_json: bool, config_path: str | None) -> None:
 
 @click.command()
 @click.option("-i", "--id", "job_id", required=True, help="Id of the job to run.")
+@click.option("--no-wait", is_flag=True, help="Start the run, print its id and return at once.")
 @config_option
-def trigger(job_id: str, config_path: str | None) -> None:
-    """Run a job now, wait for its end and print the result (exit 1 unless it is ok)."""
+def trigger(job_id: str, no_wait: bool, config_path: str | None) -> None:
+    """Run a job now, show its output as it prints it, and the result at its end (exit 1
+    unless it is ok). With --no-wait, print the new run's id and return."""
     config = load(config_path)
-    path = f"/jobs/{_path_segment(job_id)}"
+    response = call_api(
+        config, "POST", f"/jobs/{path_segment(job_id)}/run", TRIGGER_TIMEOUT, [("wait", "false")]
+    )
+    run_id = api_body(response).get("run_id")
+    if not isinstance(run_id, int):
+        raise CliError("the runner's answer holds no run id", EXIT_ERROR)
+    if no_wait:
+        click.echo(run_id)
+        return
+    shown = 0
     try:
-        response = call_api(config, "POST", f"{path}/run", TRIGGER_TIMEOUT)
+        for event, data in follow_log(config, run_id):
+            if event == "line":
+                shown += 1
+                # The job's own output as it printed it: stdout here, the rest on stderr.
+                click.echo(data.get("line"), err=data.get("stream") != "stdout")
     except KeyboardInterrupt:
-        # Closing the connection does not stop the run (the runner owns it); say so, and
-        # where its result will be, rather than a bare "aborted" that reads as cancelled.
+        # Leaving does not stop the run (the runner owns it); say so, and how to stop it,
+        # rather than a bare "aborted" that reads as cancelled.
         raise CliError(
-            f"interrupted: the run of '{job_id}' goes on in the runner (runs cannot be "
-            f"cancelled yet); its result will be in {api_url(config)}{path}/runs?limit=1",
+            f"interrupted: run {run_id} of '{job_id}' goes on in the runner; stop it with "
+            f"'jeeves-runner cancel {run_id}', see it with 'jeeves-runner logs {run_id}'",
             EXIT_INTERRUPTED,
         ) from None
-    result = _body(response).get("result")
-    if not isinstance(result, dict):
-        raise CliError("the runner's answer holds no result", EXIT_ERROR)
+    run = api_body(call_api(config, "GET", f"/runs/{run_id}", STATUS_TIMEOUT)).get("run")
+    if not isinstance(run, dict):
+        raise CliError("the runner's answer holds no run", EXIT_ERROR)
+    result = dict(run)
+    if shown:
+        # Already shown line by line: the summary does not repeat the tails.
+        result["stdout"] = result["stderr"] = ""
     click.echo(describe_result(job_id, result))
     if result.get("status") != "ok":
         # A CliError, not click's Exit: outside standalone mode click returns an Exit's code
@@ -149,12 +187,48 @@ def describe_result(job_id: str, result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _path_segment(text: str) -> str:
+def path_segment(text: str) -> str:
     """`text` as one path segment: an id holding '/', '?' or '..' still reaches the job route
     (and its 404) rather than another path."""
     if text in (".", ".."):
         return text.replace(".", "%2E")
     return quote(text, safe="")
+
+
+def follow_log(
+    config: Config, run_id: int, params: list[tuple[str, str | int]] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The events of GET /runs/:id/log?follow=true as they come: ("line", {...}) for each
+    line, then ("end", {...}) with the run's final status."""
+    query: list[tuple[str, str | int | float | bool | None]] = [("follow", "true")]
+    query.extend(params or [])
+    with api_client(config, TRIGGER_TIMEOUT) as client:
+        try:
+            with client.stream("GET", f"/runs/{run_id}/log", params=query) as response:
+                if not response.is_success:
+                    response.read()
+                    api_body(response)
+                ended = False
+                event: str | None = None
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[len("event: ") :]
+                    elif line.startswith("data: ") and event is not None:
+                        data = json.loads(line[len("data: ") :])
+                        yield event, data
+                        ended = ended or event == "end"
+                        event = None
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"the connection to the runner broke while following run {run_id} ({exc}); "
+                f"`jeeves-runner logs {run_id} -f` follows it again",
+                EXIT_ERROR,
+            ) from None
+    if not ended:
+        raise CliError(
+            f"the runner closed the log of run {run_id} before the run ended; "
+            f"`jeeves-runner logs {run_id} -f` follows it again"
+        )
 
 
 COMMANDS = [status, trigger]

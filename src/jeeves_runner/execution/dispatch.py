@@ -23,13 +23,16 @@ from jeeves_runner.execution.executor import (
     SpawnError,
 )
 from jeeves_runner.execution.process_groups import process_start_ticks
+from jeeves_runner.execution.run_log import DEFAULT_MAX_BYTES, LogSubscription, RunLogWriter
 from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import (
     STOPPED_BEFORE_RUN,
     STOPPED_DURING_RUN,
     Job,
     JobType,
+    LogStream,
     OverlapPolicy,
+    RunLogWrite,
     RunResult,
     RunStatus,
     RunTrigger,
@@ -90,8 +93,14 @@ class RunDispatcher:
         clock: Clock,
         max_concurrency: int,
         journal: ResultJournal | None = None,
+        run_log_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.store = store
+        # Every run's full log, written in one commit per tick for all of them.
+        self.logs = RunLogWriter(store, clock, max_bytes=run_log_max_bytes)
+        self._run_tasks: dict[int, asyncio.Task[Any]] = {}
+        self._cancel_reasons: dict[int, str] = {}
+        self._recording: set[int] = set()  # ended, their result being written: past cancel
         self.journal = journal
         self.executor = executor
         self.sessions = sessions
@@ -308,12 +317,24 @@ class RunDispatcher:
                     lambda s: s.runs.create_run(job.id, trigger, RunStatus.PENDING, at)
                 )
             self._resolve_run_id(me, run_id)
+            self.logs.open(run_id)
+            if me is not None:
+                self._run_tasks[run_id] = me
             try:
                 result = await self._take_turn(job, run_id, trigger, queued, turn)
             except asyncio.CancelledError:
-                cancelled = True
-                text = STOPPED_DURING_RUN if turn.started else STOPPED_BEFORE_RUN
-                result = RunResult(RunStatus.ERROR, 0, error=text)
+                reason = self._cancel_reasons.get(run_id)
+                if reason is not None:
+                    # Cancelled through the API: not a shutdown, so the task goes on to
+                    # record it.
+                    if me is not None:
+                        me.uncancel()
+                    text = reason if turn.started else f"{reason} before it started"
+                    result = RunResult(RunStatus.CANCELLED, 0, error=text)
+                else:
+                    cancelled = True
+                    text = STOPPED_DURING_RUN if turn.started else STOPPED_BEFORE_RUN
+                    result = RunResult(RunStatus.ERROR, 0, error=text)
             except Exception as exc:
                 log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
                 result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
@@ -326,7 +347,15 @@ class RunDispatcher:
                 activity.queued = False
             activity.in_flight -= 1
             activity.released()
-        await self._record(job, run_id, trigger, result)
+        self._recording.add(run_id)
+        try:
+            rest_of_log = await self.logs.close(run_id)
+            await self._record(job, run_id, trigger, result, rest_of_log)
+        finally:
+            self.logs.recorded(run_id)
+            self._run_tasks.pop(run_id, None)
+            self._cancel_reasons.pop(run_id, None)
+            self._recording.discard(run_id)
         if cancelled:
             raise asyncio.CancelledError
         return result
@@ -378,7 +407,14 @@ class RunDispatcher:
         else:
             known.set_result(outcome)
 
-    async def _record(self, job: Job, run_id: int, trigger: RunTrigger, result: RunResult) -> None:
+    async def _record(
+        self,
+        job: Job,
+        run_id: int,
+        trigger: RunTrigger,
+        result: RunResult,
+        rest_of_log: RunLogWrite | None = None,
+    ) -> None:
         """Store the result; while the database refuses, try again. What the client of a
         manual run is told is what is stored: the answer waits for this. If the runner must
         exit first, the result goes to the journal, which the next start writes."""
@@ -392,7 +428,9 @@ class RunDispatcher:
                 break
             try:
                 await self.store.write(
-                    lambda s: s.runs.finish_run(run_id, result, finished, started=started)
+                    lambda s: s.runs.finish_run(
+                        run_id, result, finished, started=started, log=rest_of_log
+                    )
                 )
                 break
             except asyncio.CancelledError:
@@ -462,9 +500,12 @@ class RunDispatcher:
         started_mono = self.clock.monotonic()
         if job.type is JobType.SESSION:
             return await self._execute_session(job, run_id)
+        run_log = self.logs.live.get(run_id)
         try:
-            process = await self.executor.spawn(job, run_id)
+            process = await self.executor.spawn(job, run_id, log=run_log)
         except SpawnError as exc:
+            if run_log is not None:
+                run_log.warn(str(exc))
             self._mark_running(run_id, job.id)
             elapsed = int((self.clock.monotonic() - started_mono) * 1000)
             return RunResult(status=RunStatus.ERROR, duration_ms=elapsed, error=str(exc))
@@ -490,9 +531,23 @@ class RunDispatcher:
         self.executing += 1
         started = self.clock.monotonic()
         try:
-            return await self.sessions.run(job)
+            result = await self.sessions.run(job)
+            run_log = self.logs.live.get(run_id)
+            if run_log is not None:
+                # A session prints nothing while it runs; its answer is its log.
+                if result.stdout:
+                    run_log.feed(LogStream.STDOUT, result.stdout.encode())
+                if result.error and result.status is not RunStatus.OK:
+                    run_log.warn(result.error)
+            return result
         except asyncio.CancelledError:
             elapsed = int((self.clock.monotonic() - started) * 1000)
+            reason = self._cancel_reasons.get(run_id)
+            if reason is not None:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                return RunResult(status=RunStatus.CANCELLED, duration_ms=elapsed, error=reason)
             return RunResult(
                 status=RunStatus.ERROR,
                 duration_ms=elapsed,
@@ -546,6 +601,38 @@ class RunDispatcher:
             return
         self._changed()
 
+    # ---- cancel and follow --------------------------------------------------------------
+
+    async def cancel_run(self, run_id: int, reason: str) -> bool:
+        """Stop a run of this runner: a child gets TERM, then KILL of its group after the
+        grace; a run still waiting for its turn ends without starting. Returns once the run
+        is recorded as `cancelled` (or as whatever it ended with first); False when this
+        runner has no such run in flight."""
+        task = self._run_tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        if run_id in self._recording:
+            # It has ended already; cancelling now would only interrupt the write of its
+            # result. Let that finish: the caller finds the run finished.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
+            return False
+        self._cancel_reasons.setdefault(run_id, reason)
+        log.info("run cancel asked", run_id=run_id, reason=reason)
+        process = self.processes.get(run_id)
+        if process is not None:
+            await process.cancel(reason)
+        else:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(task)
+        return True
+
+    def subscribe_log(self, run_id: int) -> LogSubscription | None:
+        """A live reader of a run of this runner that has not been recorded yet; None for any
+        other run (its log is all in the store)."""
+        return self.logs.subscribe(run_id)
+
     # ---- shutdown ----------------------------------------------------------------------
 
     def stop_now(self) -> None:
@@ -596,6 +683,7 @@ class RunDispatcher:
         await self._wait_tasks(2)
         with contextlib.suppress(StoreError):
             await self.flush_marks()
+        await self.logs.stop()
 
     def _live_tasks(self) -> list[asyncio.Task[Any]]:
         return [t for t in self._tasks if not t.done()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -22,7 +23,8 @@ from jeeves_runner.execution.child_env import child_environment
 from jeeves_runner.execution.output_tail import OutputTail
 from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
 from jeeves_runner.execution.process_groups import signal_group as _signal_group
-from jeeves_runner.models import Job, RunResult, RunStatus
+from jeeves_runner.execution.run_log import RunLog
+from jeeves_runner.models import Job, LogStream, RunResult, RunStatus
 
 KILL_GRACE_S = 5.0
 # After the job's own process exits, a background grandchild may still hold its pipes open;
@@ -96,15 +98,23 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
     the child's exit is known apart from its pipes closing: a background grandchild that
     keeps the pipes open must not hold the run."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, log: RunLog | None = None) -> None:
         self.stdout = OutputTail()
         self.stderr = OutputTail()
+        self.log = log
+        if log is not None:
+            # A JR_RESULT: line that cannot be used says so in the run's log.
+            self.stdout.result.on_bad = log.warn
+            log.tails = lambda: (self.stdout.text(), self.stderr.text())
         self.exited: asyncio.Future[int] = loop.create_future()
         self.pipes_closed: asyncio.Future[None] = loop.create_future()
         self._open_pipes = {1, 2}
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         chunk = data if isinstance(data, bytes) else data.encode()
+        # The full log first: a warning about a JR_RESULT: line follows the line itself.
+        if self.log is not None:
+            self.log.feed(LogStream.STDOUT if fd == 1 else LogStream.STDERR, chunk)
         (self.stdout if fd == 1 else self.stderr).feed(chunk)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
@@ -129,6 +139,14 @@ class RunningProcess:
     clock: Clock
     _stop_reason: str | None = None
     _stop_status: RunStatus = RunStatus.ERROR
+
+    async def cancel(self, reason: str, kill_grace_s: float = KILL_GRACE_S) -> None:
+        """Stop the run on someone's request: status `cancelled`, `reason` as its error
+        (unless it is already being stopped for another reason, which then stands)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_status = RunStatus.CANCELLED
+        await self.stop(kill_grace_s)
 
     @property
     def pid(self) -> int:
@@ -230,7 +248,7 @@ class ProcessExecutor:
             str(Path(python).parent) + os.pathsep + self._base_env.get("PATH", os.defpath)
         )
 
-    async def spawn(self, job: Job, run_id: int) -> RunningProcess:
+    async def spawn(self, job: Job, run_id: int, log: RunLog | None = None) -> RunningProcess:
         from jeeves_runner.execution.launch import plan_launch  # it imports command_for
 
         launch = plan_launch(job, self.python)
@@ -244,7 +262,7 @@ class ProcessExecutor:
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await loop.subprocess_exec(
-                lambda: _ChildProtocol(loop),
+                lambda: _ChildProtocol(loop, log),
                 *command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -265,6 +283,7 @@ class ProcessExecutor:
         except OSError as exc:
             what = job.script or command[0]
             raise SpawnError(f"Cannot start {what}: {exc.strerror or exc}") from None
+        _widen_pipes(transport)
         return RunningProcess(
             job=job,
             transport=transport,
@@ -272,6 +291,25 @@ class ProcessExecutor:
             started_mono=self.clock.monotonic(),
             clock=self.clock,
         )
+
+
+# Linux: a child writing fast blocks (and is switched out) each time its pipe's 64 KiB fill;
+# 1 MiB (the default pipe-max-size for unprivileged processes) lets it run on while the
+# runner reads. Kernel memory, used only while the child is ahead of the runner.
+_F_SETPIPE_SZ = 1031
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen_pipes(transport: asyncio.SubprocessTransport) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    for fd in (1, 2):
+        pipe = transport.get_pipe_transport(fd)
+        raw = pipe.get_extra_info("pipe") if pipe is not None else None
+        if raw is None:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.fcntl(raw.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _signal_name(number: int) -> str:

@@ -9,31 +9,61 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 
 RESULT_PREFIX = b"JR_RESULT:"
+CUT_MARK = "…[cut]".encode()
+
+
+def cut_line(line: bytes, cap: int) -> bytes:
+    """`line` cut to at most `cap` bytes, never inside a UTF-8 character, then marked."""
+    head = line[:cap]
+    # Step back to the start of a character the cut split (a lead byte with too few of its
+    # continuation bytes after it).
+    for back in range(1, min(4, len(head)) + 1):
+        byte = head[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for its lead
+        if byte >= 0xC0:
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            if back < needed:
+                head = head[:-back]
+        break
+    return head + CUT_MARK
 
 
 class ResultFold:
     """`JR_RESULT:{"tokens": N, "meta": "..."}` lines, folded as they arrive: for each field
     the last valid value wins. Nothing of the lines is kept, so a child printing a million
-    of them costs no memory."""
+    of them costs no memory. A line that cannot be used is reported to `on_bad` (the run's
+    log gets a warning line), never silently ignored."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_bad: Callable[[str], None] | None = None) -> None:
         self.tokens: int | None = None
         self.meta: str | None = None
         self.lines = 0
+        self.on_bad = on_bad
+
+    def _bad(self, why: str) -> None:
+        if self.on_bad is not None:
+            self.on_bad(f"warning: a JR_RESULT: line was ignored: {why}")
 
     def add(self, line: bytes) -> None:
         self.lines += 1
         try:
             data = json.loads(line[len(RESULT_PREFIX) :])
-        except ValueError:
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            self._bad(f"it is not valid JSON ({reason})")
             return
         if not isinstance(data, dict):
+            self._bad('it is not a JSON object like {"tokens": 123, "meta": "..."}')
             return
         value = data.get("tokens")
         if isinstance(value, int) and not isinstance(value, bool):
             self.tokens = value
+        elif value is not None:
+            self._bad(f'"tokens" must be an integer, got {json.dumps(value)[:40]}')
         if "meta" in data and data["meta"] is not None:
             raw = data["meta"]
             self.meta = raw if isinstance(raw, str) else json.dumps(raw)
@@ -68,9 +98,13 @@ class OutputTail:
         pieces = rest.rsplit(b"\n", self.max_lines + 1)
         if len(pieces) > self.max_lines + 1:
             pieces = pieces[1:]
+        complete = pieces[:-1]
         cap = self.max_line_bytes
-        for line in pieces[:-1]:
-            self._lines.append(line[:cap])
+        # One pass in C over the lengths; the per-line loop only for the rare chunk that
+        # holds a line to cut.
+        if complete and max(map(len, complete)) > cap:
+            complete = [line if len(line) <= cap else cut_line(line, cap) for line in complete]
+        self._lines.extend(complete)
         self._extend_partial(pieces[-1])
 
     def _extend_partial(self, data: bytes) -> None:
@@ -86,11 +120,14 @@ class OutputTail:
     def _complete(self, line: bytes) -> None:
         if line.startswith(RESULT_PREFIX):
             self.result.add(line)
-        self._lines.append(line)
+        self._lines.append(cut_line(line, self.max_line_bytes) if self._partial_cut else line)
 
     def text(self) -> str:
         lines = list(self._lines)
         if self._partial:
-            lines.append(self._partial)
+            partial = self._partial
+            if self._partial_cut:
+                partial = cut_line(partial, self.max_line_bytes)
+            lines.append(partial)
             lines = lines[-self.max_lines :]
         return b"\n".join(lines).decode("utf-8", errors="replace")

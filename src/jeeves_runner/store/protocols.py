@@ -8,11 +8,21 @@ calls them through `store.gateway.StoreGateway`, never directly. Instants are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from jeeves_runner.access_model import AuditEntry, StoredToken
-from jeeves_runner.models import Job, OpenRun, RunResult, RunStatus, RunTrigger, ScheduleEntry
+from jeeves_runner.models import (
+    Job,
+    LogChunk,
+    LogStream,
+    OpenRun,
+    RunLogWrite,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    ScheduleEntry,
+)
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
 
@@ -89,9 +99,11 @@ class RunStore(Protocol):
         result: RunResult,
         finished_at: str,
         started: tuple[str, str] | None = None,
+        log: RunLogWrite | None = None,
     ) -> None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
-        in the same commit, for a run that ended before its `running` mark was written."""
+        in the same commit, for a run that ended before its `running` mark was written;
+        `log` is the rest of its log, written in that commit too."""
         ...
 
     def record_skip(
@@ -101,7 +113,29 @@ class RunStore(Protocol):
         into the row `into` (returned by the first skip), which counts them."""
         ...
 
-    def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]: ...
+    def list_runs(
+        self,
+        job_id: str,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """A job's runs, newest first: only those in `statuses` (any when empty), only those
+        with an id below `before` (the next page)."""
+        ...
+
+    def list_all_runs(
+        self,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        since: str | None = None,
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs of every job, newest first, filtered as list_runs() does; with `since`, only
+        runs that started (or, pending, were due) at or after that instant."""
+        ...
 
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
 
@@ -134,6 +168,34 @@ class RunStore(Protocol):
     def prune_runs(self, before: str, batch: int = 5000) -> int:
         """Delete finished runs older than `before`, in batches so a large prune does not
         hold the write lock for long. Never deletes a running run."""
+        ...
+
+
+class RunLogStore(Protocol):
+    """Each run's full log: chunks of lines (`models.LogChunk`) in `seq` order, deleted with
+    their run. Writes come in flushes that cover every run with new output: one commit."""
+
+    def write_logs(self, writes: Sequence[RunLogWrite]) -> None:
+        """Every run's new chunks, deletions and tails of one flush: one commit."""
+        ...
+
+    def read_log(
+        self,
+        run_id: int,
+        *,
+        streams: Collection[LogStream] | None = None,
+        after_seq: int = -1,
+        before_seq: int | None = None,
+    ) -> list[LogChunk]:
+        """A run's chunks in order, of the given streams (all when None), with
+        after_seq < seq < before_seq."""
+        ...
+
+    def read_log_tail(
+        self, run_id: int, lines: int, *, streams: Collection[LogStream] | None = None
+    ) -> list[LogChunk]:
+        """The newest chunks that hold at least `lines` lines (every chunk when the log has
+        fewer), in order. The caller keeps the last `lines` of them."""
         ...
 
 
@@ -324,6 +386,9 @@ class Store(Protocol):
 
     @property
     def runs(self) -> RunStore: ...
+
+    @property
+    def logs(self) -> RunLogStore: ...
 
     @property
     def state(self) -> StateStore: ...

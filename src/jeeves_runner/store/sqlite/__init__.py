@@ -10,6 +10,7 @@ from jeeves_runner.store.errors import DatabaseBusyError, DatabaseUnavailableErr
 from jeeves_runner.store.sqlite.access import SqliteAuditStore, SqliteTokenStore
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.jobs import SqliteJobStore
+from jeeves_runner.store.sqlite.logs import SqliteRunLogStore
 from jeeves_runner.store.sqlite.queues import SqliteQueueStore
 from jeeves_runner.store.sqlite.runs import SqliteRunStore
 from jeeves_runner.store.sqlite.state import SqliteStateStore
@@ -23,6 +24,7 @@ class SqliteStore:
         self.path = self.db.path
         self._jobs = SqliteJobStore(self.db)
         self._runs = SqliteRunStore(self.db)
+        self._logs = SqliteRunLogStore(self.db)
         self._state = SqliteStateStore(self.db)
         self._queues = SqliteQueueStore(self.db)
         self._tokens = SqliteTokenStore(self.db)
@@ -35,6 +37,10 @@ class SqliteStore:
     @property
     def runs(self) -> SqliteRunStore:
         return self._runs
+
+    @property
+    def logs(self) -> SqliteRunLogStore:
+        return self._logs
 
     @property
     def state(self) -> SqliteStateStore:

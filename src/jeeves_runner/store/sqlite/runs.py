@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from jeeves_runner.models import OpenRun, RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.sqlite.database import Database
+from jeeves_runner.store.sqlite.logs import SEQ_END, write_log
 
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
@@ -31,10 +32,26 @@ UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = ?, finished
        error = ?
 WHERE id = ? AND status = 'skipped'
 """
-_LIST = """
-SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
-       error, trigger, tokens, result_meta, skipped_count, last_skipped_at
-FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?
+_COLUMNS = """id, job_id, started_at, finished_at, status, exit_code, stdout, stderr,
+       duration_ms, error, trigger, tokens, result_meta, skipped_count, last_skipped_at"""
+# Statuses are chosen with a JSON array (`[]`: any), so one statement serves every choice;
+# `id < ?` pages backwards (SEQ_END: from the newest).
+_LIST = f"""
+SELECT {_COLUMNS}
+FROM runs WHERE job_id = ? AND id < ?
+  AND (? = '[]' OR status IN (SELECT value FROM json_each(?)))
+ORDER BY id DESC LIMIT ?
+"""
+_LIST_ALL = f"""
+SELECT {_COLUMNS}
+FROM runs WHERE id < ? AND (? = '[]' OR status IN (SELECT value FROM json_each(?)))
+ORDER BY id DESC LIMIT ?
+"""
+_LIST_SINCE = f"""
+SELECT {_COLUMNS}
+FROM runs INDEXED BY runs_by_start WHERE started_at >= ? AND id < ?
+  AND (? = '[]' OR status IN (SELECT value FROM json_each(?)))
+ORDER BY id DESC LIMIT ?
 """
 _GET = """
 SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
@@ -120,10 +137,14 @@ class SqliteRunStore:
         result: RunResult,
         finished_at: str,
         started: tuple[str, str] | None = None,
+        log: RunLogWrite | None = None,
     ) -> None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
-        in the same commit, for a run that ended before its `running` mark was written."""
+        in the same commit, for a run that ended before its `running` mark was written;
+        `log` is the rest of its log, written in that commit too."""
         with self._db.transaction() as conn:
+            if log is not None:
+                write_log(conn, log)
             if started is not None:
                 conn.execute(_MARK_RUNNING, (started[1], run_id))
             conn.execute(
@@ -155,10 +176,37 @@ class SqliteRunStore:
             cur = conn.execute(_INSERT_SKIP, (job_id, at, at, reason, trigger.value, at))
             return int(cur.lastrowid or 0)
 
-    def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]:
-        cur = self._db.connection().execute(_LIST, (job_id, limit))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
+    def list_runs(
+        self,
+        job_id: str,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """A job's runs, newest first: only those in `statuses` (any when empty), only those
+        with an id below `before` (the next page)."""
+        chosen = _statuses_json(statuses)
+        params = (job_id, _below(before), chosen, chosen, limit)
+        return _dicts(self._db.connection().execute(_LIST, params))
+
+    def list_all_runs(
+        self,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        since: str | None = None,
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs of every job, newest first, filtered as list_runs() does; with `since`, only
+        runs that started (or, pending, were due) at or after that instant."""
+        chosen = _statuses_json(statuses)
+        conn = self._db.connection()
+        if since is None:
+            cur = conn.execute(_LIST_ALL, (_below(before), chosen, chosen, limit))
+        else:
+            cur = conn.execute(_LIST_SINCE, (since, _below(before), chosen, chosen, limit))
+        return _dicts(cur)
 
     def count_unfinished(self, job_id: str) -> int:
         """Runs of the job that are pending or running."""
@@ -219,3 +267,16 @@ class SqliteRunStore:
             total += deleted
             if deleted < batch:
                 return total
+
+
+def _statuses_json(statuses: Collection[RunStatus]) -> str:
+    return "[" + ", ".join(f'"{s.value}"' for s in statuses) + "]"
+
+
+def _below(before: int | None) -> int:
+    return SEQ_END if before is None else before
+
+
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur]

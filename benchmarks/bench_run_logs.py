@@ -1,0 +1,304 @@
+"""Full run logs (issue 11): what capturing costs, how fast a follower sees a line, how fast
+a 10 MiB log is served, and the runner's memory under a 1 GiB flood. Prints one JSON object.
+
+Everything runs against the real runner process (`python -m jeeves_runner start`), driven
+over HTTP from this process, with real job scripts:
+
+1. capture: a job writing 200 MB of 100-byte lines (`sys.stdout.write` of one 100-byte line
+   at a time, as a chatty job does) run through `POST /jobs/:id/run`, against the same script
+   run here with its stdout on /dev/null, and into a pipe a bare loop reads (the floor of any
+   capture through a pipe); interleaved, median of `--rounds` each. Target: runner / bare
+   <= 1.3.
+2. follow latency: a job printing its own clock (`time.time()`) on each line, 2,000 lines
+   10 ms apart; this process follows `GET /runs/:id/log?follow=true` and takes, for each
+   line, receipt time - printed time. Target: p50 <= 30 ms, p99 <= 100 ms.
+3. `GET /runs/:id/log` of a 10 MiB log (100,000 lines of 105 bytes; the whole answer, about
+   13 MB with the per-line instant and stream): median of 30. Target <= 100 ms.
+4. memory: the runner's RSS idle (after one small run) and its peak while a job writes 1 GiB
+   as fast as it can (tests/scripts/flood.py). Target: peak - idle <= 30 MB.
+
+    .venv/bin/python benchmarks/bench_run_logs.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness import free_port, start_runner, stop_runner
+from jeeves_runner.models import Job
+from jeeves_runner.store import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+NEVER = "0 0 1 1 *"
+
+WRITER = """import sys
+line = "x" * 99 + "\\n"
+write = sys.stdout.write
+for _ in range(2_000_000):
+    write(line)
+"""
+CLOCK = """import time
+for i in range(2000):
+    print(f"{time.time():.6f} {i}", flush=True)
+    time.sleep(0.01)
+"""
+TEN_MIB = """import sys
+for i in range(100_000):
+    sys.stdout.write(f"{i:08d} " + "y" * 95 + "\\n")
+"""
+
+
+def request(port: int, method: str, path: str, timeout: float = 600) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=b"" if method == "POST" else None)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def run_job(port: int, job_id: str) -> dict[str, Any]:
+    status, body = request(port, "POST", f"/jobs/{job_id}/run")
+    if status != 200:
+        raise RuntimeError(f"POST /jobs/{job_id}/run answered {status}: {body[:200]!r}")
+    result: dict[str, Any] = json.loads(body)["result"]
+    return result
+
+
+def last_run_id(port: int, job_id: str) -> int:
+    _, body = request(port, "GET", f"/jobs/{job_id}/runs?limit=1")
+    return int(json.loads(body)["runs"][0]["id"])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def pipe_floor(script: Path) -> float:
+    """The same job into a pipe that a bare loop reads and throws away (256 KiB reads, the
+    pipe widened to 1 MiB as the runner does): what any capture through a pipe costs."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    fd = child.stdout.fileno()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, 1031, 1024 * 1024)  # F_SETPIPE_SZ
+    while os.read(fd, 256 * 1024):
+        pass
+    child.wait()
+    child.stdout.close()
+    return time.perf_counter() - started
+
+
+def capture(port: int, script: Path, rounds: int) -> dict[str, Any]:
+    under, bare, floor = [], [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(script)], stdout=subprocess.DEVNULL, check=True)
+        bare.append(time.perf_counter() - started)
+        floor.append(pipe_floor(script))
+        started = time.perf_counter()
+        result = run_job(port, "writer")
+        under.append(time.perf_counter() - started)
+        if result["status"] != "ok":
+            raise RuntimeError(f"writer run: {result}")
+    ratio = statistics.median(under) / statistics.median(bare)
+    return {
+        "bytes": 200_000_000,
+        "runner_median_s": round(statistics.median(under), 3),
+        "devnull_median_s": round(statistics.median(bare), 3),
+        "pipe_floor_median_s": round(statistics.median(floor), 3),
+        "ratio": round(ratio, 3),
+        "ratio_to_pipe_floor": round(statistics.median(under) / statistics.median(floor), 3),
+        "target_ratio": 1.3,
+        "meets_target": ratio <= 1.3,
+    }
+
+
+def follow_latency(port: int) -> dict[str, Any]:
+    _, body = request(port, "POST", "/jobs/clock/run?wait=false")
+    run_id = int(json.loads(body)["run_id"])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", f"/runs/{run_id}/log?follow=true")
+    response = conn.getresponse()
+    latencies: list[float] = []
+    event = None
+    while True:
+        raw = response.fp.readline()
+        if not raw:
+            break
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            now = time.time()
+            data = json.loads(line[6:])
+            if event == "end":
+                break
+            printed = float(data["line"].split()[0])
+            latencies.append((now - printed) * 1000)
+    conn.close()
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    return {
+        "lines": len(latencies),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+        "max_ms": round(max(latencies), 2),
+        "target_p50_ms": 30,
+        "target_p99_ms": 100,
+        "meets_target": p50 <= 30 and p99 <= 100,
+    }
+
+
+def serve_ten_mib(port: int) -> dict[str, Any]:
+    run_job(port, "ten")
+    run_id = last_run_id(port, "ten")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    times: list[float] = []
+    size = 0
+    for _ in range(31):
+        started = time.perf_counter()
+        conn.request("GET", f"/runs/{run_id}/log")
+        response = conn.getresponse()
+        body = response.read()
+        times.append(time.perf_counter() - started)
+        size = len(body)
+    conn.close()
+    median_ms = statistics.median(times[1:]) * 1000
+    return {
+        "log_bytes": 100_000 * 105,
+        "answer_bytes": size,
+        "median_ms": round(median_ms, 2),
+        "p90_ms": round(percentile(times[1:], 0.9) * 1000, 2),
+        "target_ms": 100,
+        "meets_target": median_ms <= 100,
+    }
+
+
+def memory(port: int, pid: int) -> dict[str, Any]:
+    me = psutil.Process(pid)
+    run_job(port, "small")
+    idle = me.memory_info().rss
+    peak = idle
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.01):
+            peak = max(peak, me.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        result = run_job(port, "flood")
+    finally:
+        done.set()
+        sampler.join()
+    grown_mb = (peak - idle) / 1e6
+    return {
+        "bytes_written": 1 << 30,
+        "seconds": round(time.perf_counter() - started, 2),
+        "status": result["status"],
+        "idle_rss_mb": round(idle / 1e6, 1),
+        "peak_rss_mb": round(peak / 1e6, 1),
+        "grown_mb": round(grown_mb, 1),
+        "target_grown_mb": 30,
+        "meets_target": grown_mb <= 30,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--only", choices=["memory", "capture", "follow", "get"], help="One measurement only"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        scripts = {
+            "writer": WRITER,
+            "clock": CLOCK,
+            "ten": TEN_MIB,
+            "small": "print('hello')\n",
+        }
+        db_path = folder / "bench.sqlite"
+        store = SqliteStore(db_path)
+        for job_id, text in scripts.items():
+            path = folder / f"{job_id}.py"
+            path.write_text(text, encoding="utf-8")
+            store.jobs.add_job(
+                Job(id=job_id, name=job_id, schedule=NEVER, script=str(path)),
+                "2026-01-01T00:00:00.000Z",
+            )
+        flood = ROOT / "tests" / "scripts" / "flood.py"
+        store.jobs.add_job(
+            Job(id="flood", name="flood", schedule=NEVER, script=str(flood)),
+            "2026-01-01T00:00:00.000Z",
+        )
+        store.close()
+        port = free_port()
+        config_path = folder / "config.json"
+        config_path.write_text(
+            json.dumps(
+                {
+                    "port": port,
+                    "dbPath": str(db_path),
+                    "timezone": "UTC",
+                    "log": {"level": "warn", "file": str(folder / "runner.log")},
+                }
+            ),
+            encoding="utf-8",
+        )
+        proc = start_runner(config_path, folder, folder / "runner.stderr")
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if request(port, "GET", "/health", timeout=1)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the runner did not start")
+                time.sleep(0.05)
+            measures = {
+                "memory": ("memory_1gib", lambda: memory(port, proc.pid)),
+                "capture": (
+                    "capture_200mb",
+                    lambda: capture(port, folder / "writer.py", args.rounds),
+                ),
+                "follow": ("follow_latency", lambda: follow_latency(port)),
+                "get": ("get_log_10mib", lambda: serve_ten_mib(port)),
+            }
+            figures = {
+                name: measure()
+                for key, (name, measure) in measures.items()
+                if args.only in (None, key)
+            }
+        finally:
+            stop_runner(proc)
+    figures["all_targets_met"] = all(f["meets_target"] for f in figures.values())
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""RunLog: lines per stream with their read time, cut marks, the head/tail cap and its
+marker, live readers; RunLogWriter: one commit per tick for every run, over a real store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from jeeves_runner.clock import FakeClock
+from jeeves_runner.execution.run_log import RunLog, RunLogWriter, dropped_line
+from jeeves_runner.models import Job, LogChunk, LogStream, RunStatus, RunTrigger
+from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.protocols import Store
+
+T = TypeVar("T")
+
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+OUT, ERR, RUNNER = LogStream.STDOUT, LogStream.STDERR, LogStream.RUNNER
+
+
+def new_log(**kwargs: int) -> tuple[RunLog, FakeClock]:
+    clock = FakeClock(START)
+    return RunLog(1, clock, lambda _: None, **kwargs), clock
+
+
+def lines(run_log: RunLog) -> list[tuple[str, str, str]]:
+    write = run_log.take_write()
+    assert write is not None
+    return [
+        (c.stream.value, c.at[11:23], line.decode())
+        for c in sorted(write.chunks, key=lambda c: c.seq)
+        for line in c.lines()
+    ]
+
+
+def test_lines_are_split_per_stream_across_reads_with_the_time_they_were_read() -> None:
+    run_log, clock = new_log()
+    run_log.feed(OUT, b"one\ntw")
+    run_log.feed(ERR, b"oops")
+    clock.advance(0.5)
+    run_log.feed(OUT, b"o\nthree\n")
+    run_log.feed(ERR, b"!\n")
+    run_log.feed(OUT, b"no newline at the end")
+    run_log.finish()
+    run_log.feed(OUT, b"after the end\n")  # ignored: the child is gone
+    assert lines(run_log) == [
+        ("stdout", "12:00:00.000", "one"),
+        ("stdout", "12:00:00.500", "two"),
+        ("stdout", "12:00:00.500", "three"),
+        ("stderr", "12:00:00.500", "oops!"),
+        ("stdout", "12:00:00.500", "no newline at the end"),
+    ]
+
+
+def test_long_lines_are_cut_and_marked_however_they_arrive() -> None:
+    run_log, _ = new_log(max_line_bytes=10)
+    run_log.feed(OUT, b"short\n" + b"a" * 25 + b"\nok\n")
+    run_log.feed(OUT, b"b" * 7)
+    run_log.feed(OUT, b"b" * 7)
+    run_log.feed(OUT, b"b" * 7 + b"\nc" + b"c" * 20)
+    run_log.finish()
+    assert [text for _, _, text in lines(run_log)] == [
+        "short",
+        "a" * 10 + "…[cut]",
+        "ok",
+        "b" * 10 + "…[cut]",
+        "c" * 10 + "…[cut]",
+    ]
+
+
+def test_past_the_cap_the_first_and_last_halves_stay_with_a_line_between() -> None:
+    run_log, _ = new_log(max_bytes=100)
+    for n in range(100):
+        run_log.feed(OUT, b"%09d\n" % n)  # 10 bytes a line
+    texts = [text for _, _, text in lines(run_log)]
+    assert texts[:5] == [f"{n:09d}" for n in range(5)]
+    assert texts[5] == dropped_line(900, 90, 100).decode().rstrip("\n")
+    assert texts[6:] == [f"{n:09d}" for n in range(95, 100)]
+    assert (run_log.dropped_bytes, run_log.dropped_lines) == (900, 90)
+
+
+def test_the_tail_drops_what_was_already_written_through_a_range() -> None:
+    run_log, _ = new_log(max_bytes=100)
+    for n in range(8):
+        run_log.feed(OUT, b"%09d\n" % n)
+    first = run_log.take_write()
+    assert first is not None and first.drop is None
+    run_log.settle()
+    for n in range(8, 12):
+        run_log.feed(OUT, b"%09d\n" % n)
+    second = run_log.take_write()
+    assert second is not None
+    # Head: lines 0-4 as seqs 0-4; seq 5 is the marker's; lines 5-7 went out as seqs 6-8,
+    # and lines 5-6 are dropped now.
+    assert second.drop == (6, 8)
+    assert [c.seq for c in second.chunks] == [5, 9, 10, 11, 12]
+    assert second.chunks[0].data == dropped_line(20, 2, 100)
+
+
+def test_a_failed_write_is_taken_again_by_the_next() -> None:
+    run_log, _ = new_log()
+    run_log.feed(OUT, b"a\n")
+    failed = run_log.take_write()
+    assert failed is not None
+    run_log.feed(OUT, b"b\n")
+    run_log.restore(failed)
+    again = run_log.take_write()
+    assert again is not None
+    assert [c.data for c in again.chunks] == [b"a\n", b"b\n"]
+
+
+def test_a_reader_gets_what_is_not_stored_yet_then_each_new_chunk() -> None:
+    asyncio.run(a_reader_gets_what_is_not_stored_yet())
+
+
+async def a_reader_gets_what_is_not_stored_yet() -> None:
+    run_log, _ = new_log()
+    run_log.feed(OUT, b"stored\n")
+    assert run_log.take_write() is not None
+    run_log.settle()
+    run_log.feed(OUT, b"in flight\n")
+    assert run_log.take_write() is not None  # not settled: the store may not have it yet
+    run_log.feed(ERR, b"pending\n")
+    reader = run_log.subscribe()
+    assert reader.backlog_until == 1  # seq 0 is in the store; read it from there
+    run_log.feed(OUT, b"live\n")
+    got = await reader.next_chunks()
+    assert got is not None and [c.data for c in got] == [b"in flight\n", b"pending\n", b"live\n"]
+    run_log.end_subscribers()
+    assert await reader.next_chunks() is None
+    reader.close()  # after the end: harmless
+
+
+def test_a_reader_that_falls_behind_is_told_how_many_lines_it_missed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("jeeves_runner.execution.run_log.SUBSCRIBER_MAX_BYTES", 10)
+    asyncio.run(a_reader_falls_behind())
+
+
+async def a_reader_falls_behind() -> None:
+    run_log, _ = new_log()
+    reader = run_log.subscribe()
+    run_log.feed(OUT, b"12345678\n")
+    run_log.feed(OUT, b"lost 1\nlost 2\n")
+    got = await reader.next_chunks()
+    assert got is not None and [c.data for c in got] == [b"12345678\n"]
+    run_log.feed(OUT, b"back\n")
+    got = await reader.next_chunks()
+    assert got is not None
+    assert [(c.stream, c.data) for c in got] == [
+        (RUNNER, "…[2 lines not sent: this reader fell behind]\n".encode()),
+        (OUT, b"back\n"),
+    ]
+    reader.close()
+    run_log.feed(OUT, b"nobody reads this\n")
+
+
+class CountingGateway(StoreGateway):
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store)
+        self.writes = 0
+
+    async def write(self, fn: Callable[[Store], T]) -> T:
+        self.writes += 1
+        return await super().write(fn)
+
+
+def test_one_commit_per_tick_for_every_run(tmp_path: Path) -> None:
+    asyncio.run(one_commit_per_tick(tmp_path))
+
+
+async def one_commit_per_tick(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.sqlite")
+    gateway = CountingGateway(store)
+    try:
+        clock = FakeClock(START)
+        store.jobs.add_job(Job(id="j", name="j", schedule="* * * * *", script="/x"), "t")
+        run_ids = [
+            store.runs.create_run("j", RunTrigger.MANUAL, RunStatus.RUNNING, "t") for _ in range(5)
+        ]
+        writer = RunLogWriter(gateway, clock, interval_s=0.05)
+        logs = [writer.open(run_id) for run_id in run_ids]
+        for _ in range(20):
+            for run_log in logs:
+                run_log.feed(OUT, b"tick\n")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while any(store.logs.read_log(r) == [] for r in run_ids):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        assert gateway.writes == 1
+        assert [len(store.logs.read_log(r)) for r in run_ids] == [20] * 5
+        last = await writer.close(run_ids[0])
+        assert last is None  # everything was written already
+        logs[1].feed(OUT, b"unfinished")
+        rest = await writer.close(run_ids[1])
+        assert rest is not None
+        assert rest.chunks == (LogChunk(20, OUT, rest.chunks[0].at, b"unfinished\n"),)
+        await writer.stop()
+    finally:
+        gateway.close()
