@@ -10,6 +10,7 @@ import gc
 import signal
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
@@ -20,6 +21,7 @@ from jeeves_runner.execution.executor import KILL_GRACE_S, ProcessExecutor
 from jeeves_runner.execution.orphans import kill_orphan_groups
 from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.execution.sessions import SessionRunner
+from jeeves_runner.files import private_folder
 from jeeves_runner.logs import set_log_level
 from jeeves_runner.maintenance import Maintenance, MaintenanceReport
 from jeeves_runner.models import (
@@ -30,11 +32,11 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.notify.slack import SlackNotifier
 from jeeves_runner.process_limits import raise_fd_limit
-from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
-from jeeves_runner.store import SqliteStore, StoreError
+from jeeves_runner.store import StoreError
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.opening import open_store, runner_lock
 from jeeves_runner.store.protocols import Store
 from jeeves_runner.token_files import warn_readable_token_files
 
@@ -51,8 +53,8 @@ class Runner:
     config_path: str | None = None  # read again on SIGHUP
 
     def __post_init__(self) -> None:
-        self._lock = ProcessLock(self.config.db_path)
-        self._store: SqliteStore | None = None
+        self._lock = runner_lock(self.config.db_location)
+        self._store: Store | None = None
         self._gateway: StoreGateway | None = None
         self._started_mono = self.clock.monotonic()
         self._stopping = asyncio.Event()
@@ -71,7 +73,7 @@ class Runner:
         return self._gateway
 
     @property
-    def sync_store(self) -> SqliteStore:
+    def sync_store(self) -> Store:
         """The store itself, for code off the loop (tests, benchmarks). Blocks."""
         assert self._store is not None, "runner not started"
         return self._store
@@ -125,12 +127,13 @@ class Runner:
         raise_fd_limit()
         self._lock.acquire()
         try:
-            self._store = SqliteStore(config.db_path)
+            self._store = open_store(config.db_location)
             problem = self._store.integrity_problem()
             if problem is not None:
                 raise StoreError(problem)
             self._gateway = StoreGateway(self._store)
-            journal = ResultJournal(f"{config.db_path}.unrecorded.jsonl")
+            private_folder(Path(config.journal_path).parent)
+            journal = ResultJournal(config.journal_path)
             replayed = await self._gateway.write(journal.replay)
             if replayed:
                 log.warning("results kept at the last stop written", count=replayed)
@@ -156,7 +159,10 @@ class Runner:
                 store=self._gateway,
                 journal=journal,
                 executor=ProcessExecutor(
-                    db_path=config.db_path, clock=self.clock, secret_env=config.secret_env
+                    db_path=config.db_path,
+                    db_url=config.db_url,
+                    clock=self.clock,
+                    secret_env=config.secret_env,
                 ),
                 sessions=self.sessions,
                 notifier=self.notifier,
@@ -196,7 +202,7 @@ class Runner:
         except BaseException:
             await self._close_resources()
             raise
-        log.info("runner started", db=config.db_path, host=config.host, port=self.port)
+        log.info("runner started", db=self._store.location, host=config.host, port=self.port)
 
     async def _start_api(self) -> None:
         from jeeves_runner.api.app import create_app

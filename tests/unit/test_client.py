@@ -12,6 +12,7 @@ import pytest
 
 from jeeves_runner.client import (
     DB_PATH_ENV,
+    DB_URL_ENV,
     DedupScope,
     ItemStatus,
     QueueExistsError,
@@ -54,10 +55,13 @@ def test_without_a_path_or_jr_db_path_it_says_what_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(DB_PATH_ENV, raising=False)
-    with pytest.raises(
-        StoreError, match="no database: pass a path to RunnerClient or set JR_DB_PATH"
-    ):
+    monkeypatch.delenv(DB_URL_ENV, raising=False)
+    with pytest.raises(StoreError) as caught:
         RunnerClient()
+    assert str(caught.value) == (
+        "no database: pass a path or URL to RunnerClient or set JR_DB_URL or JR_DB_PATH "
+        "(the runner sets one of them for every job)"
+    )
 
 
 def test_a_closed_client_refuses_calls(tmp_db: Path) -> None:

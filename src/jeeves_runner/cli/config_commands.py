@@ -31,7 +31,7 @@ def init(output: str) -> None:
     click.echo(f"Wrote {path}")
     # The database too: every command but start, init, add-job and add-queue refuses a
     # missing one, and their message points here.
-    with opened_store(load(str(path)).db_path, create=True):
+    with opened_store(load(str(path)).db_location, create=True):
         pass
 
 

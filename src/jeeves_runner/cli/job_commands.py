@@ -59,7 +59,7 @@ def add_job(
         )
     except JobRuleError as exc:
         raise CliError(str(exc)) from None
-    with opened_store(config.db_path, create=True) as store:
+    with opened_store(config.db_location, create=True) as store:
         try:
             store.jobs.add_job(job, format_instant(datetime.now(UTC)))
         except JobExistsError as exc:
@@ -71,7 +71,7 @@ def add_job(
 @config_option
 def list_jobs(config_path: str | None) -> None:
     """List jobs: enabled mark, id, schedule, name."""
-    with opened_store(load(config_path).db_path) as store:
+    with opened_store(load(config_path).db_location) as store:
         jobs = store.jobs.list_jobs()
     if not jobs:
         click.echo("No jobs.")

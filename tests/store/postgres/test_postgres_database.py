@@ -14,8 +14,9 @@ from jeeves_runner.store.errors import (
     SchemaTooNewError,
     StoreError,
 )
+from jeeves_runner.store.locations import redact_url
 from jeeves_runner.store.postgres import PostgresStore
-from jeeves_runner.store.postgres.database import SCHEMA_VERSION, redact_url
+from jeeves_runner.store.postgres.database import SCHEMA_VERSION
 from postgres_server import SERVER
 
 NOW = "2026-03-02T01:00:00.000Z"

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jeeves_runner.store.errors import SchemaTooNewError, StoreError
+from jeeves_runner.store.locations import redact_url
 
 # How long a statement waits for a row lock another transaction holds before it fails as
 # "busy" (SQLite's busy timeout plays this part in the other backend).
@@ -54,30 +54,13 @@ def _migration(number: int) -> str:
     return (_MIGRATIONS_DIR / _MIGRATION_NAMES[number - 1]).read_text(encoding="utf-8")
 
 
-def is_postgres_url(location: str) -> bool:
-    return location.startswith(("postgresql://", "postgres://"))
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<a malformed PostgreSQL URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 def one_line(exc: BaseException) -> str:
     """libpq's messages run over several lines (a hint on the second): one line of text."""
     text = re.sub(r"\s+", " ", str(exc)).strip()
     return text or type(exc).__name__
 
 
-def _connect_args(url: str) -> dict[str, Any]:
+def connect_args(url: str) -> dict[str, Any]:
     try:
         params = pg_conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
@@ -97,7 +80,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
         self.location = redact_url(url)
-        params = _connect_args(url)
+        params = connect_args(url)
         # One connection first: its error (refused, unknown database, bad password) is the
         # one to show, where a pool would only say that it timed out.
         try:
