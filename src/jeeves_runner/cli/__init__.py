@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "add-queue": ("data_commands", "add_queue"),
     "list-queues": ("data_commands", "list_queues"),
     "batch": ("batch_command", "batch"),
+    "migrate": ("migrate_command", "migrate"),
 }
 
 
