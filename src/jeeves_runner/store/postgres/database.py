@@ -2,8 +2,9 @@
 
 Connections come from one `psycopg_pool.ConnectionPool` shared by every thread (the gateway's
 writer, readers and probe; a client's callers). They run in autocommit mode, so a read is one
-statement on the newest committed data, and every write goes through `transaction()`: exactly
-one explicit transaction.
+statement on the newest committed data, and a write that is one statement is its own
+transaction (one round trip, where BEGIN ... COMMIT costs three). Writes of several statements
+go through `transaction()`.
 
 Migrations are the files in `migrations/` (NNNN_name.sql), applied in order inside one
 transaction under an advisory lock, so several processes starting on an empty database

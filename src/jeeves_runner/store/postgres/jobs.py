@@ -81,7 +81,7 @@ class PostgresJobStore:
 
     def add_job(self, job: Job, now: str) -> Job:
         try:
-            with self._db.transaction() as conn:
+            with self._db.connection() as conn:
                 conn.execute(
                     _INSERT,
                     (
@@ -107,7 +107,7 @@ class PostgresJobStore:
         return stored
 
     def update_job(self, job: Job, now: str) -> bool:
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             cur = conn.execute(
                 _UPDATE,
                 (
@@ -128,7 +128,7 @@ class PostgresJobStore:
             return cur.rowcount == 1
 
     def delete_job(self, job_id: str) -> bool:
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             return conn.execute(_DELETE, (job_id,)).rowcount == 1
 
     def get_job(self, job_id: str) -> Job | None:
@@ -158,7 +158,7 @@ class PostgresJobStore:
         return rows[0] if rows else None
 
     def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             return conn.execute(_SET_ENABLED, (int(enabled), now, job_id)).rowcount == 1
 
     def enabled_schedules(self) -> list[ScheduleEntry]:

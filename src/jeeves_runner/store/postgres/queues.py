@@ -74,7 +74,6 @@ INSERT INTO queue_items (queue_id, payload, status, priority, attempts, max_atte
 VALUES (%s, %s, 'pending', %s, 0, %s, %s, %s)
 RETURNING id
 """
-_LEASE_MS = "SELECT lease_ms FROM queues WHERE id = %s"
 _ITEM_COLUMNS = (
     "id, queue_id, payload, priority, attempts, max_attempts, created_at, lease_expires_at"
 )
@@ -83,7 +82,14 @@ _ITEM_COLUMNS = (
 _CLAIM = f"""
 UPDATE queue_items
 SET status = 'processing', attempts = attempts + 1, claimed_at = %(now)s,
-    lease_expires_at = %(until)s
+    lease_expires_at = (
+        -- now + the queue's lease, as `format_instant` writes it (ms, Z); evaluated once
+        SELECT to_char(
+            ((%(now)s::text)::timestamptz + q.lease_ms * interval '1 millisecond')
+                AT TIME ZONE 'UTC',
+            'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        FROM queues q WHERE q.id = %(queue)s
+    )
 WHERE id IN (
     SELECT id FROM queue_items WHERE queue_id = %(queue)s AND status = 'pending'
     ORDER BY priority DESC, id LIMIT %(count)s
@@ -281,20 +287,15 @@ class PostgresQueueStore:
     def claim(self, queue_id: str, count: int, now: str) -> list[QueueItem]:
         """Move up to `count` pending items to `processing` under a lease and return them,
         highest priority first, then oldest. Atomic across processes (SKIP LOCKED)."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
+            # Two statements, each its own transaction (two round trips, not five): leases
+            # that ran out go back first, so the claim can take them; a claim that fails
+            # after that leaves them pending, which is where they belong anyway.
             conn.execute(
                 _EXPIRE_LEASES_OF_QUEUE,
                 {"now": now, "error": LEASE_EXPIRED_ERROR, "queue": queue_id},
             )
-            lease = conn.execute(_LEASE_MS, (queue_id,)).fetchone()
-            if lease is None:
-                return []
-            params = {
-                "now": now,
-                "until": _plus_ms(now, int(lease[0])),
-                "queue": queue_id,
-                "count": count,
-            }
+            params = {"now": now, "queue": queue_id, "count": count}
             rows = conn.execute(_CLAIM, params).fetchall()
         # RETURNING does not promise an order; hand items out in claim order.
         items = [_item(row) for row in rows]
@@ -305,7 +306,7 @@ class PostgresQueueStore:
         """Mark a claimed item done. False when it is unknown or not `processing`, or, with
         `attempt`, when it is claimed under another attempt (someone else's claim now)."""
         params = {"id": item_id, "now": now, "attempt": attempt}
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             return conn.execute(_DONE, params).rowcount == 1
 
     def fail(
@@ -314,7 +315,7 @@ class PostgresQueueStore:
         """Give a claimed item back: `pending` while it has attempts left, else `failed`.
         None when it is unknown or not `processing` (under `attempt`, if given)."""
         params = {"id": item_id, "error": error, "now": now, "attempt": attempt}
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(_FAIL, params).fetchone()
         return None if row is None else ItemStatus(row[0])
 
@@ -380,7 +381,7 @@ class PostgresQueueStore:
         for queue_id, retention_days, _lease in retentions:
             cutoff = format_instant(moment - timedelta(days=int(retention_days)))
             while True:
-                with self._db.transaction() as conn:
+                with self._db.connection() as conn:
                     deleted = conn.execute(_PRUNE_FINISHED, (queue_id, cutoff, batch)).rowcount
                 total += deleted
                 if deleted < batch:

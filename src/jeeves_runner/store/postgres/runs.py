@@ -21,6 +21,11 @@ ORDER BY n
 RETURNING id
 """
 _MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = %s WHERE id = %s"
+_MARK_MANY_RUNNING = """
+UPDATE runs SET status = 'running', started_at = m.at
+FROM unnest(%s::bigint[], %s::text[]) AS m (id, at)
+WHERE runs.id = m.id
+"""
 _FINISH = """
 UPDATE runs SET status = %s, finished_at = %s, duration_ms = %s, exit_code = %s, stdout = %s,
        stderr = %s, error = %s, tokens = %s, result_meta = %s
@@ -90,14 +95,14 @@ class PostgresRunStore:
     def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
         """A new run row. `pending` rows are made ahead of the fire so the child can be
         given its JR_RUN_ID without a database write on the critical path."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             return _id(conn.execute(_CREATE, (job_id, status.value, at, trigger.value)))
 
     def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
         """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
         if not job_ids:
             return []
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             # One statement; ids are handed out in row order, so they pair with job_ids.
             rows = conn.execute(_CREATE_MANY, (at, trigger.value, job_ids)).fetchall()
         return sorted(int(row[0]) for row in rows)
@@ -106,12 +111,14 @@ class PostgresRunStore:
         """(run id, job id, started_at) for runs whose children have started; one commit."""
         if not started:
             return
-        with self._db.transaction() as conn, conn.cursor() as cur:
-            cur.executemany(_MARK_RUNNING, [(at, run_id) for run_id, _job, at in started])
+        ids = [run_id for run_id, _job, _at in started]
+        instants = [at for _id, _job, at in started]
+        with self._db.connection() as conn:
+            conn.execute(_MARK_MANY_RUNNING, (ids, instants))
 
     def discard_pending(self, run_id: int) -> None:
         """Drop a row made ahead of a fire that, in the end, did not run."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             conn.execute(_DISCARD_PENDING, (run_id,))
 
     def finish_run(
@@ -123,7 +130,9 @@ class PostgresRunStore:
     ) -> None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
         in the same commit, for a run that ended before its `running` mark was written."""
-        with self._db.transaction() as conn:
+        # One statement is its own transaction; a run that also needs its start written takes
+        # both in one.
+        with self._db.transaction() if started is not None else self._db.connection() as conn:
             if started is not None:
                 conn.execute(_MARK_RUNNING, (started[1], run_id))
             conn.execute(
@@ -164,14 +173,14 @@ class PostgresRunStore:
     def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
         """Close runs a stopped runner left open: `running` ones with `message`, `pending`
         ones (which never started) with `never_started` (default: `message`)."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             params = (at, never_started or message, message)
             return conn.execute(_CLOSE_ORPHANS, params).rowcount
 
     def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:
         """Record the process a run started: its PID, its process group and its start time
         (clock ticks since boot; None where the system does not tell)."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             conn.execute(_SET_PROCESS, (pid, pgid, process_started, run_id))
 
     def open_runs(self) -> list[OpenRun]:
@@ -193,7 +202,7 @@ class PostgresRunStore:
     def close_run(self, run_id: int, at: str, error: str) -> bool:
         """Close one open run as `error` with `error` as its message. False when the run is
         unknown or no longer open (someone else closed it first)."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             return conn.execute(_CLOSE_RUN, (at, error, run_id)).rowcount == 1
 
     def finished_since(self, since: str) -> dict[str, int]:
@@ -206,7 +215,7 @@ class PostgresRunStore:
         hold its locks for long. Never deletes a running run."""
         total = 0
         while True:
-            with self._db.transaction() as conn:
+            with self._db.connection() as conn:
                 deleted = conn.execute(_PRUNE, (before, batch)).rowcount
             total += deleted
             if deleted < batch:

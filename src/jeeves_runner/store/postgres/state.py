@@ -148,7 +148,7 @@ class PostgresStateStore:
 
     def delete(self, namespace: str, key: str, now: str) -> bool:
         """Delete the key and its items. True when a live value was there."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(_DELETE, {"ns": namespace, "key": key}).fetchone()
         return row is not None and (row[0] is None or row[0] > now)
 
@@ -179,7 +179,7 @@ class PostgresStateStore:
     def delete_item(self, namespace: str, key: str, item_key: str, now: str) -> bool:
         """True when a visible item was deleted."""
         params = {"ns": namespace, "key": key, "item": item_key, "now": now}
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(_DELETE_ITEM, params).fetchone()
         return row is not None and bool(row[0])
 
@@ -244,7 +244,7 @@ class PostgresStateStore:
         does not hold its locks for long."""
         keys = items = 0
         while True:
-            with self._db.transaction() as conn:
+            with self._db.connection() as conn:
                 row = conn.execute(_DELETE_EXPIRED, {"now": now, "batch": batch}).fetchone()
             assert row is not None
             keys += int(row[0])
