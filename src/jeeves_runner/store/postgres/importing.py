@@ -66,4 +66,9 @@ def import_tables(
                     sql.SQL(_MOVE_SEQUENCE).format(sql.Identifier(table)),
                     (table, _KEPT_IDS[table]),
                 )
+    # Fresh statistics: without them the planner guesses a few hundred rows per table and
+    # GET /jobs reads every run instead of one per job (18 ms against 2 ms at 50,000 runs).
+    with db.connection() as conn:
+        for table, _columns, _rows in tables:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     return copied
