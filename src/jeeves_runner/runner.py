@@ -63,6 +63,8 @@ class Runner:
         self._now_signal = 0
         self._background: set[asyncio.Task[None]] = set()
         self._maintenance_task: asyncio.Task[None] | None = None
+        self._lock_task: asyncio.Task[None] | None = None
+        self._lost_lock = False
         self.api_server: object | None = None
 
     # ---- RunnerControl ------------------------------------------------------------------
@@ -199,6 +201,10 @@ class Runner:
             gc.collect()
             gc.freeze()
             self._maintenance_task = asyncio.ensure_future(self._maintenance_loop())
+            if self._lock.watch_interval_s is not None:
+                self._lock_task = asyncio.ensure_future(
+                    self._watch_lock(self._lock.watch_interval_s)
+                )
         except BaseException:
             await self._close_resources()
             raise
@@ -242,6 +248,10 @@ class Runner:
             server.cut_drain()  # type: ignore[attr-defined]
 
     async def _close_resources(self) -> None:
+        if self._lock_task is not None:
+            self._lock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lock_task
         if self._maintenance_task is not None:
             self._maintenance_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,6 +288,8 @@ class Runner:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+        if self._lost_lock:
+            return 1
         return 128 + self._now_signal if self._now_signal else 0
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
@@ -363,6 +375,26 @@ class Runner:
         log.info("maintenance done", **report.as_dict())
         if any(report.as_dict().values()):
             self.dispatcher.jobs_changed()  # cached run lists may show pruned rows
+
+    async def _watch_lock(self, interval: float) -> None:
+        """A lock the database can take away (PostgreSQL's ends with its session): when
+        another runner got it, stop as after SIGTERM, and exit 1."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await asyncio.to_thread(self._lock.still_held)
+            except Exception:
+                log.exception("checking the runner lock failed")
+                continue
+            if not held:
+                log.error(
+                    "another runner took over the database after this runner's lock "
+                    "was lost; stopping",
+                    db=self.config.db_location,
+                )
+                self._lost_lock = True
+                self._stopping.set()
+                return
 
     async def _maintenance_loop(self) -> None:
         interval = self.config.state_cleanup_interval_ms / 1000

@@ -1,6 +1,7 @@
 """The real runner on PostgreSQL (`dbUrl`): jobs run and their scripts reach the database
 through JR_DB_URL (the Python client and the CLI verbs), a second runner on the same schema is
-refused, and a bad or unreachable server is one line, never a traceback."""
+refused (and one that lost its lock to another stops), and a bad or unreachable server is one
+line, never a traceback."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from runner_process import RunnerProcess, wait_for
 
 from jeeves_runner.store.postgres import PostgresStore
+from postgres_server import SERVER
 
 pytestmark = pytest.mark.slow
 
@@ -96,3 +99,49 @@ def test_a_bad_db_url_is_a_config_error(tmp_path: Path) -> None:
         f"error: {proc.config_path}: dbUrl: must start with postgresql:// "
         '(e.g. postgresql://user@host:5432/database), got "mysql://root@127.0.0.1/jr"'
     )
+
+
+_LOCK_SESSIONS = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name LIKE 'jeeves-runner % pid %'
+"""
+_TAKE_LOCK = (
+    "SELECT pg_advisory_lock(19026, hashtext(current_database() || '.' || current_schema()))"
+)
+
+
+def lock_holders() -> int:
+    rows = SERVER.execute(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
+        "AND a.application_name LIKE 'jeeves-runner % pid %'"
+    )
+    return int(rows[0][0])
+
+
+def test_a_runner_whose_lock_session_ends_takes_the_lock_again(
+    runner: RunnerProcess, tmp_path: Path, pg_url: str
+) -> None:
+    runner.start()
+    assert lock_holders() == 1
+    SERVER.execute(_LOCK_SESSIONS)  # a server restart, an administrator
+    wait_for(lambda: lock_holders() == 1, 30, "the runner to take its lock again")
+    assert runner.healthy()
+    folder = tmp_path / "second"
+    folder.mkdir()
+    refused = RunnerProcess(folder, dbUrl=pg_url).cli("start")
+    assert refused.returncode == 1
+    assert "is already using" in refused.stderr
+    assert runner.stop() == 0
+
+
+def test_a_runner_that_lost_its_lock_to_another_stops_with_exit_1(
+    runner: RunnerProcess, pg_url: str
+) -> None:
+    runner.start()
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute(_LOCK_SESSIONS)
+        other.execute(_TAKE_LOCK)  # waits for the ended session, then holds the lock
+        assert runner.proc is not None
+        assert runner.proc.wait(30) == 1
+    assert "another runner took over the database" in runner.log()

@@ -25,8 +25,16 @@ def open_store(location: str) -> Store:
 class RunnerLock(Protocol):
     """Held by a running runner: a second one on the same data refuses to start."""
 
+    # How often the runner asks `still_held()`; None: the lock cannot be lost while the
+    # process lives.
+    watch_interval_s: float | None
+
     def acquire(self) -> None:
         """Raises DatabaseInUseError when another runner holds it."""
+        ...
+
+    def still_held(self) -> bool:
+        """False when another runner has taken the lock: this one must stop. Blocks."""
         ...
 
     def release(self) -> None: ...

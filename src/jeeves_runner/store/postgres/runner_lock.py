@@ -7,6 +7,12 @@ the host and pid of its runner, which is what a second runner's message shows.
 
 Until cluster mode, two runners on one schema would each close the other's runs as orphans at
 start and fire every job twice; this makes the second one refuse to start instead.
+
+The server can end the lock's session while the runner lives (a restart, a failover, an
+administrator). The runner asks `still_held()` every `watch_interval_s`: the lock is taken
+again on a new session when it is free, and when another runner got it first, the answer is
+False and this runner stops. Between the loss and that check (at most the interval) both may
+fire; cluster mode is what makes a double fire impossible.
 """
 
 from __future__ import annotations
@@ -37,10 +43,32 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 
 
 class PostgresRunnerLock:
+    watch_interval_s: float | None = 2.0
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.location = redact_url(url)
         self._conn: psycopg.Connection[Any] | None = None
+
+    def still_held(self) -> bool:
+        """True while this runner holds the lock (taking it again on a new session when the
+        old one was ended and nobody else took it); False when another runner holds it. An
+        unreachable server answers True: nobody else can take the lock from it either."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                conn.close()
+                self._conn = None
+        try:
+            self.acquire()
+        except DatabaseInUseError:
+            return False
+        except StoreError:
+            return True
+        return True
 
     def acquire(self) -> None:
         params = connect_args(self.url)
