@@ -145,3 +145,24 @@ def test_a_runner_that_lost_its_lock_to_another_stops_with_exit_1(
         assert runner.proc is not None
         assert runner.proc.wait(30) == 1
     assert "another runner took over the database" in runner.log()
+
+
+def test_runs_are_recorded_after_the_server_ended_every_pool_connection(
+    runner: RunnerProcess,
+) -> None:
+    runner.add_job("hello", "0 0 1 1 *", str(EXAMPLES / "hello.py"))
+    runner.start()
+    with httpx.Client(base_url=runner.url, timeout=60) as http:
+        assert http.post("/jobs/hello/run").json()["result"]["status"] == "ok"
+        # Every pooled connection of the runner goes (not its lock's session).
+        SERVER.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'jeeves-runner'"
+        )
+        for _ in range(2):
+            result = http.post("/jobs/hello/run").json()["result"]
+            assert result["status"] == "ok", result
+        runs = http.get("/jobs/hello/runs").json()["runs"]
+        assert [r["status"] for r in runs] == ["ok", "ok", "ok"]
+        assert http.get("/health").status_code == 200
+    assert runner.stop() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -137,28 +138,40 @@ def test_data_version_moves_when_another_connection_commits(
     assert store.data_version() != after
 
 
-def test_a_dropped_connection_is_unavailable_then_the_pool_recovers(
-    store: PostgresStore,
-) -> None:
+def test_connections_the_server_ended_are_replaced_before_use(store: PostgresStore) -> None:
     store.state.set("n", "k", "v", None, NOW)
-    # The server ends every connection of this store (a restart, a failover, an admin).
-    SERVER.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    # The server ends every connection of this store (a restart, a failover, an admin)...
+    ended = SERVER.execute(
+        "SELECT pid FROM pg_stat_activity "
         "WHERE datname = current_database() AND application_name = 'jeeves-runner'"
     )
-    failures = 0
-    for _ in range(10):  # each broken connection fails once, then leaves the pool
-        try:
-            assert store.state.get("n", "k", NOW) == "v"
-            break
-        except psycopg.Error as exc:
-            translated = store.translate_error(exc)
-            assert isinstance(translated, DatabaseUnavailableError)
-            assert str(translated).startswith("PostgreSQL at ")
-            failures += 1
-    else:
-        pytest.fail("the pool never recovered")
-    assert failures <= 8
+    assert ended
+    SERVER.execute(
+        "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", ([p for (p,) in ended],)
+    )
+    deadline = time.monotonic() + 10
+    while SERVER.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", ([p for (p,) in ended],)
+    ):
+        assert time.monotonic() < deadline, "the server did not end the sessions"
+        time.sleep(0.01)
+    # ...and the next calls get new ones instead of failing.
+    for _ in range(5):
+        assert store.state.get("n", "k", NOW) == "v"
+    store.state.set("n", "k", "w", None, NOW)
+    assert store.state.get("n", "k", NOW) == "w"
+
+
+def test_a_connection_lost_mid_use_is_unavailable(store: PostgresStore) -> None:
+    with store.db.connection() as conn:
+        pid = conn.info.backend_pid
+        SERVER.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError) as caught:
+            conn.execute("SELECT pg_sleep(0.2)")  # the session is being ended
+    translated = store.translate_error(caught.value)
+    assert isinstance(translated, DatabaseUnavailableError)
+    assert str(translated).startswith(f"PostgreSQL at {store.location} cannot be used now (")
+    assert store.state.get("n", "k", NOW) is None  # the pool carries on
 
 
 def test_lock_timeouts_and_deadlocks_are_busy(store: PostgresStore) -> None:

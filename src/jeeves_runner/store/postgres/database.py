@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,19 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
+def _check(conn: psycopg.Connection[Any]) -> None:
+    """Run by the pool before it hands a connection out: a broken one is replaced instead of
+    failing the caller's statement. An idle connection has nothing to read unless the server
+    wrote to it on its own, which it does when it ends the session (a restart, a failover,
+    pg_terminate_backend): only then is the connection asked for real, so the usual
+    hand-out costs one poll of the socket, not a round trip."""
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
@@ -103,6 +117,7 @@ class Database:
             max_size=max(1, pool_size),
             timeout=POOL_TIMEOUT_S,
             configure=_configure,
+            check=_check,
             open=False,
             name=f"jeeves-runner {self.location}",
         )
