@@ -47,6 +47,6 @@ def validate(config_path: str | None) -> None:
 @click.command("config-show")
 @config_option
 def config_show(config_path: str | None) -> None:
-    """Print the resolved config as JSON (token paths redacted)."""
+    """Print the resolved config as JSON (token paths and the dbUrl password redacted)."""
     config = load(config_path)
     click.echo(json.dumps(config.to_json_dict(redact=True), indent=2))

@@ -78,7 +78,7 @@ class PostgresStore:
     def integrity_problem(self) -> str | None:
         try:
             with self.db.connection() as conn:
-                conn.execute("SELECT count(*) FROM jobs")
+                conn.execute("SELECT 1 FROM jobs LIMIT 1")
                 version = self.db.current_version(conn)
         except PoolTimeout:
             return f"cannot connect to PostgreSQL at {self.location}"
