@@ -93,4 +93,6 @@ class OutputTail:
         if self._partial:
             lines.append(self._partial)
             lines = lines[-self.max_lines :]
-        return b"\n".join(lines).decode("utf-8", errors="replace")
+        # What cannot be shown as text becomes U+FFFD: bytes that are not UTF-8, and NUL,
+        # which PostgreSQL's text cannot hold (a job printing one must still be recorded).
+        return b"\n".join(lines).decode("utf-8", errors="replace").replace("\x00", "\ufffd")

@@ -188,3 +188,12 @@ def test_lock_timeouts_and_deadlocks_are_busy(store: PostgresStore) -> None:
     assert store.translate_error(other) is other
     unique = psycopg.errors.UniqueViolation("duplicate key")
     assert store.translate_error(unique) is unique
+
+
+def test_text_holding_nul_is_refused_in_one_line(store: PostgresStore) -> None:
+    with pytest.raises(psycopg.DataError) as caught:
+        store.state.set("ns", "k", "a\x00b", None, NOW)
+    translated = store.translate_error(caught.value)
+    assert isinstance(translated, ValueError)
+    assert str(translated) == "PostgreSQL cannot store text holding the NUL character (\\x00)"
+    assert store.state.get("ns", "k", NOW) is None

@@ -103,6 +103,9 @@ class PostgresStore:
             return exc
         if isinstance(exc, _BUSY):
             return DatabaseBusyError()
+        if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+            # Bad input, not a database problem: the caller's text holds U+0000.
+            return ValueError("PostgreSQL cannot store text holding the NUL character (\\x00)")
         if isinstance(exc, pg_errors.DiskFull):
             return DatabaseUnavailableError(f"The disk of PostgreSQL at {self.location} is full")
         if isinstance(

@@ -76,6 +76,12 @@ DELETE FROM runs WHERE id IN (
 """
 
 
+def _text(value: str | None) -> str | None:
+    """Text for a column: PostgreSQL's text cannot hold NUL, which a process's output or a
+    gateway's error may carry; it is stored as U+FFFD, as undecodable bytes already are."""
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
+
+
 def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     assert cur.description is not None
     names = [d.name for d in cur.description]
@@ -142,11 +148,11 @@ class PostgresRunStore:
                     finished_at,
                     result.duration_ms,
                     result.exit_code,
-                    result.stdout,
-                    result.stderr,
-                    result.error,
+                    _text(result.stdout),
+                    _text(result.stderr),
+                    _text(result.error),
                     result.tokens,
-                    result.result_meta,
+                    _text(result.result_meta),
                     run_id,
                 ),
             )
@@ -157,9 +163,14 @@ class PostgresRunStore:
         """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
         into the row `into` (returned by the first skip), which counts them."""
         with self._db.transaction() as conn:
-            if into is not None and conn.execute(_BUMP_SKIP, (at, at, reason, into)).rowcount:
+            if (
+                into is not None
+                and conn.execute(_BUMP_SKIP, (at, at, _text(reason), into)).rowcount
+            ):
                 return into
-            return _id(conn.execute(_INSERT_SKIP, (job_id, at, at, reason, trigger.value, at)))
+            return _id(
+                conn.execute(_INSERT_SKIP, (job_id, at, at, _text(reason), trigger.value, at))
+            )
 
     def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]:
         with self._db.connection() as conn:
@@ -174,7 +185,7 @@ class PostgresRunStore:
         """Close runs a stopped runner left open: `running` ones with `message`, `pending`
         ones (which never started) with `never_started` (default: `message`)."""
         with self._db.connection() as conn:
-            params = (at, never_started or message, message)
+            params = (at, _text(never_started or message), _text(message))
             return conn.execute(_CLOSE_ORPHANS, params).rowcount
 
     def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:
@@ -203,7 +214,7 @@ class PostgresRunStore:
         """Close one open run as `error` with `error` as its message. False when the run is
         unknown or no longer open (someone else closed it first)."""
         with self._db.connection() as conn:
-            return conn.execute(_CLOSE_RUN, (at, error, run_id)).rowcount == 1
+            return conn.execute(_CLOSE_RUN, (at, _text(error), run_id)).rowcount == 1
 
     def finished_since(self, since: str) -> dict[str, int]:
         with self._db.connection() as conn:
