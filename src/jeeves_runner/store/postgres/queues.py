@@ -128,7 +128,7 @@ WHERE queue_id = %(queue)s AND status = 'processing' AND lease_expires_at IS NUL
 # again, the first consumer's late done/fail must not touch the second consumer's claim.
 _THIS_CLAIM = (
     "id = %(id)s AND status = 'processing' "
-    "AND (%(attempt)s::integer IS NULL OR attempts = %(attempt)s::integer)"
+    "AND (%(attempt)s::bigint IS NULL OR attempts = %(attempt)s::bigint)"
 )
 _DONE = f"""
 UPDATE queue_items SET status = 'done', finished_at = %(now)s, lease_expires_at = NULL

@@ -2,6 +2,9 @@
 -- columns, same meaning, so a row copies across unchanged (`migrate --to`) and a verb added
 -- to one backend is written the same way in the other.
 --
+-- Integers are BIGINT wherever a caller may pass any 64-bit value (SQLite's INTEGER range):
+-- priorities, attempts, durations, tokens, timeouts.
+--
 -- Instants stay `format_instant` text (2026-03-02T01:03:00.000Z): every instant has one
 -- width, so comparing them as text compares them as times, exactly as in SQLite. Text keys
 -- are COLLATE "C" so ORDER BY is byte order (as in SQLite) whatever the database's locale.
@@ -41,7 +44,7 @@ CREATE TABLE runs (
     stderr          TEXT,
     trigger         TEXT NOT NULL DEFAULT 'schedule'
                     CHECK (trigger IN ('schedule', 'manual', 'retry')),
-    skipped_count   INTEGER,
+    skipped_count   BIGINT,
     last_skipped_at TEXT COLLATE "C",
     pid             INTEGER,
     pgid            INTEGER,
@@ -82,7 +85,7 @@ CREATE TABLE queues (
     description    TEXT,
     dedup_expr     TEXT,
     dedup_scope    TEXT NOT NULL DEFAULT 'pending' CHECK (dedup_scope IN ('pending', 'all')),
-    max_attempts   INTEGER NOT NULL DEFAULT 1,
+    max_attempts   BIGINT NOT NULL DEFAULT 1,
     retention_days INTEGER NOT NULL DEFAULT 7,
     created_at     TEXT COLLATE "C" NOT NULL,
     lease_ms       BIGINT NOT NULL DEFAULT 300000
@@ -95,8 +98,8 @@ CREATE TABLE queue_items (
     status           TEXT NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'processing', 'done', 'failed')),
     priority         BIGINT NOT NULL DEFAULT 0,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    max_attempts     INTEGER NOT NULL DEFAULT 1,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    max_attempts     BIGINT NOT NULL DEFAULT 1,
     dedup_key        TEXT,
     error            TEXT,
     created_at       TEXT COLLATE "C" NOT NULL,
