@@ -43,9 +43,6 @@ UPDATE queues SET name = %s, description = %s, dedup_expr = %s, dedup_scope = %s
        max_attempts = %s, retention_days = %s, lease_ms = %s
 WHERE id = %s
 """
-_INSERT_DEFAULT_QUEUE = """
-INSERT INTO queues (id, name, created_at) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING
-"""
 _GET_QUEUE = f"SELECT {_DEF_COLUMNS} FROM queues WHERE id = %s"
 _LIST_QUEUES = f"SELECT {_DEF_COLUMNS} FROM queues ORDER BY id"
 _LIST_QUEUES_WITH_COUNTS = f"""
@@ -71,9 +68,15 @@ WHERE queue_id = %s AND dedup_key = %s AND status IN ('pending', 'processing', '
 _INSERT_ITEM = """
 INSERT INTO queue_items (queue_id, payload, status, priority, attempts, max_attempts,
                          dedup_key, created_at)
-VALUES (%s, %s, 'pending', %s, 0, %s, %s, %s)
+VALUES (%(queue)s, %(payload)s, 'pending', %(priority)s, 0, %(attempts)s, %(key)s, %(now)s)
 RETURNING id
 """
+_INSERT_ITEM_AND_QUEUE = f"""
+WITH queue AS (
+    INSERT INTO queues (id, name, created_at) VALUES (%(queue)s, %(queue)s, %(now)s)
+    ON CONFLICT (id) DO NOTHING
+)
+{_INSERT_ITEM}"""
 _ITEM_COLUMNS = (
     "id, queue_id, payload, priority, attempts, max_attempts, created_at, lease_expires_at"
 )
@@ -263,24 +266,38 @@ class PostgresQueueStore:
         """Add an item; returns its id, or -1 when the queue's dedup expression finds a
         duplicate in its scope. A queue without a definition gets the default one (as the
         original runner did), named after its id."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
+            # The definition is read on its own: an enqueue racing with `add-queue --replace`
+            # then behaves as if it came just before it.
             row = conn.execute(_ENQUEUE_DEF, (queue_id,)).fetchone()
             if row is None:
-                conn.execute(_INSERT_DEFAULT_QUEUE, (queue_id, queue_id, now))
                 expr, scope, default_attempts = None, DedupScope.PENDING, DEFAULT_MAX_ATTEMPTS
             else:
                 expr, scope, default_attempts = row[0], DedupScope(row[1]), row[2]
             key = dedup_key(expr, json.loads(payload_json)) if expr else None
-            if key is not None:
-                # Held to the commit: a second producer with this key waits here, and its
-                # duplicate check (a new statement, so a new snapshot) then sees our item.
-                conn.execute(_DEDUP_LOCK, (queue_id, key))
-                duplicate = _DUPLICATE_ALL if scope is DedupScope.ALL else _DUPLICATE_PENDING
-                if conn.execute(duplicate, (queue_id, key)).fetchone() is not None:
-                    return -1
             attempts = default_attempts if max_attempts is None else max_attempts
-            cur = conn.execute(_INSERT_ITEM, (queue_id, payload_json, priority, attempts, key, now))
-            inserted = cur.fetchone()
+            params = {
+                "queue": queue_id,
+                "payload": payload_json,
+                "priority": priority,
+                "attempts": attempts,
+                "key": key,
+                "now": now,
+            }
+            if key is None:
+                # One statement, its own transaction: with the default definition when the
+                # queue has none yet.
+                sql = _INSERT_ITEM if row is not None else _INSERT_ITEM_AND_QUEUE
+                inserted = conn.execute(sql, params).fetchone()
+            else:
+                with conn.transaction():
+                    # Held to the commit: a second producer with this key waits here, and
+                    # its duplicate check (a new statement, so a new snapshot) sees our item.
+                    conn.execute(_DEDUP_LOCK, (queue_id, key))
+                    duplicate = _DUPLICATE_ALL if scope is DedupScope.ALL else _DUPLICATE_PENDING
+                    if conn.execute(duplicate, (queue_id, key)).fetchone() is not None:
+                        return -1
+                    inserted = conn.execute(_INSERT_ITEM, params).fetchone()
         assert inserted is not None
         return int(inserted[0])
 
