@@ -24,7 +24,12 @@ was (it is shared; background load moves the tails more than anything the runner
 `--blocks N` splits each phase into N alternating blocks (floor, runner, floor, runner, ...)
 so that background load falls on both alike; the default, 1, is the plain sequence.
 
+With `--db-url postgresql://...` each block also runs the runner on a fresh schema of that
+database (`runner_postgres`, after the SQLite runner, same duration); its target is p50 within
+5 ms of the SQLite runner's, measured in the same run, and no fire lost.
+
     .venv/bin/python benchmarks/bench_fire_lateness.py [--duration 30] [--jobs 20] [--blocks 1]
+        [--db-url postgresql://root@127.0.0.1:5432/test]
 
 Targets: runner p50 <= floor p50 + 5 ms, runner p99 <= floor p99 + 10 ms, no fire lost.
 """
@@ -35,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -45,9 +49,9 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from harness import free_port, health_ok, start_runner, stop_runner
+from harness import PostgresSchema, free_port, health_ok, start_runner, stop_runner
 from jeeves_runner.models import Job, OverlapPolicy
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.opening import open_store
 
 HERE = Path(__file__).resolve()
 SCRIPT_BODY = '#!/bin/bash\necho "$EPOCHREALTIME"\n'
@@ -248,14 +252,23 @@ def run_floor(scripts: list[str], duration: int, phase: Phase) -> None:
 # ---- the real runner process ----------------------------------------------------------------
 
 
-def run_runner(folder: Path, scripts: list[str], duration: int, block: int, phase: Phase) -> None:
-    """One runner process on a fresh database; the window starts WARMUP_S after /health."""
+def run_runner(
+    folder: Path,
+    scripts: list[str],
+    duration: int,
+    block: int,
+    phase: Phase,
+    db_url: str | None = None,
+) -> None:
+    """One runner process on a fresh database (a SQLite file, or the fresh PostgreSQL schema
+    `db_url` names); the window starts WARMUP_S after /health."""
     db_path = folder / f"runner-{block}.sqlite"
+    location = db_url or str(db_path)
     port = free_port()
     config = {
         "port": port,
         "host": "127.0.0.1",
-        "dbPath": str(db_path),
+        **({"dbUrl": db_url} if db_url else {"dbPath": str(db_path)}),
         "maxConcurrency": len(scripts),
         "timezone": "UTC",
         "log": {"level": "warn", "file": str(folder / f"runner-{block}.log")},
@@ -263,7 +276,7 @@ def run_runner(folder: Path, scripts: list[str], duration: int, block: int, phas
     config_path = folder / f"config-{block}.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
 
-    store = SqliteStore(db_path)
+    store = open_store(location)
     now = "2026-01-01T00:00:00.000Z"
     for i, script in enumerate(scripts):
         job = Job(
@@ -299,11 +312,15 @@ def run_runner(folder: Path, scripts: list[str], duration: int, block: int, phas
     finally:
         stop_runner(proc)
     phase.exit_codes.append(proc.returncode)
-    conn = sqlite3.connect(db_path)
+    store = open_store(location)
     try:
-        rows = conn.execute("SELECT job_id, status, stdout, started_at FROM runs").fetchall()
+        rows = [
+            (run["job_id"], run["status"], run["stdout"], run["started_at"])
+            for i in range(len(scripts))
+            for run in store.runs.list_runs(f"job-{i:02d}", 1_000_000)
+        ]
     finally:
-        conn.close()
+        store.close()
     starts: list[tuple[int, float]] = []
     counts = phase.statuses
     for job_id, status, stdout, started_at in rows:
@@ -342,16 +359,20 @@ def main() -> None:
         help="split each phase into this many alternating blocks (floor, runner, floor, ...) "
         "so that background load on a shared host falls on both alike",
     )
+    parser.add_argument("--db-url", help="also run the runner on this PostgreSQL database")
     args = parser.parse_args()
     block_s = max(1, args.duration // args.blocks)
 
-    floor, runner = Phase(), Phase()
+    floor, runner, on_postgres = Phase(), Phase(), Phase()
     with tempfile.TemporaryDirectory(prefix="jr-bench-fire-") as tmp:
         folder = Path(tmp)
         scripts = make_scripts(folder, args.jobs)
         for block in range(args.blocks):
             run_floor(scripts, block_s, floor)
             run_runner(folder, scripts, block_s, block, runner)
+            if args.db_url:
+                with PostgresSchema(args.db_url) as url:
+                    run_runner(folder, scripts, block_s, block + 1000, on_postgres, url)
     fl, rn = floor.result(args.jobs), runner.result(args.jobs)
     fla, rla = fl["lateness"], rn["lateness"]
     targets = {
@@ -361,6 +382,25 @@ def main() -> None:
         "p50_within_floor_plus_5ms": rla.get("p50_ms", math.inf) <= fla["p50_ms"] + 5,
         "p99_within_floor_plus_10ms": rla.get("p99_ms", math.inf) <= fla["p99_ms"] + 10,
     }
+    extra: dict[str, Any] = {}
+    if args.db_url:
+        pg = on_postgres.result(args.jobs)
+        pla = pg["lateness"]
+        targets["postgres_no_fire_lost"] = (
+            pg["missing"] == 0
+            and pg["duplicates"] == 0
+            and pg["fires_recorded"] == pg["fires_expected"]
+        )
+        targets["postgres_p50_within_sqlite_plus_5ms"] = (
+            pla.get("p50_ms", math.inf) <= rla.get("p50_ms", math.inf) + 5
+        )
+        extra = {
+            "runner_postgres": pg,
+            "postgres_minus_sqlite_ms": {
+                "p50": round(pla.get("p50_ms", math.nan) - rla.get("p50_ms", math.nan), 2),
+                "p99": round(pla.get("p99_ms", math.nan) - rla.get("p99_ms", math.nan), 2),
+            },
+        }
     print(
         json.dumps(
             {
@@ -375,6 +415,7 @@ def main() -> None:
                     "p50": round(rla.get("p50_ms", math.nan) - fla["p50_ms"], 2),
                     "p99": round(rla.get("p99_ms", math.nan) - fla["p99_ms"], 2),
                 },
+                **extra,
                 "targets_met": targets,
             }
         )

@@ -50,3 +50,33 @@ def stop_runner(proc: subprocess.Popen[bytes]) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+class PostgresSchema:
+    """A fresh schema in the PostgreSQL database of `url` for one benchmark, dropped after:
+    `with PostgresSchema(url) as schema_url: ...` (connections of schema_url create and find
+    everything there)."""
+
+    def __init__(self, url: str) -> None:
+        import secrets
+
+        self.url = url
+        self.name = f"bench_{secrets.token_hex(4)}"
+
+    def __enter__(self) -> str:
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.name}"')
+        parts = urlsplit(self.url)
+        option = f"options={quote(f'-csearch_path={self.name}')}"
+        query = f"{parts.query}&{option}" if parts.query else option
+        return urlunsplit(parts._replace(query=query))
+
+    def __exit__(self, *exc: object) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{self.name}" CASCADE')

@@ -7,10 +7,14 @@
 # and enqueues one "check" item per host for a consumer job. Every command prints one line of
 # JSON; `state get --raw` prints the bare value (nothing when the key is missing or expired).
 #
-# The runner sets JR_DB_PATH for the job; the CLI finds the database through it.
+# The runner sets JR_DB_PATH (SQLite) or JR_DB_URL (PostgreSQL) for the job; the CLI finds
+# the database through it.
 set -euo pipefail
 JR="${JR_CLI:-jeeves-runner}"
-: "${JR_DB_PATH:?run this from jeeves-runner, or set JR_DB_PATH}"
+if [ -z "${JR_DB_URL:-}${JR_DB_PATH:-}" ]; then
+  echo "run this from jeeves-runner, or set JR_DB_PATH or JR_DB_URL" >&2
+  exit 2
+fi
 
 ns="shell-example"
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from jeeves_runner.store import SqliteStore
+from postgres_server import SERVER
 
 CLI_TIMEOUT_S = 60
 
@@ -71,3 +72,21 @@ def store(tmp_db: Path) -> Iterator[SqliteStore]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_test_database() -> Iterator[None]:
+    """The PostgreSQL test database (made by the first test that needs it) goes at the end."""
+    yield
+    SERVER.drop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL of a fresh, empty PostgreSQL schema (dropped after the test); skips, or under
+    CI=true fails, when there is no server (see postgres_server.py)."""
+    schema, url = SERVER.new_schema()
+    try:
+        yield url
+    finally:
+        SERVER.drop_schema(schema)

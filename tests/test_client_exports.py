@@ -9,6 +9,7 @@ import jeeves_runner.client as client
 
 EXPORTED = [
     "DB_PATH_ENV",
+    "DB_URL_ENV",
     "DedupScope",
     "ItemStatus",
     "QueueDefinition",

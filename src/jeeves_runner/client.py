@@ -2,7 +2,7 @@
 
     from jeeves_runner.client import RunnerClient
 
-    with RunnerClient() as jr:  # the database named by JR_DB_PATH (the runner sets it)
+    with RunnerClient() as jr:  # the runner's database: JR_DB_URL or JR_DB_PATH (it sets one)
         since = jr.get_state("mail", "cursor")
         ...
         jr.set_state("mail", "cursor", newest_id)
@@ -24,7 +24,6 @@ import os
 import re
 import threading
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
@@ -41,10 +40,14 @@ from jeeves_runner.queue_model import (
     QueueItem,
     check_dedup_expr,
 )
-from jeeves_runner.store import SqliteStore, StoreError
+from jeeves_runner.store import StoreError
+from jeeves_runner.store.locations import DB_URL_ENV
+from jeeves_runner.store.opening import open_store
+from jeeves_runner.store.protocols import Store
 
 __all__ = [
     "DB_PATH_ENV",
+    "DB_URL_ENV",
     "DedupScope",
     "ItemStatus",
     "QueueDefinition",
@@ -121,31 +124,36 @@ def _encode_payload(payload: Any) -> str:
 
 
 class RunnerClient:
-    """State, collections and queues in the runner's SQLite file.
+    """State, collections and queues in the runner's database.
 
-    Open it with a path, or without one to use `JR_DB_PATH`; close it (or use it as a context
-    manager) when done. One client may be used from several threads.
+    Open it with a SQLite file path or a `postgresql://` URL, or without either to use
+    `JR_DB_URL` (a PostgreSQL runner sets it) or else `JR_DB_PATH` (a SQLite runner sets it);
+    close it (or use it as a context manager) when done. One client may be used from several
+    threads.
     """
 
     def __init__(
         self, db_path: str | os.PathLike[str] | None = None, *, clock: Clock | None = None
     ) -> None:
-        path = db_path if db_path is not None else os.environ.get(DB_PATH_ENV)
-        if path is None or str(path) == "":
+        if db_path is not None:
+            location = os.fspath(db_path)
+        else:
+            location = os.environ.get(DB_URL_ENV) or os.environ.get(DB_PATH_ENV) or ""
+        if location == "":
             raise StoreError(
-                f"no database: pass a path to RunnerClient or set {DB_PATH_ENV} "
-                "(the runner sets it for every job)"
+                f"no database: pass a path or URL to RunnerClient or set {DB_URL_ENV} or "
+                f"{DB_PATH_ENV} (the runner sets one of them for every job)"
             )
-        self._init(SqliteStore(Path(path)), clock, owns_store=True)
+        self._init(open_store(location), clock, owns_store=True)
 
     @classmethod
-    def on_store(cls, store: SqliteStore, clock: Clock | None = None) -> RunnerClient:
+    def on_store(cls, store: Store, clock: Clock | None = None) -> RunnerClient:
         """A client over a store that is already open; closing the client leaves it open."""
         client = cls.__new__(cls)
         client._init(store, clock, owns_store=False)
         return client
 
-    def _init(self, store: SqliteStore, clock: Clock | None, *, owns_store: bool) -> None:
+    def _init(self, store: Store, clock: Clock | None, *, owns_store: bool) -> None:
         self._store = store
         self._owns_store = owns_store
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -158,7 +166,8 @@ class RunnerClient:
 
     @property
     def db_path(self) -> str:
-        return self._store.path
+        """The SQLite file, or the PostgreSQL URL without its password."""
+        return self._store.location
 
     def close(self) -> None:
         if not self._closed and self._owns_store:

@@ -10,10 +10,18 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jeeves_runner.models import DEFAULT_DB_PATH
 from jeeves_runner.scheduling.cron import InvalidSchedule, resolve_zone
+from jeeves_runner.store.locations import postgres_url_problem, redact_url
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
 
@@ -75,6 +83,8 @@ class Config(_Section):
     port: int = Field(default=1937, ge=1, le=65535)
     host: str = Field(default="127.0.0.1", min_length=1)
     db_path: str = Field(default=DEFAULT_DB_PATH, alias="dbPath", min_length=1)
+    # PostgreSQL instead of the SQLite file at dbPath (see README, "PostgreSQL").
+    db_url: str | None = Field(default=None, alias="dbUrl")
     max_concurrency: int = Field(default=4, alias="maxConcurrency", ge=1)
     run_retention_days: int = Field(default=30, alias="runRetentionDays", ge=1)
     audit_retention_days: int = Field(default=365, alias="auditRetentionDays", ge=1)
@@ -108,6 +118,35 @@ class Config(_Section):
                 )
         return value
 
+    @field_validator("db_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = postgres_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem}, got {json.dumps(redact_url(value))}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Config:
+        if self.db_url is not None and "db_path" in self.model_fields_set:
+            raise ValueError("set either dbPath (SQLite) or dbUrl (PostgreSQL), not both")
+        return self
+
+    @property
+    def db_location(self) -> str:
+        """Where the data lives: the dbUrl when set, else the SQLite file at dbPath."""
+        return self.db_url if self.db_url is not None else self.db_path
+
+    @property
+    def journal_path(self) -> str:
+        """Results the database refused at a stop, kept for the next start: next to the
+        SQLite file, or, with PostgreSQL, in the folder dbPath would use."""
+        if self.db_url is None:
+            return f"{self.db_path}.unrecorded.jsonl"
+        return str(Path(self.db_path).parent / "postgres.unrecorded.jsonl")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
@@ -125,6 +164,8 @@ class Config(_Section):
             for section, key in (("notifications", "slackTokenPath"), ("gateway", "tokenPath")):
                 if data[section][key] is not None:
                     data[section][key] = "<redacted>"
+            if data["dbUrl"] is not None:
+                data["dbUrl"] = redact_url(data["dbUrl"])
         return data
 
 
@@ -133,6 +174,7 @@ _EXPECTATIONS: dict[str, str] = {
     "port": "an integer from 1 to 65535",
     "host": "a non-empty string",
     "dbPath": "a non-empty string",
+    "dbUrl": "a postgresql:// URL string",
     "maxConcurrency": "an integer ≥ 1",
     "runRetentionDays": "an integer ≥ 1",
     "auditRetentionDays": "an integer ≥ 1",
@@ -189,7 +231,7 @@ def _describe(error: Any) -> str:
     got = json.dumps(error.get("input"), ensure_ascii=False)
     if error["type"] == "value_error":
         reason = str(error.get("ctx", {}).get("error", error["msg"]))
-        return f"{key}: {reason}"
+        return f"{key}: {reason}" if key else reason
     # A list element's key ("secretEnv.2") is described once for every index.
     element = ".".join("[]" if part.isdigit() else part for part in loc)
     expected = _EXPECTATIONS.get(key) or _EXPECTATIONS.get(element) or error["msg"].lower()

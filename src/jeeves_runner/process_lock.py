@@ -32,6 +32,12 @@ class DatabaseInUseError(Exception):
 
 
 class ProcessLock:
+    # A flock cannot be taken away from a living process: nothing to watch.
+    watch_interval_s: float | None = None
+
+    def still_held(self) -> bool:
+        return True
+
     def __init__(self, db_path: str) -> None:
         self.db_path = db_path
         self.real_path = Path(db_path).resolve()

@@ -24,6 +24,7 @@ from jeeves_runner.execution.orphans import kill_orphan_groups
 from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.execution.sessions import SessionRunner
+from jeeves_runner.files import private_folder
 from jeeves_runner.job_changes import JobChanges
 from jeeves_runner.jobs.folder_sync import JobFolderSync
 from jeeves_runner.logs import set_log_level
@@ -37,12 +38,12 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.notify.slack import SlackNotifier
 from jeeves_runner.process_limits import raise_fd_limit
-from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.scheduling.schedule_watch import ScheduleWatch
-from jeeves_runner.store import SqliteStore, StoreError
+from jeeves_runner.store import StoreError
 from jeeves_runner.store.gateway import StoreGateway
+from jeeves_runner.store.opening import open_store, runner_lock
 from jeeves_runner.store.protocols import Store
 from jeeves_runner.token_files import warn_readable_token_files
 
@@ -59,8 +60,8 @@ class Runner:
     config_path: str | None = None  # read again on SIGHUP
 
     def __post_init__(self) -> None:
-        self._lock = ProcessLock(self.config.db_path)
-        self._store: SqliteStore | None = None
+        self._lock = runner_lock(self.config.db_location)
+        self._store: Store | None = None
         self._gateway: StoreGateway | None = None
         self._started_mono = self.clock.monotonic()
         self._stopping = asyncio.Event()
@@ -69,6 +70,8 @@ class Runner:
         self._now_signal = 0
         self._background: set[asyncio.Task[None]] = set()
         self._maintenance_task: asyncio.Task[None] | None = None
+        self._lock_task: asyncio.Task[None] | None = None
+        self._lost_lock = False
         self.api_server: object | None = None
 
     # ---- RunnerControl ------------------------------------------------------------------
@@ -79,7 +82,7 @@ class Runner:
         return self._gateway
 
     @property
-    def sync_store(self) -> SqliteStore:
+    def sync_store(self) -> Store:
         """The store itself, for code off the loop (tests, benchmarks). Blocks."""
         assert self._store is not None, "runner not started"
         return self._store
@@ -150,12 +153,13 @@ class Runner:
         raise_fd_limit()
         self._lock.acquire()
         try:
-            self._store = SqliteStore(config.db_path)
+            self._store = open_store(config.db_location)
             problem = self._store.integrity_problem()
             if problem is not None:
                 raise StoreError(problem)
             self._gateway = StoreGateway(self._store)
-            journal = ResultJournal(f"{config.db_path}.unrecorded.jsonl")
+            private_folder(Path(config.journal_path).parent)
+            journal = ResultJournal(config.journal_path)
             replayed = await self._gateway.write(journal.replay)
             if replayed:
                 log.warning("results kept at the last stop written", count=replayed)
@@ -181,7 +185,10 @@ class Runner:
                 store=self._gateway,
                 journal=journal,
                 executor=ProcessExecutor(
-                    db_path=config.db_path, clock=self.clock, secret_env=config.secret_env
+                    db_path=config.db_path,
+                    db_url=config.db_url,
+                    clock=self.clock,
+                    secret_env=config.secret_env,
                 ),
                 sessions=self.sessions,
                 notifier=self.notifier,
@@ -252,10 +259,14 @@ class Runner:
             gc.collect()
             gc.freeze()
             self._maintenance_task = asyncio.ensure_future(self._maintenance_loop())
+            if self._lock.watch_interval_s is not None:
+                self._lock_task = asyncio.ensure_future(
+                    self._watch_lock(self._lock.watch_interval_s)
+                )
         except BaseException:
             await self._close_resources()
             raise
-        log.info("runner started", db=config.db_path, host=config.host, port=self.port)
+        log.info("runner started", db=self._store.location, host=config.host, port=self.port)
 
     async def _start_api(self) -> None:
         from jeeves_runner.api.app import create_app
@@ -306,6 +317,10 @@ class Runner:
             server.cut_drain()  # type: ignore[attr-defined]
 
     async def _close_resources(self) -> None:
+        if self._lock_task is not None:
+            self._lock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lock_task
         if self._maintenance_task is not None:
             self._maintenance_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -342,6 +357,8 @@ class Runner:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+        if self._lost_lock:
+            return 1
         return 128 + self._now_signal if self._now_signal else 0
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
@@ -441,6 +458,26 @@ class Runner:
         log.info("maintenance done", **report.as_dict())
         if any(report.as_dict().values()):
             self.dispatcher.jobs_changed()  # cached run lists may show pruned rows
+
+    async def _watch_lock(self, interval: float) -> None:
+        """A lock the database can take away (PostgreSQL's ends with its session): when
+        another runner got it, stop as after SIGTERM, and exit 1."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await asyncio.to_thread(self._lock.still_held)
+            except Exception:
+                log.exception("checking the runner lock failed")
+                continue
+            if not held:
+                log.error(
+                    "another runner took over the database after this runner's lock "
+                    "was lost; stopping",
+                    db=self.config.db_location,
+                )
+                self._lost_lock = True
+                self._stopping.set()
+                return
 
     async def _maintenance_loop(self) -> None:
         interval = self.config.state_cleanup_interval_ms / 1000

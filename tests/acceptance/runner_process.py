@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.opening import open_store
 
 
 def free_port() -> int:
@@ -40,7 +40,8 @@ class RunnerProcess:
     def __init__(self, folder: Path, **config: Any) -> None:
         self.folder = folder
         self.port = config.pop("port", None) or free_port()
-        self.config = {"dbPath": str(folder / "runner.sqlite"), "port": self.port, **config}
+        database = {} if "dbUrl" in config else {"dbPath": str(folder / "runner.sqlite")}
+        self.config = {**database, "port": self.port, **config}
         self.config_path = folder / "config.json"
         self.config_path.write_text(json.dumps(self.config))
         self.log_path = folder / "runner.log"
@@ -49,6 +50,11 @@ class RunnerProcess:
     @property
     def db_path(self) -> str:
         return str(self.config["dbPath"])
+
+    @property
+    def db_location(self) -> str:
+        """The dbUrl, else the dbPath."""
+        return str(self.config.get("dbUrl") or self.config["dbPath"])
 
     @property
     def url(self) -> str:
@@ -103,7 +109,7 @@ class RunnerProcess:
         return self.proc.wait(timeout)
 
     def runs(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-        store = SqliteStore(self.db_path)
+        store = open_store(self.db_location)
         try:
             return store.runs.list_runs(job_id, limit)
         finally:

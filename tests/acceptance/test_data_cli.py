@@ -326,3 +326,36 @@ def test_the_shell_example_sets_state_and_enqueues(tmp_path: Path, tmp_db: Path)
     second = run_example()
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines()[0] == f"previous run: {last_run}"
+
+
+# -- PostgreSQL: the same verbs through JR_DB_URL or --db URL ---------------------------------
+
+
+def test_state_and_queue_verbs_on_postgres_through_jr_db_url(run_cli: RunCli, pg_url: str) -> None:
+    env = {"JR_DB_URL": pg_url, "JR_DB_PATH": "/nonexistent/ignored.sqlite"}
+    ok_json(run_cli("state", "set", "ns", "k", "v", "--ttl", "1h", env=env))
+    assert ok_json(run_cli("state", "get", "ns", "k", env=env))["value"] == "v"
+    first = ok_json(run_cli("queue", "enqueue", "q", '{"n": 1}', "--priority", "-1", env=env))
+    claimed = ok_json(run_cli("queue", "dequeue", "q", env=env))
+    assert [item["id"] for item in claimed["items"]] == [first["id"]]
+    assert ok_json(run_cli("queue", "done", str(first["id"]), env=env))["status"] == "done"
+    with RunnerClient(pg_url) as jr:  # the client sees what the CLI wrote
+        assert jr.get_state("ns", "k") == "v"
+        assert jr.dequeue("q") == []
+
+
+def test_db_option_takes_a_postgres_url(run_cli: RunCli, pg_url: str) -> None:
+    ok_json(run_cli("state", "items", "set", "ns", "k", "a", "--db", pg_url))
+    assert ok_json(run_cli("state", "items", "count", "ns", "k", "--db", pg_url))["count"] == 1
+
+
+def test_an_unreachable_postgres_is_one_line(run_cli: RunCli) -> None:
+    result = run_cli(
+        "state", "get", "ns", "k", env={"JR_DB_URL": "postgresql://u:pw@127.0.0.1:1/x"}
+    )
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "error: cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1:1/x:"
+    )
+    assert (result.code, result.stdout) == (1, "")

@@ -279,3 +279,14 @@ def test_prune_finished_honours_each_queues_retention(queues: QueueStore) -> Non
     assert remaining["long"]["failed"] == 1
     assert queues.get_item(finished[0]) is None
     assert queues.get_item(finished[2]) is not None
+
+
+def test_integers_take_the_whole_64_bit_range(queues: QueueStore) -> None:
+    big = 2**63 - 1
+    queues.add_queue(QueueDefinition(id="q", name="q", max_attempts=big), T0)
+    item_id = queues.enqueue("q", "1", -(2**63), big, T0)
+    top = queues.enqueue("q", "2", big, None, T0)
+    [first] = queues.claim("q", 1, T0)
+    assert (first.id, first.priority, first.max_attempts) == (top, big, big)
+    assert queues.fail(first.id, None, T0, attempt=1) is ItemStatus.PENDING
+    assert item_row(queues, item_id)["priority"] == -(2**63)

@@ -377,3 +377,15 @@ def test_mark_running_records_the_processes_in_the_same_commit(jobs: Store) -> N
         12_345,
     )
     assert (by_id[second].status, by_id[second].pid) == (RunStatus.RUNNING, None)
+
+
+def test_output_holding_a_nul_character_is_recorded(jobs: Store) -> None:
+    # A job may print anything. PostgreSQL's text cannot hold NUL: it is kept as U+FFFD there.
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    result = RunResult(status=RunStatus.ERROR, duration_ms=1, stdout="a\x00b", error="x\x00")
+    jobs.runs.finish_run(run_id, result, T1)
+    jobs.runs.record_skip("a", T2, "busy\x00", RunTrigger.SCHEDULE, None)
+    row = run(jobs, run_id)
+    assert str(row["stdout"]).replace("\ufffd", "\x00") == "a\x00b"
+    assert str(row["error"]).replace("\ufffd", "\x00") == "x\x00"
+    assert row["status"] == "error"

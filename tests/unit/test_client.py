@@ -12,6 +12,7 @@ import pytest
 
 from jeeves_runner.client import (
     DB_PATH_ENV,
+    DB_URL_ENV,
     DedupScope,
     ItemStatus,
     QueueExistsError,
@@ -54,10 +55,13 @@ def test_without_a_path_or_jr_db_path_it_says_what_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(DB_PATH_ENV, raising=False)
-    with pytest.raises(
-        StoreError, match="no database: pass a path to RunnerClient or set JR_DB_PATH"
-    ):
+    monkeypatch.delenv(DB_URL_ENV, raising=False)
+    with pytest.raises(StoreError) as caught:
         RunnerClient()
+    assert str(caught.value) == (
+        "no database: pass a path or URL to RunnerClient or set JR_DB_URL or JR_DB_PATH "
+        "(the runner sets one of them for every job)"
+    )
 
 
 def test_a_closed_client_refuses_calls(tmp_db: Path) -> None:
@@ -484,3 +488,24 @@ def test_a_client_works_from_several_threads(jr: RunnerClient) -> None:
     ids = [item.id for batch in batches for item in batch]
     assert sorted(ids) == sorted(set(ids))
     assert len(ids) == 40
+
+
+# -- PostgreSQL: the same client through JR_DB_URL --------------------------------------------
+
+
+def test_jr_db_url_opens_postgres_and_wins_over_jr_db_path(
+    pg_url: str, tmp_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DB_URL_ENV, pg_url)
+    monkeypatch.setenv(DB_PATH_ENV, str(tmp_db))
+    with RunnerClient() as jr:
+        assert jr.db_path == pg_url
+        jr.set_state("ns", "k", "v", ttl="1h")
+        jr.set_item("ns", "k", "a")
+        assert jr.enqueue("q", {"n": 1}, priority=2) > 0
+    with RunnerClient(pg_url) as again:
+        assert (again.get_state("ns", "k"), again.count_items("ns", "k")) == ("v", 1)
+        [item] = again.dequeue("q")
+        assert (item.payload, item.priority) == ({"n": 1}, 2)
+        assert again.done(item.id) is True
+    assert not tmp_db.exists()  # the SQLite file was never opened

@@ -459,3 +459,52 @@ def test_a_key_given_twice_is_refused_wherever_it_is(tmp_path: Path) -> None:
     assert caught.value.render() == (
         f"{path}: 2 problems: port: given more than once; log.level: given more than once"
     )
+
+
+# --- dbUrl: PostgreSQL instead of the SQLite file --------------------------------------------
+
+
+def test_db_url_selects_postgres_and_keeps_the_journal_beside_the_default_folder(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, {"dbUrl": "postgresql://jr:pw@db.internal:5432/jr"}))
+    assert config.db_url == "postgresql://jr:pw@db.internal:5432/jr"
+    assert config.db_location == config.db_url
+    assert config.journal_path == str(tmp_path / "data" / "postgres.unrecorded.jsonl")
+    sqlite = load_config(write(tmp_path, {}, "sqlite.json"))
+    assert (sqlite.db_url, sqlite.db_location) == (None, sqlite.db_path)
+    assert sqlite.journal_path == f"{sqlite.db_path}.unrecorded.jsonl"
+
+
+def test_redaction_hides_the_password_of_db_url() -> None:
+    config = parse_config({"dbUrl": "postgres://jr:s3cret@h/jr?sslmode=require"})
+    assert config.to_json_dict(redact=True)["dbUrl"] == "postgres://jr:***@h/jr?sslmode=require"
+    assert config.to_json_dict()["dbUrl"] == "postgres://jr:s3cret@h/jr?sslmode=require"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"dbUrl": "mysql://h/db"},
+            "dbUrl: must start with postgresql:// (e.g. postgresql://user@host:5432/database), "
+            'got "mysql://h/db"',
+        ),
+        (
+            {"dbUrl": "postgresql://u:pw@h:port/db"},
+            "dbUrl: is not a valid URL (Port could not be cast to integer value as 'port'), "
+            'got "postgresql://u:***@h:port/db"',
+        ),
+        (
+            {"dbUrl": "postgresql://"},
+            'dbUrl: names neither a host nor a database, got "postgresql://"',
+        ),
+        ({"dbUrl": 5}, "dbUrl: must be a postgresql:// URL string, got 5"),
+        (
+            {"dbUrl": "postgresql://h/db", "dbPath": "x.sqlite"},
+            "set either dbPath (SQLite) or dbUrl (PostgreSQL), not both",
+        ),
+    ],
+)
+def test_a_bad_db_url_is_named(data: dict[str, Any], problem: str) -> None:
+    assert problems_of(data) == [problem]

@@ -245,3 +245,24 @@ def test_the_childs_pipes_are_widened_so_a_fast_writer_blocks_less(tmp_path: Pat
         return found
 
     assert run(sizes()) == [PIPE_BYTES, PIPE_BYTES]
+
+
+def test_a_postgres_runner_gives_jr_db_url_and_withholds_jr_db_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Inherited values of either must not send the job's client to another database.
+    monkeypatch.setenv("JR_DB_PATH", "/inherited/runner.sqlite")
+    monkeypatch.setenv("JR_DB_URL", "postgresql://inherited@elsewhere/db")
+    url = "postgresql://jr@127.0.0.1:5432/jr"
+
+    async def both() -> tuple[RunResult, RunResult]:
+        on_postgres = ProcessExecutor(db_path="/x.sqlite", db_url=url, clock=SystemClock())
+        on_sqlite = ProcessExecutor(db_path="/x.sqlite", clock=SystemClock())
+        script = job(str(SCRIPTS / "prints_db_env.sh"))
+        first = await (await on_postgres.spawn(script, 1)).wait(5.0)
+        second = await (await on_sqlite.spawn(script, 2)).wait(5.0)
+        return first, second
+
+    on_postgres, on_sqlite = run(both())
+    assert on_postgres.stdout == f"url={url} path=unset"
+    assert on_sqlite.stdout == "url=unset path=/x.sqlite"

@@ -88,3 +88,9 @@ def test_a_million_result_lines_keep_only_their_folded_values() -> None:
     assert (tail.result.tokens, tail.result.meta) == (9_999, '{"k": 1}')
     assert tail.result.lines == 1_000_002
     assert not hasattr(tail, "result_lines")
+
+
+def test_nul_and_bytes_that_are_not_utf8_read_as_the_replacement_character() -> None:
+    tail = OutputTail(max_lines=10, max_line_bytes=4096)
+    tail.feed(b"a\x00b\nc\xffd\n")
+    assert tail.text() == "a\ufffdb\nc\ufffdd"

@@ -44,6 +44,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "batch": ("batch_command", "batch"),
     "token": ("access_commands", "token"),
     "audit": ("access_commands", "audit"),
+    "migrate": ("migrate_command", "migrate"),
 }
 
 

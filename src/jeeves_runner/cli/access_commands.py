@@ -73,7 +73,7 @@ def create_token(name: str, scope: str, config_path: str | None) -> None:
     )
     # May make the database: a token is what a runner beyond loopback needs before its
     # first start.
-    with opened_store(load(config_path).db_path, create=True) as store:
+    with opened_store(load(config_path).db_location, create=True) as store:
         try:
             store.tokens.create_token(stored)
         except TokenExistsError as exc:
@@ -87,7 +87,7 @@ def create_token(name: str, scope: str, config_path: str | None) -> None:
 @config_option
 def list_tokens(config_path: str | None) -> None:
     """Name, scope, when and by whom each token was made (never the secret)."""
-    with opened_store(load(config_path).db_path) as store:
+    with opened_store(load(config_path).db_location) as store:
         tokens = store.tokens.list_tokens()
     if not tokens:
         click.echo("No tokens: the API answers anyone on loopback and refuses other addresses.")
@@ -102,7 +102,7 @@ def list_tokens(config_path: str | None) -> None:
 @config_option
 def revoke_token(name: str, config_path: str | None) -> None:
     """Delete a token; requests carrying it are refused from then on."""
-    with opened_store(load(config_path).db_path) as store:
+    with opened_store(load(config_path).db_location) as store:
         existing = store.tokens.get_token(name)
         if existing is None or not store.tokens.revoke_token(name):
             raise CliError(f"no token named '{name}'")
@@ -133,7 +133,7 @@ def _since(text: str | None) -> str | None:
 def audit(limit: int, since: str | None, as_json: bool, config_path: str | None) -> None:
     """Changes, newest first: when, who, from where, what."""
     after = _since(since)
-    with opened_store(load(config_path).db_path) as store:
+    with opened_store(load(config_path).db_location) as store:
         entries = store.audit.list_entries(limit, after)
     if not entries:
         if not as_json:

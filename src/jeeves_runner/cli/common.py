@@ -17,7 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from jeeves_runner.config import Config
-    from jeeves_runner.store import SqliteStore
+    from jeeves_runner.store.protocols import Store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -62,20 +62,24 @@ def no_database_message(path: str) -> str:
 
 
 @contextmanager
-def opened_store(path: str, *, create: bool = False) -> Iterator[SqliteStore]:
-    """The store for one command; database problems become one-line errors.
+def opened_store(path: str, *, create: bool = False) -> Iterator[Store]:
+    """The store for one command (`path`: a SQLite file or a `postgresql://` URL); database
+    problems become one-line errors.
 
     Without `create` a missing file is an error: a typo in a path (or a command run from the
     wrong folder) must not silently start a second, empty database. With it, a new file is
-    announced once on stderr.
+    announced once on stderr. A PostgreSQL schema is created (migrated) by whoever first
+    connects: the server and its database must exist already, which is the check.
     """
-    from jeeves_runner.store import SqliteStore, StoreError
+    from jeeves_runner.store import StoreError
+    from jeeves_runner.store.locations import is_postgres_url
+    from jeeves_runner.store.opening import open_store
 
-    is_new = path != ":memory:" and not os.path.exists(path)
+    is_new = not is_postgres_url(path) and path != ":memory:" and not os.path.exists(path)
     if is_new and not create:
         raise CliError(no_database_message(path))
     try:
-        store = SqliteStore(path)
+        store = open_store(path)
     except StoreError as exc:
         raise CliError(str(exc)) from None
     if is_new:
@@ -84,6 +88,12 @@ def opened_store(path: str, *, create: bool = False) -> Iterator[SqliteStore]:
         yield store
     except sqlite3.Error as exc:
         raise CliError(f"database error on {path}: {exc}") from None
+    except Exception as exc:
+        # PostgreSQL: a lost connection, a lock timeout; anything else is raised as it is.
+        translated = store.translate_error(exc)
+        if translated is exc:
+            raise
+        raise CliError(str(translated)) from None
     finally:
         store.close()
 

@@ -35,7 +35,7 @@ def init(output: str) -> None:
     click.echo(f"Wrote {path}")
     # The database too: every command but start, init, add-job and add-queue refuses a
     # missing one, and their message points here.
-    with opened_store(load(str(path)).db_path, create=True):
+    with opened_store(load(str(path)).db_location, create=True):
         pass
 
 
@@ -60,6 +60,6 @@ def validate(config_path: str | None) -> None:
 @click.command("config-show")
 @config_option
 def config_show(config_path: str | None) -> None:
-    """Print the resolved config as JSON (token paths redacted)."""
+    """Print the resolved config as JSON (token paths and the dbUrl password redacted)."""
     config = load(config_path)
     click.echo(json.dumps(config.to_json_dict(redact=True), indent=2))

@@ -1,10 +1,10 @@
 """state, queue, add-queue, list-queues: the client library's operations for any language.
 
 Every command prints one line of JSON (`list-queues` a table, or JSON with `--json`). The
-database is, in this order: `--db PATH`, the `dbPath` of `-c CONFIG`, `$JR_DB_PATH` (the
-runner sets it for every job), else the config default (`./data/runner.sqlite`). `--db` and
-`-c` together are an error. A database file that does not exist is an error, except for
-`add-queue`, which creates it.
+database is, in this order: `--db PATH_OR_URL`, the `dbUrl` or `dbPath` of `-c CONFIG`,
+`$JR_DB_URL`, `$JR_DB_PATH` (the runner sets one of them for every job), else the config
+default (`./data/runner.sqlite`). `--db` and `-c` together are an error. A database file that
+does not exist is an error, except for `add-queue`, which creates it.
 
 Only what these verbs use is imported (no HTTP client, no config model unless `-c`): job
 scripts call them many times per run.
@@ -23,7 +23,7 @@ import click
 from jeeves_runner.cli import data_ops
 from jeeves_runner.cli.common import ArgsCommand, ArgsGroup, CliError, config_option, opened_store
 from jeeves_runner.cli.data_ops import DataSession, QueueSettings, resolve_db_path
-from jeeves_runner.client import DB_PATH_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS
+from jeeves_runner.client import DB_PATH_ENV, DB_URL_ENV, MAX_LEASE_MS, MAX_RETENTION_DAYS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,7 +34,10 @@ def database_options(func: F) -> F:
         "db_path",
         type=click.Path(dir_okay=False),
         default=None,
-        help=f"SQLite file. Default: -c's dbPath, else ${DB_PATH_ENV}, else the config default.",
+        help=(
+            "SQLite file or postgresql:// URL. Default: -c's dbUrl or dbPath, else "
+            f"${DB_URL_ENV}, else ${DB_PATH_ENV}, else the config default."
+        ),
     )(func)
     return config_option(func)
 

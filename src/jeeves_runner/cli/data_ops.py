@@ -22,25 +22,27 @@ from jeeves_runner.queue_model import (
     DEFAULT_RETENTION_DAYS,
     QueueExistsError,
 )
-from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.locations import DB_URL_ENV
+from jeeves_runner.store.protocols import Store
 
 
 def resolve_db_path(db_path: str | None, config_path: str | None) -> str:
-    """`--db`, else `-c`'s dbPath, else $JR_DB_PATH, else the config default."""
+    """`--db`, else `-c`'s dbUrl or dbPath, else $JR_DB_URL, else $JR_DB_PATH, else the
+    config default."""
     if db_path is not None and config_path is not None:
         raise CliError("use either --db or -c, not both")
     if db_path is not None:
         return db_path
     if config_path is not None:
-        return load(config_path).db_path
-    return os.environ.get(DB_PATH_ENV) or DEFAULT_DB_PATH
+        return load(config_path).db_location
+    return os.environ.get(DB_URL_ENV) or os.environ.get(DB_PATH_ENV) or DEFAULT_DB_PATH
 
 
 class DataSession:
     """An open database: the client for operations, the stores for the extra detail a
     verb prints."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.clock = SystemClock()
         self.client = RunnerClient.on_store(store, self.clock)
         self.state = store.state

@@ -28,7 +28,7 @@ def plan(config_path: str | None) -> None:
     """Show what `apply` would change: + added, ~ changed, - without a file, ! file errors."""
     config = load(config_path)
     folder = _folder(config)
-    with opened_store(config.db_path) as store:
+    with opened_store(config.db_location) as store:
         result = plan_folder(store, folder, datetime.now(UTC))
     for line in describe(result, config.jobs_prune):
         click.echo(line)
@@ -44,7 +44,7 @@ def apply(prune: bool, config_path: str | None) -> None:
     were; the others still apply."""
     config = load(config_path)
     folder = _folder(config)
-    with opened_store(config.db_path, create=True) as store:
+    with opened_store(config.db_location, create=True) as store:
         try:
             result = apply_folder(store, folder, datetime.now(UTC), prune=prune)
         except JobExistsError as exc:  # added by another process since the plan was made

@@ -151,7 +151,7 @@ def add_job(
         on_success=on_success,
         enabled=not disabled,
     )
-    with opened_store(config.db_path, create=True) as store:
+    with opened_store(config.db_location, create=True) as store:
         try:
             store.jobs.add_job(job, format_instant(_now()))
         except JobExistsError as exc:
@@ -189,7 +189,7 @@ def edit_job(
     """Change some fields of job JOB_ID; the others stay. The add-job rules apply."""
     if no_timeout and timeout_ms is not None:
         raise CliError("--timeout and --no-timeout cannot be given together", EXIT_USAGE)
-    with opened_store(load(config_path).db_path) as store:
+    with opened_store(load(config_path).db_location) as store:
         current = store.jobs.get_job(job_id)
         if current is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
@@ -239,7 +239,7 @@ def edit_job(
 def remove_job(job_id: str, force: bool, config_path: str | None) -> None:
     """Delete job JOB_ID and its run history."""
     config = load(config_path)
-    with opened_store(config.db_path) as store:
+    with opened_store(config.db_location) as store:
         current = store.jobs.get_job(job_id)
         if current is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
@@ -293,7 +293,7 @@ def disable(job_id: str, config_path: str | None) -> None:
 
 
 def _set_enabled(job_id: str, enabled: bool, config_path: str | None) -> None:
-    with opened_store(load(config_path).db_path) as store:
+    with opened_store(load(config_path).db_location) as store:
         if not store.jobs.set_enabled(job_id, enabled, format_instant(_now())):
             raise CliError(JOB_NOT_FOUND.format(job_id))
         action = AuditAction.JOB_ENABLED if enabled else AuditAction.JOB_DISABLED
@@ -307,7 +307,7 @@ def _set_enabled(job_id: str, enabled: bool, config_path: str | None) -> None:
 def show_job(job_id: str, config_path: str | None) -> None:
     """Show job JOB_ID: its definition, its next 5 fires and its last 5 runs."""
     config = load(config_path)
-    with opened_store(config.db_path) as store:
+    with opened_store(config.db_location) as store:
         job = store.jobs.get_job(job_id)
         if job is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
@@ -365,7 +365,7 @@ def show_job(job_id: str, config_path: str | None) -> None:
 def list_jobs(config_path: str | None) -> None:
     """List jobs: id, status, last result, next fire, schedule, name."""
     config = load(config_path)
-    with opened_store(config.db_path) as store:
+    with opened_store(config.db_location) as store:
         jobs = store.jobs.list_jobs_with_last_run()
     if not jobs:
         click.echo("No jobs.")

@@ -28,7 +28,7 @@ def start(config_path: str | None) -> None:
         configure_logging(config.log.level, config.log.file)
     except OSError as exc:
         raise CliError(f"cannot open log file {config.log.file}: {exc.strerror}") from None
-    if not os.path.exists(config.db_path):
+    if config.db_url is None and not os.path.exists(config.db_path):
         # Made (and said so) here, once: every other command that uses data refuses a
         # missing database, and a new file must not go unnoticed.
         with opened_store(config.db_path, create=True):

@@ -233,10 +233,15 @@ class ProcessExecutor:
         *,
         db_path: str,
         clock: Clock,
+        db_url: str | None = None,
         python: str = sys.executable,
         secret_env: Iterable[str] = (),
     ) -> None:
         self.db_path = str(Path(db_path).resolve())
+        # Jobs reach the runner's database through JR_DB_URL (PostgreSQL) or JR_DB_PATH
+        # (SQLite); the other one is removed, so a stale value inherited from the runner's
+        # own environment cannot send a job's client to another database.
+        self.db_env = ("JR_DB_URL", db_url) if db_url is not None else ("JR_DB_PATH", self.db_path)
         self.clock = clock
         self.python = python
         # Built once: the runner's environment does not change while it runs. The runner's
@@ -256,7 +261,9 @@ class ProcessExecutor:
         # Ours are set last, so nothing inherited can override them.
         env = dict(self._base_env)
         env.update(launch.env)
-        env["JR_DB_PATH"] = self.db_path
+        env.pop("JR_DB_PATH", None)
+        env.pop("JR_DB_URL", None)
+        env[self.db_env[0]] = self.db_env[1]
         env["JR_JOB_ID"] = job.id
         env["JR_RUN_ID"] = str(run_id)
         loop = asyncio.get_running_loop()

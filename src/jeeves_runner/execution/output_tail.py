@@ -130,4 +130,6 @@ class OutputTail:
                 partial = cut_line(partial, self.max_line_bytes)
             lines.append(partial)
             lines = lines[-self.max_lines :]
-        return b"\n".join(lines).decode("utf-8", errors="replace")
+        # What cannot be shown as text becomes U+FFFD: bytes that are not UTF-8, and NUL,
+        # which PostgreSQL's text cannot hold (a job printing one must still be recorded).
+        return b"\n".join(lines).decode("utf-8", errors="replace").replace("\x00", "\ufffd")

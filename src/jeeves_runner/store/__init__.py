@@ -1,5 +1,7 @@
-"""The database behind one seam. `protocols` is the contract; `sqlite/` holds the only SQL;
-`gateway` is how code on the event loop reaches it (in threads, never on the loop)."""
+"""The database behind one seam. `protocols` is the contract; `sqlite/` and `postgres/` hold
+the only SQL, one backend each; `opening` picks one for a location (a file path or a
+`postgresql://` URL); `gateway` is how code on the event loop reaches it (in threads, never on
+the loop). `postgres/` is imported only when a URL asks for it (psycopg is not cheap to load)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,173 @@
+"""Job definitions (PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import psycopg
+
+from jeeves_runner.models import Job, JobExistsError, JobType, OverlapPolicy, ScheduleEntry
+from jeeves_runner.store.postgres.database import Database
+
+_COLUMNS = (
+    "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
+    "on_failure, on_success, created_at, updated_at"
+)
+
+_INSERT = (
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = %s"
+_LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
+# One primary-key lookup of runs per job, whatever the size of the history. OFFSET 0 keeps the
+# planner from turning the lateral lookup into a join that hashes every run (it does, for a
+# history of a few ten thousand runs: 15 ms against 2.4 ms for 1,000 jobs and 50,000 runs).
+_LIST_WITH_LAST_RUN = """
+SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
+       j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
+       r.status AS last_status, r.started_at AS last_run
+FROM jobs j LEFT JOIN LATERAL (
+    SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
+) r ON true
+ORDER BY j.id
+"""
+_SET_ENABLED = "UPDATE jobs SET enabled = %s, updated_at = %s WHERE id = %s"
+_ENABLED_SCHEDULES = "SELECT id, schedule, updated_at FROM jobs WHERE enabled = 1 ORDER BY id"
+_COUNT = "SELECT count(*) FROM jobs"
+_FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
+_DELETE = "DELETE FROM jobs WHERE id = %s"
+_UPDATE = """
+UPDATE jobs SET name = %s, schedule = %s, script = %s, type = %s, description = %s,
+       enabled = %s, timeout_ms = %s, overlap_policy = %s, on_failure = %s, on_success = %s,
+       updated_at = %s
+WHERE id = %s
+"""
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(
+        id=row[0],
+        name=row[1],
+        schedule=row[2],
+        script=row[3],
+        type=JobType(row[4]),
+        description=row[5],
+        enabled=bool(row[6]),
+        timeout_ms=row[7],
+        overlap_policy=OverlapPolicy(row[8]),
+        on_failure=row[9],
+        on_success=row[10],
+        created_at=row[11],
+        updated_at=row[12],
+    )
+
+
+def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    assert cur.description is not None
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur]
+
+
+class PostgresJobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add_job(self, job: Job, now: str) -> Job:
+        try:
+            with self._db.connection() as conn:
+                conn.execute(
+                    _INSERT,
+                    (
+                        job.id,
+                        job.name,
+                        job.schedule,
+                        job.script,
+                        job.type.value,
+                        job.description,
+                        int(job.enabled),
+                        job.timeout_ms,
+                        job.overlap_policy.value,
+                        job.on_failure,
+                        job.on_success,
+                        now,
+                        now,
+                    ),
+                )
+        except psycopg.errors.UniqueViolation:
+            raise JobExistsError(job.id) from None
+        stored = self.get_job(job.id)
+        assert stored is not None
+        return stored
+
+    def update_job(self, job: Job, now: str) -> bool:
+        with self._db.connection() as conn:
+            cur = conn.execute(
+                _UPDATE,
+                (
+                    job.name,
+                    job.schedule,
+                    job.script,
+                    job.type.value,
+                    job.description,
+                    int(job.enabled),
+                    job.timeout_ms,
+                    job.overlap_policy.value,
+                    job.on_failure,
+                    job.on_success,
+                    now,
+                    job.id,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._db.connection() as conn:
+            return conn.execute(_DELETE, (job_id,)).rowcount == 1
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._db.connection() as conn:
+            row = conn.execute(_GET, (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self) -> list[Job]:
+        with self._db.connection() as conn:
+            return [_job(r) for r in conn.execute(_LIST)]
+
+    def list_jobs_with_last_run(self) -> list[dict[str, Any]]:
+        """Jobs as the API shows them, each with its latest executed run's status and start."""
+        with self._db.connection() as conn:
+            return _dicts(conn.execute(_LIST_WITH_LAST_RUN))
+
+    def jobs_list_json(self) -> bytes:
+        """`{"jobs": [...]}` exactly as list_jobs_with_last_run() would encode, as bytes.
+        Encoded here, not by the server: PostgreSQL's json_agg over 1,000 jobs costs 5.4 ms,
+        the rows and orjson together 2.4 ms."""
+        return orjson.dumps({"jobs": self.list_jobs_with_last_run()})
+
+    def get_job_row(self, job_id: str) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            rows = _dicts(conn.execute(_GET, (job_id,)))
+        return rows[0] if rows else None
+
+    def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
+        with self._db.connection() as conn:
+            return conn.execute(_SET_ENABLED, (int(enabled), now, job_id)).rowcount == 1
+
+    def enabled_schedules(self) -> list[ScheduleEntry]:
+        with self._db.connection() as conn:
+            return [ScheduleEntry(r[0], r[1], r[2]) for r in conn.execute(_ENABLED_SCHEDULES)]
+
+    def schedule_fingerprint(self) -> tuple[int, str]:
+        """Changes whenever the set of enabled jobs or one of them changes (every write
+        through the store bumps updated_at), at the cost of one aggregate query."""
+        with self._db.connection() as conn:
+            row = conn.execute(_FINGERPRINT).fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+
+    def count_jobs(self) -> int:
+        with self._db.connection() as conn:
+            row = conn.execute(_COUNT).fetchone()
+        assert row is not None
+        return int(row[0])

@@ -1,0 +1,233 @@
+"""Run history (PostgreSQL): one row per run from the moment it starts to its end.
+
+`jobs.last_run_id` is kept by triggers (migration 0001), as in the SQLite backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from jeeves_runner.models import OpenRun, RunResult, RunStatus, RunTrigger
+from jeeves_runner.store.postgres.database import Database
+
+_CREATE = """
+INSERT INTO runs (job_id, status, started_at, trigger) VALUES (%s, %s, %s, %s) RETURNING id
+"""
+_CREATE_MANY = """
+INSERT INTO runs (job_id, status, started_at, trigger)
+SELECT job_id, 'pending', %s, %s FROM unnest(%s::text[]) WITH ORDINALITY AS j (job_id, n)
+ORDER BY n
+RETURNING id
+"""
+_MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = %s WHERE id = %s"
+_MARK_MANY_RUNNING = """
+UPDATE runs SET status = 'running', started_at = m.at
+FROM unnest(%s::bigint[], %s::text[]) AS m (id, at)
+WHERE runs.id = m.id
+"""
+_FINISH = """
+UPDATE runs SET status = %s, finished_at = %s, duration_ms = %s, exit_code = %s, stdout = %s,
+       stderr = %s, error = %s, tokens = %s, result_meta = %s
+WHERE id = %s
+"""
+_INSERT_SKIP = """
+INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, trigger,
+                  skipped_count, last_skipped_at)
+VALUES (%s, 'skipped', %s, %s, 0, %s, %s, 1, %s)
+RETURNING id
+"""
+_DISCARD_PENDING = "DELETE FROM runs WHERE id = %s AND status = 'pending'"
+_BUMP_SKIP = """
+UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = %s, finished_at = %s,
+       error = %s
+WHERE id = %s AND status = 'skipped'
+"""
+_RUN_COLUMNS = """
+id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
+error, trigger, tokens, result_meta, skipped_count, last_skipped_at
+"""
+_LIST = f"SELECT {_RUN_COLUMNS} FROM runs WHERE job_id = %s ORDER BY id DESC LIMIT %s"
+_GET = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s"
+_CLOSE_ORPHANS = """
+UPDATE runs SET status = 'error', finished_at = %s,
+       error = CASE status WHEN 'pending' THEN %s ELSE %s END
+WHERE status IN ('pending', 'running')
+"""
+_SET_PROCESS = "UPDATE runs SET pid = %s, pgid = %s, process_started = %s WHERE id = %s"
+_OPEN_RUNS = """
+SELECT id, job_id, status, pid, pgid, process_started FROM runs
+WHERE status IN ('pending', 'running') ORDER BY id
+"""
+_CLOSE_RUN = """
+UPDATE runs SET status = 'error', finished_at = %s, error = %s
+WHERE id = %s AND status IN ('pending', 'running')
+"""
+_FINISHED_SINCE = "SELECT status, count(*) FROM runs WHERE finished_at >= %s GROUP BY status"
+_PRUNE = """
+DELETE FROM runs WHERE id IN (
+    SELECT r.id FROM runs r
+    WHERE r.finished_at < %s AND r.status NOT IN ('running', 'pending')
+      -- A job's latest real run is kept whatever its age: GET /jobs shows it, and null
+      -- there means "never ran".
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.last_run_id = r.id)
+    LIMIT %s
+)
+"""
+
+
+def _text(value: str | None) -> str | None:
+    """Text for a column: PostgreSQL's text cannot hold NUL, which a process's output or a
+    gateway's error may carry; it is stored as U+FFFD, as undecodable bytes already are."""
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
+
+
+def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    assert cur.description is not None
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur]
+
+
+def _id(cur: psycopg.Cursor[Any]) -> int:
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+class PostgresRunStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
+        """A new run row. `pending` rows are made ahead of the fire so the child can be
+        given its JR_RUN_ID without a database write on the critical path."""
+        with self._db.connection() as conn:
+            return _id(conn.execute(_CREATE, (job_id, status.value, at, trigger.value)))
+
+    def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
+        """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
+        if not job_ids:
+            return []
+        with self._db.connection() as conn:
+            # One statement; ids are handed out in row order, so they pair with job_ids.
+            rows = conn.execute(_CREATE_MANY, (at, trigger.value, job_ids)).fetchall()
+        return sorted(int(row[0]) for row in rows)
+
+    def mark_running(self, started: list[tuple[int, str, str]]) -> None:
+        """(run id, job id, started_at) for runs whose children have started; one commit."""
+        if not started:
+            return
+        ids = [run_id for run_id, _job, _at in started]
+        instants = [at for _id, _job, at in started]
+        with self._db.connection() as conn:
+            conn.execute(_MARK_MANY_RUNNING, (ids, instants))
+
+    def discard_pending(self, run_id: int) -> None:
+        """Drop a row made ahead of a fire that, in the end, did not run."""
+        with self._db.connection() as conn:
+            conn.execute(_DISCARD_PENDING, (run_id,))
+
+    def finish_run(
+        self,
+        run_id: int,
+        result: RunResult,
+        finished_at: str,
+        started: tuple[str, str] | None = None,
+    ) -> None:
+        """Record a run's end. `started` (job id, started_at) also marks it as having run,
+        in the same commit, for a run that ended before its `running` mark was written."""
+        # One statement is its own transaction; a run that also needs its start written takes
+        # both in one.
+        with self._db.transaction() if started is not None else self._db.connection() as conn:
+            if started is not None:
+                conn.execute(_MARK_RUNNING, (started[1], run_id))
+            conn.execute(
+                _FINISH,
+                (
+                    result.status.value,
+                    finished_at,
+                    result.duration_ms,
+                    result.exit_code,
+                    _text(result.stdout),
+                    _text(result.stderr),
+                    _text(result.error),
+                    result.tokens,
+                    _text(result.result_meta),
+                    run_id,
+                ),
+            )
+
+    def record_skip(
+        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+    ) -> int:
+        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
+        into the row `into` (returned by the first skip), which counts them."""
+        with self._db.transaction() as conn:
+            if (
+                into is not None
+                and conn.execute(_BUMP_SKIP, (at, at, _text(reason), into)).rowcount
+            ):
+                return into
+            return _id(
+                conn.execute(_INSERT_SKIP, (job_id, at, at, _text(reason), trigger.value, at))
+            )
+
+    def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        with self._db.connection() as conn:
+            return _dicts(conn.execute(_LIST, (job_id, limit)))
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            rows = _dicts(conn.execute(_GET, (run_id,)))
+        return rows[0] if rows else None
+
+    def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
+        """Close runs a stopped runner left open: `running` ones with `message`, `pending`
+        ones (which never started) with `never_started` (default: `message`)."""
+        with self._db.connection() as conn:
+            params = (at, _text(never_started or message), _text(message))
+            return conn.execute(_CLOSE_ORPHANS, params).rowcount
+
+    def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:
+        """Record the process a run started: its PID, its process group and its start time
+        (clock ticks since boot; None where the system does not tell)."""
+        with self._db.connection() as conn:
+            conn.execute(_SET_PROCESS, (pid, pgid, process_started, run_id))
+
+    def open_runs(self) -> list[OpenRun]:
+        """Every run still `pending` or `running`, oldest first, with its recorded process."""
+        with self._db.connection() as conn:
+            rows = conn.execute(_OPEN_RUNS).fetchall()
+        return [
+            OpenRun(
+                id=int(row[0]),
+                job_id=str(row[1]),
+                status=RunStatus(row[2]),
+                pid=row[3],
+                pgid=row[4],
+                process_started=row[5],
+            )
+            for row in rows
+        ]
+
+    def close_run(self, run_id: int, at: str, error: str) -> bool:
+        """Close one open run as `error` with `error` as its message. False when the run is
+        unknown or no longer open (someone else closed it first)."""
+        with self._db.connection() as conn:
+            return conn.execute(_CLOSE_RUN, (at, _text(error), run_id)).rowcount == 1
+
+    def finished_since(self, since: str) -> dict[str, int]:
+        with self._db.connection() as conn:
+            rows = conn.execute(_FINISHED_SINCE, (since,)).fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    def prune_runs(self, before: str, batch: int = 5000) -> int:
+        """Delete finished runs older than `before`, in batches so a large prune does not
+        hold its locks for long. Never deletes a running run."""
+        total = 0
+        while True:
+            with self._db.connection() as conn:
+                deleted = conn.execute(_PRUNE, (before, batch)).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
