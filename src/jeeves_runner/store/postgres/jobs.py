@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -12,12 +13,13 @@ from jeeves_runner.store.postgres.database import Database
 
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
-    "on_failure, on_success, created_at, updated_at"
+    "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
+    "source, source_digest"
 )
+# Stored as JSON text (as in SQLite); read back as lists and objects.
+_JSON_COLUMNS = ("command", "args", "env", "tags")
 
-_INSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 21)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = %s"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 # One primary-key lookup of runs per job, whatever the size of the history. OFFSET 0 keeps the
@@ -26,6 +28,7 @@ _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 _LIST_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
+       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN LATERAL (
     SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
@@ -33,14 +36,18 @@ FROM jobs j LEFT JOIN LATERAL (
 ORDER BY j.id
 """
 _SET_ENABLED = "UPDATE jobs SET enabled = %s, updated_at = %s WHERE id = %s"
-_ENABLED_SCHEDULES = "SELECT id, schedule, updated_at FROM jobs WHERE enabled = 1 ORDER BY id"
+_ENABLED_SCHEDULES = (
+    "SELECT id, schedule, updated_at, timezone FROM jobs WHERE enabled = 1 ORDER BY id"
+)
 _COUNT = "SELECT count(*) FROM jobs"
+_SOURCES = "SELECT id, source, source_digest FROM jobs"
 _FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = %s"
 _UPDATE = """
 UPDATE jobs SET name = %s, schedule = %s, script = %s, type = %s, description = %s,
        enabled = %s, timeout_ms = %s, overlap_policy = %s, on_failure = %s, on_success = %s,
-       updated_at = %s
+       updated_at = %s, command = %s, args = %s, env = %s, cwd = %s, timezone = %s, tags = %s,
+       source = %s, source_digest = %s
 WHERE id = %s
 """
 
@@ -60,13 +67,81 @@ def _job(row: tuple[Any, ...]) -> Job:
         on_success=row[10],
         created_at=row[11],
         updated_at=row[12],
+        command=tuple(orjson.loads(row[13])) if row[13] is not None else None,
+        args=tuple(orjson.loads(row[14])),
+        env=orjson.loads(row[15]),
+        cwd=row[16],
+        timezone=row[17],
+        tags=tuple(orjson.loads(row[18])),
+        source=row[19],
+        source_digest=row[20],
     )
+
+
+def _extra_values(job: Job) -> tuple[Any, ...]:
+    """command, args, env, cwd, timezone, tags, source, source_digest as stored: the same
+    JSON text as the SQLite backend writes."""
+    return (
+        json.dumps(list(job.command)) if job.command is not None else None,
+        json.dumps(list(job.args)),
+        json.dumps(job.env, sort_keys=True),
+        job.cwd,
+        job.timezone,
+        json.dumps(list(job.tags)),
+        job.source,
+        job.source_digest,
+    )
+
+
+def _insert_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.name,
+        job.schedule,
+        job.script,
+        job.type.value,
+        job.description,
+        int(job.enabled),
+        job.timeout_ms,
+        job.overlap_policy.value,
+        job.on_failure,
+        job.on_success,
+        now,
+        now,
+        *_extra_values(job),
+    )
+
+
+def _update_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (
+        job.name,
+        job.schedule,
+        job.script,
+        job.type.value,
+        job.description,
+        int(job.enabled),
+        job.timeout_ms,
+        job.overlap_policy.value,
+        job.on_failure,
+        job.on_success,
+        now,
+        *_extra_values(job),
+        job.id,
+    )
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("source_digest", None)  # bookkeeping of job files, not part of a job
+    for name in _JSON_COLUMNS:
+        if row.get(name) is not None:
+            row[name] = orjson.loads(row[name])
+    return row
 
 
 def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     assert cur.description is not None
     names = [d.name for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur]
+    return [_decoded(dict(zip(names, row, strict=True))) for row in cur]
 
 
 class PostgresJobStore:
@@ -76,24 +151,7 @@ class PostgresJobStore:
     def add_job(self, job: Job, now: str) -> Job:
         try:
             with self._db.connection() as conn:
-                conn.execute(
-                    _INSERT,
-                    (
-                        job.id,
-                        job.name,
-                        job.schedule,
-                        job.script,
-                        job.type.value,
-                        job.description,
-                        int(job.enabled),
-                        job.timeout_ms,
-                        job.overlap_policy.value,
-                        job.on_failure,
-                        job.on_success,
-                        now,
-                        now,
-                    ),
-                )
+                conn.execute(_INSERT, _insert_values(job, now))
         except psycopg.errors.UniqueViolation:
             raise JobExistsError(job.id) from None
         stored = self.get_job(job.id)
@@ -102,28 +160,35 @@ class PostgresJobStore:
 
     def update_job(self, job: Job, now: str) -> bool:
         with self._db.connection() as conn:
-            cur = conn.execute(
-                _UPDATE,
-                (
-                    job.name,
-                    job.schedule,
-                    job.script,
-                    job.type.value,
-                    job.description,
-                    int(job.enabled),
-                    job.timeout_ms,
-                    job.overlap_policy.value,
-                    job.on_failure,
-                    job.on_success,
-                    now,
-                    job.id,
-                ),
-            )
+            cur = conn.execute(_UPDATE, _update_values(job, now))
             return cur.rowcount == 1
+
+    def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
+        """Add, replace and delete jobs (with their runs) in one transaction: all or nothing.
+        An id to add that exists raises JobExistsError and nothing is written."""
+        try:
+            with self._db.transaction() as conn, conn.cursor() as cur:
+                # executemany sends each list in one pipeline, not one round trip per job.
+                if add:
+                    cur.executemany(_INSERT, [_insert_values(job, now) for job in add])
+                if update:
+                    cur.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                if delete:
+                    cur.executemany(_DELETE, [(job_id,) for job_id in delete])
+        except psycopg.errors.UniqueViolation:
+            existing = {j.id for j in self.list_jobs()}
+            clash = next((j.id for j in add if j.id in existing), add[0].id if add else "?")
+            raise JobExistsError(clash) from None
 
     def delete_job(self, job_id: str) -> bool:
         with self._db.connection() as conn:
             return conn.execute(_DELETE, (job_id,)).rowcount == 1
+
+    def job_sources(self) -> dict[str, tuple[str | None, str | None]]:
+        """Every job id with the file it came from and that file's digest when applied
+        (None, None for a job added through the CLI or the API). Cheap: no job is built."""
+        with self._db.connection() as conn:
+            return {row[0]: (row[1], row[2]) for row in conn.execute(_SOURCES)}
 
     def get_job(self, job_id: str) -> Job | None:
         with self._db.connection() as conn:
@@ -156,7 +221,7 @@ class PostgresJobStore:
 
     def enabled_schedules(self) -> list[ScheduleEntry]:
         with self._db.connection() as conn:
-            return [ScheduleEntry(r[0], r[1], r[2]) for r in conn.execute(_ENABLED_SCHEDULES)]
+            return [ScheduleEntry(r[0], r[1], r[2], r[3]) for r in conn.execute(_ENABLED_SCHEDULES)]
 
     def schedule_fingerprint(self) -> tuple[int, str]:
         """Changes whenever the set of enabled jobs or one of them changes (every write
