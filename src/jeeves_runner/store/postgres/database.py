@@ -62,6 +62,12 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def output_text(value: str | None) -> str | None:
+    """Text for a column: PostgreSQL's text cannot hold NUL, which a process's output or a
+    gateway's error may carry; it is stored as U+FFFD, as undecodable bytes already are."""
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
+
+
 def connect_args(url: str) -> dict[str, Any]:
     try:
         params = pg_conninfo.conninfo_to_dict(url)

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
 
-from jeeves_runner.models import OpenRun, RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.postgres.database import Database
+from jeeves_runner.store.postgres.database import output_text as _text
+from jeeves_runner.store.postgres.logs import SEQ_END, write_log
 
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (%s, %s, %s, %s) RETURNING id
@@ -25,6 +28,11 @@ _MARK_MANY_RUNNING = """
 UPDATE runs SET status = 'running', started_at = m.at
 FROM unnest(%s::bigint[], %s::text[]) AS m (id, at)
 WHERE runs.id = m.id
+"""
+_SET_MANY_PROCESSES = """
+UPDATE runs SET pid = p.pid, pgid = p.pgid, process_started = p.started
+FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::bigint[]) AS p (id, pid, pgid, started)
+WHERE runs.id = p.id
 """
 _FINISH = """
 UPDATE runs SET status = %s, finished_at = %s, duration_ms = %s, exit_code = %s, stdout = %s,
@@ -47,7 +55,25 @@ _RUN_COLUMNS = """
 id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
 error, trigger, tokens, result_meta, skipped_count, last_skipped_at
 """
-_LIST = f"SELECT {_RUN_COLUMNS} FROM runs WHERE job_id = %s ORDER BY id DESC LIMIT %s"
+# `id < %s` pages backwards (SEQ_END: from the newest); statuses are chosen with an array,
+# empty for any, so one statement serves every choice.
+_CHOSEN = "(cardinality(%s::text[]) = 0 OR status = ANY(%s::text[]))"
+_LIST = f"""
+SELECT {_RUN_COLUMNS} FROM runs WHERE job_id = %s AND id < %s AND {_CHOSEN}
+ORDER BY id DESC LIMIT %s
+"""
+_LIST_ALL = f"""
+SELECT {_RUN_COLUMNS} FROM runs WHERE id < %s AND {_CHOSEN}
+ORDER BY id DESC LIMIT %s
+"""
+_LIST_SINCE = f"""
+SELECT {_RUN_COLUMNS} FROM runs WHERE started_at >= %s AND id < %s AND {_CHOSEN}
+ORDER BY id DESC LIMIT %s
+"""
+# Uses the partial index runs_unfinished.
+_COUNT_UNFINISHED = """
+SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = %s
+"""
 _GET = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s"
 _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = %s,
@@ -74,12 +100,6 @@ DELETE FROM runs WHERE id IN (
     LIMIT %s
 )
 """
-
-
-def _text(value: str | None) -> str | None:
-    """Text for a column: PostgreSQL's text cannot hold NUL, which a process's output or a
-    gateway's error may carry; it is stored as U+FFFD, as undecodable bytes already are."""
-    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
 
 
 def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
@@ -113,14 +133,24 @@ class PostgresRunStore:
             rows = conn.execute(_CREATE_MANY, (at, trigger.value, job_ids)).fetchall()
         return sorted(int(row[0]) for row in rows)
 
-    def mark_running(self, started: list[tuple[int, str, str]]) -> None:
-        """(run id, job id, started_at) for runs whose children have started; one commit."""
-        if not started:
+    def mark_running(
+        self,
+        started: list[tuple[int, str, str]],
+        processes: Sequence[tuple[int, int, int, int | None]] = (),
+    ) -> None:
+        """(run id, job id, started_at) for runs whose children have started, and (run id,
+        pid, pgid, process start ticks) of their processes (as `set_process`); one commit."""
+        if not started and not processes:
             return
-        ids = [run_id for run_id, _job, _at in started]
-        instants = [at for _id, _job, at in started]
-        with self._db.connection() as conn:
-            conn.execute(_MARK_MANY_RUNNING, (ids, instants))
+        # One statement per list; both in one transaction when there are both.
+        with self._db.transaction() if started and processes else self._db.connection() as conn:
+            if started:
+                ids = [run_id for run_id, _job, _at in started]
+                instants = [at for _id, _job, at in started]
+                conn.execute(_MARK_MANY_RUNNING, (ids, instants))
+            if processes:
+                columns = [list(column) for column in zip(*processes, strict=True)]
+                conn.execute(_SET_MANY_PROCESSES, columns)
 
     def discard_pending(self, run_id: int) -> None:
         """Drop a row made ahead of a fire that, in the end, did not run."""
@@ -133,12 +163,17 @@ class PostgresRunStore:
         result: RunResult,
         finished_at: str,
         started: tuple[str, str] | None = None,
+        log: RunLogWrite | None = None,
     ) -> None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
-        in the same commit, for a run that ended before its `running` mark was written."""
-        # One statement is its own transaction; a run that also needs its start written takes
-        # both in one.
-        with self._db.transaction() if started is not None else self._db.connection() as conn:
+        in the same commit, for a run that ended before its `running` mark was written;
+        `log` is the rest of its log, written in that commit too."""
+        # One statement is its own transaction; a run that also needs its start or the rest
+        # of its log written takes them all in one.
+        alone = started is None and log is None
+        with self._db.connection() if alone else self._db.transaction() as conn:
+            if log is not None:
+                write_log(conn, log)
             if started is not None:
                 conn.execute(_MARK_RUNNING, (started[1], run_id))
             conn.execute(
@@ -172,9 +207,45 @@ class PostgresRunStore:
                 conn.execute(_INSERT_SKIP, (job_id, at, at, _text(reason), trigger.value, at))
             )
 
-    def list_runs(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+    def list_runs(
+        self,
+        job_id: str,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """A job's runs, newest first: only those in `statuses` (any when empty), only those
+        with an id below `before` (the next page)."""
+        chosen = [s.value for s in statuses]
         with self._db.connection() as conn:
-            return _dicts(conn.execute(_LIST, (job_id, limit)))
+            return _dicts(conn.execute(_LIST, (job_id, _below(before), chosen, chosen, limit)))
+
+    def list_all_runs(
+        self,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        since: str | None = None,
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs of every job, newest first, filtered as list_runs() does; with `since`, only
+        runs that started (or, pending, were due) at or after that instant."""
+        chosen = [s.value for s in statuses]
+        with self._db.connection() as conn:
+            if since is None:
+                cur = conn.execute(_LIST_ALL, (_below(before), chosen, chosen, limit))
+            else:
+                cur = conn.execute(_LIST_SINCE, (since, _below(before), chosen, chosen, limit))
+            return _dicts(cur)
+
+    def count_unfinished(self, job_id: str) -> int:
+        """Runs of the job that are `pending` or `running` (in flight, or left open by a
+        runner that stopped)."""
+        with self._db.connection() as conn:
+            row = conn.execute(_COUNT_UNFINISHED, (job_id,)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         with self._db.connection() as conn:
@@ -231,3 +302,7 @@ class PostgresRunStore:
             total += deleted
             if deleted < batch:
                 return total
+
+
+def _below(before: int | None) -> int:
+    return SEQ_END if before is None else before
