@@ -37,9 +37,12 @@ def test_a_fresh_schema_is_migrated_and_versioned(store: PostgresStore, pg_url: 
         (schema,),
     )
     assert [t[0] for t in tables] == [
+        "api_tokens",
+        "audit_log",
         "jobs",
         "queue_items",
         "queues",
+        "run_logs",
         "runs",
         "schema_version",
         "state",

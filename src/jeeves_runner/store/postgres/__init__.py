@@ -1,5 +1,5 @@
-"""The PostgreSQL backend: jobs, runs, state and queues in one PostgreSQL schema, reached
-through psycopg 3 and a connection pool. The only SQL for it.
+"""The PostgreSQL backend: jobs, runs, run logs, state, queues, tokens and the audit log in
+one PostgreSQL schema, reached through psycopg 3 and a connection pool. The only SQL for it.
 
 Selected by `dbUrl: "postgresql://..."` in the config; nothing outside `store/` knows which
 backend it has. Importing this package imports psycopg, so callers import it lazily
@@ -13,6 +13,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
 from jeeves_runner.store.errors import DatabaseBusyError, DatabaseUnavailableError, StoreError
+from jeeves_runner.store.postgres.access import PostgresAuditStore, PostgresTokenStore
 from jeeves_runner.store.postgres.database import (
     DEFAULT_POOL_SIZE,
     SCHEMA_VERSION,
@@ -20,6 +21,7 @@ from jeeves_runner.store.postgres.database import (
     one_line,
 )
 from jeeves_runner.store.postgres.jobs import PostgresJobStore
+from jeeves_runner.store.postgres.logs import PostgresRunLogStore
 from jeeves_runner.store.postgres.queues import PostgresQueueStore
 from jeeves_runner.store.postgres.runs import PostgresRunStore
 from jeeves_runner.store.postgres.state import PostgresStateStore
@@ -35,15 +37,19 @@ _BUSY = (
 
 
 class PostgresStore:
-    """One PostgreSQL schema: jobs, runs, state and queues (implements `protocols.Store`)."""
+    """One PostgreSQL schema: jobs, runs, run logs, state, queues, tokens and the audit log
+    (implements `protocols.Store`)."""
 
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.db = Database(url, pool_size=pool_size)
         self.url = url
         self._jobs = PostgresJobStore(self.db)
         self._runs = PostgresRunStore(self.db)
+        self._logs = PostgresRunLogStore(self.db)
         self._state = PostgresStateStore(self.db)
         self._queues = PostgresQueueStore(self.db)
+        self._tokens = PostgresTokenStore(self.db)
+        self._audit = PostgresAuditStore(self.db)
 
     @property
     def jobs(self) -> PostgresJobStore:
@@ -54,12 +60,24 @@ class PostgresStore:
         return self._runs
 
     @property
+    def logs(self) -> PostgresRunLogStore:
+        return self._logs
+
+    @property
     def state(self) -> PostgresStateStore:
         return self._state
 
     @property
     def queues(self) -> PostgresQueueStore:
         return self._queues
+
+    @property
+    def tokens(self) -> PostgresTokenStore:
+        return self._tokens
+
+    @property
+    def audit(self) -> PostgresAuditStore:
+        return self._audit
 
     @property
     def location(self) -> str:

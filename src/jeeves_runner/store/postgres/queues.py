@@ -55,6 +55,11 @@ SELECT {_DEF_COLUMNS},
         AS failed
 FROM queues q ORDER BY q.id
 """
+_PENDING_SUMMARY = """
+SELECT q.id, count(i.id), min(i.created_at)
+FROM queues q LEFT JOIN queue_items i ON i.queue_id = q.id AND i.status = 'pending'
+GROUP BY q.id ORDER BY q.id
+"""
 _ENQUEUE_DEF = "SELECT dedup_expr, dedup_scope, max_attempts FROM queues WHERE id = %s"
 _DEDUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('jeeves-runner dedup ' || %s), hashtext(%s))"
 _DUPLICATE_PENDING = """
@@ -252,6 +257,12 @@ class PostgresQueueStore:
             assert cur.description is not None
             names = [d.name for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def pending_summary(self) -> list[tuple[str, int, str | None]]:
+        """(queue id, pending items, created_at of the oldest pending item or None)."""
+        with self._db.connection() as conn:
+            rows = conn.execute(_PENDING_SUMMARY).fetchall()
+        return [(str(row[0]), int(row[1]), row[2]) for row in rows]
 
     # -- producers and consumers ----------------------------------------------------------
 
