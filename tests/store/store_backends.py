@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,20 +19,33 @@ class Backend:
 
     name: str
     open: Callable[[], Store]
+    # An error of this backend's driver that its store translates as DatabaseBusyError.
+    busy_error: Callable[[], Exception]
     cleanup: Callable[[], None] = field(default=lambda: None)
 
 
 def _sqlite(tmp_path: Path) -> Backend:
     path = tmp_path / "data" / "runner.sqlite"
-    return Backend("sqlite", lambda: SqliteStore(path))
+    return Backend(
+        "sqlite",
+        lambda: SqliteStore(path),
+        lambda: sqlite3.OperationalError("database is locked"),
+    )
 
 
 def _postgres(tmp_path: Path) -> Backend:
     # A fresh schema of the test run's database; skips (fails under CI=true) without a server.
+    from psycopg import errors as pg_errors
+
     from jeeves_runner.store.postgres import PostgresStore
 
     schema, url = SERVER.new_schema()
-    return Backend("postgres", lambda: PostgresStore(url), lambda: SERVER.drop_schema(schema))
+    return Backend(
+        "postgres",
+        lambda: PostgresStore(url),
+        lambda: pg_errors.LockNotAvailable("canceling statement due to lock timeout"),
+        lambda: SERVER.drop_schema(schema),
+    )
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {

@@ -4,25 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
+from store_backends import Backend
 
-from jeeves_runner.store import DatabaseBusyError, SqliteStore
+from jeeves_runner.store import DatabaseBusyError
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
-
-
-def locked(_: Store) -> None:
-    raise sqlite3.OperationalError("database is locked")
 
 
 def not_a_database_error(_: Store) -> None:
     raise KeyError("a bug, not the database")
 
 
-def test_database_errors_are_counted_and_bugs_are_not(store: SqliteStore) -> None:
+def test_database_errors_are_counted_and_bugs_are_not(store: Store, backend: Backend) -> None:
     gateway = StoreGateway(store)
+
+    def locked(_: Store) -> None:
+        raise backend.busy_error()  # what the driver raises for a lock held too long
 
     async def main() -> None:
         assert await gateway.read(lambda s: s.jobs.count_jobs()) == 0
