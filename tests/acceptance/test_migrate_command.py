@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
+from jeeves_runner.access_model import AuditAction, AuditEntry, Scope, StoredToken
+from jeeves_runner.models import (
+    Job,
+    LogChunk,
+    LogStream,
+    RunLogWrite,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+)
 from jeeves_runner.queue_model import QueueDefinition
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.postgres import PostgresStore
@@ -48,6 +57,15 @@ def source(tmp_db: Path) -> Path:
                 )
                 store.runs.finish_run(run_id, result, T1)
         store.runs.record_skip("job-1", T1, "busy", RunTrigger.SCHEDULE, None)
+        chunks = (
+            LogChunk(0, LogStream.STDOUT, T0, b"line 1\n"),
+            LogChunk(1, LogStream.STDERR, T1, b"\xff\x00 not text\n"),
+        )
+        store.logs.write_logs([RunLogWrite(1, chunks)])
+        store.tokens.create_token(StoredToken("ci", Scope.TRIGGER, "hash-of-ci", T0, "cli:a"))
+        store.audit.record(
+            AuditEntry(T0, "cli:a", "local", AuditAction.JOB_ADDED, "job-0", after={"n": "ü"})
+        )
         store.state.set("ns", "kept", json.dumps({"a": 1}), None, T0)
         store.state.set("ns", "ttl", "v", LATER, T0)
         for name in ("c", "a", "b"):  # one millisecond: order is insertion order
@@ -68,8 +86,8 @@ def test_migrate_copies_everything_and_rows_agree(
     done = run_cli("migrate", "--to", pg_url, "--from", str(source))
     assert (done.code, done.stderr) == (0, "")
     assert done.stdout.strip() == (
-        "Copied 5 jobs, 41 runs, 2 state keys, 3 state items, 1 queues, 6 queue items "
-        f"from {source} to {pg_url}"
+        "Copied 5 jobs, 41 runs, 2 log chunks, 2 state keys, 3 state items, 1 queues, "
+        f"6 queue items, 1 tokens, 1 audit entries from {source} to {pg_url}"
     )
     old, new = SqliteStore(source), PostgresStore(pg_url, pool_size=1)
     try:
@@ -79,6 +97,9 @@ def test_migrate_copies_everything_and_rows_agree(
             assert new.runs.list_runs(job.id, 100) == old.runs.list_runs(job.id, 100)
         assert new.runs.finished_since(T0) == old.runs.finished_since(T0)
         assert new.runs.open_runs() == old.runs.open_runs()
+        assert new.logs.read_log(1) == old.logs.read_log(1) and len(old.logs.read_log(1)) == 2
+        assert new.tokens.list_tokens() == old.tokens.list_tokens()
+        assert new.audit.list_entries(10) == old.audit.list_entries(10)
         assert new.state.list_keys("ns", T0, 10) == old.state.list_keys("ns", T0, 10)
         assert new.state.list_item_keys("ns", "kept", T0, None, True) == ["b", "a", "c"]
         assert new.queues.list_queues_with_counts() == old.queues.list_queues_with_counts()
@@ -89,6 +110,8 @@ def test_migrate_copies_everything_and_rows_agree(
         run_id = new.runs.create_run("job-0", RunTrigger.MANUAL, RunStatus.RUNNING, LATER)
         assert run_id == 42
         assert new.queues.enqueue("q", '{"k": 99}', 0, None, T1) == 7
+        entry = AuditEntry(T1, "x", "local", AuditAction.JOB_ENABLED, "job-0")
+        assert new.audit.record(entry) == 2
     finally:
         old.close()
         new.close()
@@ -101,8 +124,9 @@ def test_a_target_with_data_is_refused_unless_force(
     again = run_cli("migrate", "--to", pg_url, "--from", str(source))
     assert (again.code, again.stdout) == (1, "")
     assert again.stderr.strip() == (
-        f"error: {pg_url} already holds data (5 jobs, 41 runs, 2 state, 3 state_items, "
-        "1 queues, 6 queue_items); use --force to replace it"
+        f"error: {pg_url} already holds data (5 jobs, 41 runs, 2 run_logs, 2 state, "
+        "3 state_items, 1 queues, 6 queue_items, 1 api_tokens, 1 audit_log); use --force to "
+        "replace it"
     )
     forced = run_cli("migrate", "--to", pg_url, "--from", str(source), "--force")
     assert forced.code == 0, forced.stderr

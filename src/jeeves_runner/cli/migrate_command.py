@@ -12,10 +12,13 @@ from jeeves_runner.cli.common import CliError, config_option, load, no_database_
 _NOUNS = {
     "jobs": "jobs",
     "runs": "runs",
+    "run_logs": "log chunks",
     "state": "state keys",
     "state_items": "state items",
     "queues": "queues",
     "queue_items": "queue items",
+    "api_tokens": "tokens",
+    "audit_log": "audit entries",
 }
 
 

@@ -15,8 +15,19 @@ from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.postgres import PostgresStore, importing
 from jeeves_runner.store.sqlite import SqliteStore, export
 
-# Parents before children (foreign keys): a job before its runs, a key before its items.
-TABLES = ["jobs", "runs", "state", "state_items", "queues", "queue_items"]
+# Parents before children (foreign keys): a job before its runs, a run before its log, a key
+# before its items.
+TABLES = [
+    "jobs",
+    "runs",
+    "run_logs",
+    "state",
+    "state_items",
+    "queues",
+    "queue_items",
+    "api_tokens",
+    "audit_log",
+]
 
 
 class TargetNotEmptyError(StoreError):

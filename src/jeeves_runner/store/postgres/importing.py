@@ -17,7 +17,7 @@ ORDER BY ordinal_position
 """
 # Identity columns whose values are copied as they are (run ids appear in logs, messages and
 # jobs.last_run_id); their sequences then continue after the highest one.
-_KEPT_IDS = {"runs": "id", "queue_items": "id"}
+_KEPT_IDS = {"runs": "id", "queue_items": "id", "audit_log": "id"}
 _MOVE_SEQUENCE = """
 SELECT setval(pg_get_serial_sequence(%s, %s), coalesce((SELECT max(id) FROM {}), 0) + 1, false)
 """

@@ -9,6 +9,9 @@ from typing import Any
 
 from jeeves_runner.store.sqlite.database import Database
 
+# Tables without a rowid (WITHOUT ROWID) come out in their primary key's order.
+_ORDER = {"run_logs": "run_id, seq"}
+
 
 def table_columns(db: Database, table: str) -> list[str]:
     """The table's columns in their order; empty when the table does not exist."""
@@ -23,6 +26,7 @@ def export_rows(db: Database, table: str, columns: list[str]) -> Iterator[tuple[
     """`columns` of every row of `table`, oldest first. `table` and `columns` come from
     `table_columns`, never from input."""
     names = ", ".join(columns)
-    cur = db.connection().execute(f"SELECT {names} FROM {table} ORDER BY rowid")
+    order = _ORDER.get(table, "rowid")
+    cur = db.connection().execute(f"SELECT {names} FROM {table} ORDER BY {order}")
     while rows := cur.fetchmany(5000):
         yield from (tuple(row) for row in rows)
