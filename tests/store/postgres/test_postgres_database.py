@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from jeeves_runner.models import (
+    LogChunk,
+    LogStream,
+    RunLogWrite,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+)
 from jeeves_runner.store.errors import (
     DatabaseBusyError,
     DatabaseUnavailableError,
@@ -200,3 +209,48 @@ def test_text_holding_nul_is_refused_in_one_line(store: PostgresStore) -> None:
     assert isinstance(translated, ValueError)
     assert str(translated) == "PostgreSQL cannot store text holding the NUL character (\\x00)"
     assert store.state.get("ns", "k", NOW) is None
+
+
+def test_a_schema_at_version_1_is_migrated_with_its_rows_kept(pg_url: str) -> None:
+    """Runners of the first PostgreSQL release: their jobs and runs come through the
+    migrations that added job fields, tokens and the audit log, run logs and `cancelled`."""
+    import jeeves_runner.store.postgres as backend
+
+    first = (Path(backend.__file__).parent / "migrations" / "0001_initial.sql").read_text()
+    with psycopg.connect(pg_url, autocommit=True) as conn, conn.transaction():
+        conn.execute(first.encode("utf-8"))
+        conn.execute(
+            "CREATE TABLE schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO jobs (id, name, schedule, script, created_at, updated_at) "
+            "VALUES ('old', 'Old', '* * * * *', '/x.sh', %s, %s)",
+            (NOW, NOW),
+        )
+        row = conn.execute(
+            "INSERT INTO runs (job_id, status, started_at) VALUES ('old', 'running', %s) "
+            "RETURNING id",
+            (NOW,),
+        ).fetchone()
+        assert row is not None
+        run_id = int(row[0])
+    store = PostgresStore(pg_url)
+    try:
+        assert store.db.schema_version() == SCHEMA_VERSION
+        job = store.jobs.get_job("old")
+        assert job is not None
+        assert (job.command, job.args, job.env, job.tags, job.source) == (None, (), {}, (), None)
+        [listed] = store.jobs.list_jobs_with_last_run()
+        assert (listed["last_status"], listed["last_run"]) == ("running", NOW)
+        store.runs.finish_run(run_id, RunResult(RunStatus.CANCELLED, 3, error="stop"), NOW)
+        chunk = LogChunk(0, LogStream.STDOUT, NOW, b"kept\n")
+        store.logs.write_logs([RunLogWrite(run_id, (chunk,))])
+        assert store.logs.read_log(run_id) == [chunk]
+        cancelled = store.runs.list_runs("old", 10, statuses=[RunStatus.CANCELLED])
+        assert [r["id"] for r in cancelled] == [run_id]
+        new_run = store.runs.create_run("old", RunTrigger.MANUAL, RunStatus.RUNNING, NOW)
+        assert new_run == run_id + 1
+    finally:
+        store.close()
