@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jeeves_runner.store.postgres import PostgresStore, jobs, queues
+from jeeves_runner.store.postgres import PostgresStore, jobs, logs, queues, runs
 from postgres_server import SERVER
 
 NOW = "2026-03-02T01:00:00.000Z"
@@ -56,3 +56,19 @@ def test_claiming_reads_the_pending_index(store: PostgresStore, pg_url: str) -> 
     steps = plan(store, queues._CLAIM, {"now": NOW, "queue": "q", "count": 5})
     assert "queue_items_claim" in steps, steps
     assert "Seq Scan on queue_items" not in steps, steps
+
+
+def test_a_jobs_runs_and_a_runs_log_are_read_by_their_keys(
+    store: PostgresStore, pg_url: str
+) -> None:
+    fill(store, pg_url)
+    page = plan(store, runs._LIST, ("job-5", logs.SEQ_END, [], [], 50))
+    assert "Index Scan Backward using runs_job_id on runs" in page, page
+    unfinished = plan(store, runs._COUNT_UNFINISHED, ("job-5",))
+    assert "runs_unfinished" in unfinished, unfinished
+    tail = plan(store, logs._READ_NEWEST_FIRST, (5, logs.SEQ_END, ["stdout"], 16))
+    assert "Index Scan Backward using run_logs_pkey on run_logs" in tail, tail
+    since = plan(store, runs._LIST_SINCE, ("2026-03-03T00:00:00.000Z", logs.SEQ_END, [], [], 50))
+    assert "runs_by_start" in since, since
+    for steps in (page, unfinished, tail, since):
+        assert "Seq Scan" not in steps, steps
