@@ -377,3 +377,11 @@ def test_mark_running_records_the_processes_in_the_same_commit(jobs: Store) -> N
         12_345,
     )
     assert (by_id[second].status, by_id[second].pid) == (RunStatus.RUNNING, None)
+
+
+def test_a_late_running_mark_never_reopens_a_finished_run(jobs: Store) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
+    jobs.runs.finish_run(run_id, RunResult(status=RunStatus.OK, duration_ms=3), T1)
+    jobs.runs.mark_running([(run_id, "a", T0)])  # held up by a lock, written after the end
+    assert run(jobs, run_id)["status"] == "ok"
+    assert jobs.runs.open_runs() == []

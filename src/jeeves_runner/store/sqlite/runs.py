@@ -15,7 +15,11 @@ from jeeves_runner.store.sqlite.logs import SEQ_END, write_log
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
 """
-_MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?"
+# Only a pending run becomes running: a mark that was held up (a locked database) and
+# written after the run's end must not reopen it.
+_MARK_RUNNING = (
+    "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'pending'"
+)
 _FINISH = """
 UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, stdout = ?,
        stderr = ?, error = ?, tokens = ?, result_meta = ?
