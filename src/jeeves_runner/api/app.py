@@ -41,6 +41,7 @@ from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import JobExistsError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
+from jeeves_runner.web import routes as web_routes
 
 log = structlog.get_logger("jeeves_runner.api")
 
@@ -114,15 +115,16 @@ def create_app(
     app.state.api_routes = [
         r for router in routers for r in router.routes if isinstance(r, APIRoute)
     ]
+    guard = guard if guard is not None else TokenGuard(None, loopback=True)
+    # The dashboard: its pages, static files and page-shaped errors (web/).
+    web_routes.install(app, guard)
     app.add_exception_handler(ApiError, _api_error)
     for error_type, status_code in _DOMAIN_STATUS:
         app.add_exception_handler(error_type, _answer_with(status_code))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(
-        AccessControl, guard=guard if guard is not None else TokenGuard(None, loopback=True)
-    )
+    app.add_middleware(AccessControl, guard=guard)
     app.add_middleware(LastResort)  # added last: the outermost
     return app
 
