@@ -454,13 +454,16 @@ async def _run_context(request: Request, run_id_text: str) -> dict[str, Any]:
 
 @pages.post("/runs/{run_id}/cancel")
 async def cancel_run(run_id: str, request: Request) -> Response:
+    if not run_id.isascii() or not run_id.isdigit() or len(run_id) > 18:
+        raise PageError(400, "A run id is a whole number.")
+    # RunnerControl.cancel_run comes with run logs (issue 11): until then the page shows no
+    # cancel button, and a hand-made POST is told so.
     cancel = getattr(get_control(request), "cancel_run", None)
     if cancel is None:
         raise PageError(501, "Cancelling runs arrives with run logs (issue 11).")
-    try:
-        await cancel(int(run_id))
-    except Exception as exc:
-        raise PageError(409, str(exc)) from None
+    reason = f"Cancelled from the dashboard by {actor(request)}"
+    if not await cancel(int(run_id), reason):
+        raise PageError(409, f"Run {run_id} is not in flight in this runner.")
     await audit.record(request, AuditAction.RUN_CANCELLED, run_id)
     return await _done(request, f"Run {run_id}: cancel sent.", None, None)
 

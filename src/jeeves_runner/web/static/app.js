@@ -33,13 +33,16 @@
       pre.append(text + "\n");
       if (atEnd) pre.scrollTop = pre.scrollHeight;
     }
-    src.onmessage = function (e) {
+    // Each `line` event: {"stream", "at", "line"}; then one `end` with the final status.
+    function onLine(e) {
       var line = e.data;
-      try { var o = JSON.parse(e.data); if (o && typeof o.line === "string") line = o.line; } catch (_) {}
+      try { var o = JSON.parse(e.data); if (o && typeof o.line === "string") line = (o.stream === "stderr" ? "! " : "") + o.line; } catch (_) {}
       add(line);
-    };
+    }
+    src.addEventListener("line", onLine);
+    src.onmessage = onLine;
+    // The stream ends with the run; without this the browser would reconnect and replay it.
     src.addEventListener("end", function () { src.close(); });
-    src.onerror = function () { if (src.readyState === EventSource.CLOSED) return; };
   }
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
