@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -192,3 +193,37 @@ def test_a_form_from_another_origin_is_refused(guarded: LiveRunner) -> None:
         )
     assert response.status_code == 403
     assert response.json() == {"error": "Requests from another web origin are refused"}
+
+
+def test_the_edit_form_checks_like_the_api_and_saves(open_runner: LiveRunner) -> None:
+    with httpx.Client(base_url=open_runner.url) as http:
+        form_page = http.get("/ui/jobs/j/edit")
+        assert form_page.status_code == 200
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form_page.text)
+        assert csrf
+        fields = {
+            "csrf": csrf.group(1),
+            "name": "Renamed",
+            "schedule": "0 0 31 2 *",
+            "script": str(Path(__file__).resolve().parent.parent / "scripts" / "sleeps.sh"),
+            "args": "'1 2'",
+            "timeout_ms": "5000",
+            "overlap_policy": "queue",
+            "tags": "a, b",
+        }
+        refused = http.post("/ui/jobs/j/edit", data=fields)
+        assert refused.status_code == 400
+        assert "schedule: This schedule never fires." in refused.text
+        assert 'value="Renamed"' in refused.text  # what was typed stays
+        bad_timeout = http.post("/ui/jobs/j/edit", data={**fields, "timeout_ms": "soon"})
+        assert "timeout_ms: must be a whole number of milliseconds" in bad_timeout.text
+        saved = http.post("/ui/jobs/j/edit", data={**fields, "schedule": "5 4 * * *"})
+        assert (saved.status_code, saved.headers["location"]) == (303, "/ui/jobs/j")
+        job = http.get("/jobs/j").json()["job"]
+    assert (job["name"], job["schedule"], job["args"], job["timeout_ms"]) == (
+        "Renamed",
+        "5 4 * * *",
+        ["1 2"],
+        5000,
+    )
+    assert (job["overlap_policy"], job["tags"]) == ("queue", ["a", "b"])

@@ -5,6 +5,8 @@ are a message page with a 400, never a 500."""
 from __future__ import annotations
 
 import hashlib
+import shlex
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from jeeves_runner.access_model import AuditAction, Scope
 from jeeves_runner.api import audit
 from jeeves_runner.api.access import DASHBOARD, SESSION_COOKIE
 from jeeves_runner.api.deps import get_control
+from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.job_edits import checked_job
 from jeeves_runner.api.job_schedule import next_fires
 from jeeves_runner.auth import TokenGuard
 from jeeves_runner.control import JobAlreadyRunningError, JobInFlightError, ShuttingDownError
@@ -382,6 +386,76 @@ async def _job_context(request: Request, job_id: str) -> dict[str, Any]:
         "poll": POLL,
         "back": request.url.path,
     }
+
+
+@pages.get("/jobs/{job_id}/edit")
+async def edit_form(job_id: str, request: Request) -> Response:
+    job = await get_control(request).store.read(lambda s: s.jobs.get_job_row(job_id))
+    if job is None:
+        raise PageError(404, f"There is no job '{job_id}'.")
+    return render(request, "edit.html", job=job, form=_form_values(job), error=None)
+
+
+@pages.post("/jobs/{job_id}/edit")
+async def edit_job(job_id: str, request: Request) -> Response:
+    control = get_control(request)
+    current = await control.store.read(lambda s: s.jobs.get_job(job_id))
+    before = await control.store.read(lambda s: s.jobs.get_job_row(job_id))
+    if current is None or before is None:
+        raise PageError(404, f"There is no job '{job_id}'.")
+    if current.source is not None:
+        raise PageError(409, f"{job_id} is defined by {current.source}: edit it there.")
+    form = await form_of(request)
+    try:
+        fields = _fields_from_form(form)
+        job = replace(checked_job(fields, current, request), created_at=current.created_at)
+    except (ApiError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        typed = {**_form_values(before), **form}
+        return render(request, "edit.html", 400, job=before, form=typed, error=message)
+    row = await control.replace_job(job)
+    if row is None:
+        raise PageError(404, f"There is no job '{job_id}'.")
+    await audit.record(request, AuditAction.JOB_EDITED, job_id, before=before, after=row)
+    return RedirectResponse(f"{DASHBOARD}/jobs/{job_id}", status_code=303)
+
+
+_TEXT_FIELDS = ("name", "schedule", "timezone", "description", "on_failure", "on_success")
+
+
+def _form_values(job: dict[str, Any]) -> dict[str, str]:
+    """A stored job as the edit form's fields."""
+    values = {name: job.get(name) or "" for name in _TEXT_FIELDS}
+    values["script"] = job.get("script") or ""
+    values["command"] = shlex.join(job["command"]) if job.get("command") else ""
+    values["args"] = shlex.join(job.get("args") or [])
+    values["timeout_ms"] = str(job["timeout_ms"]) if job.get("timeout_ms") else ""
+    values["overlap_policy"] = job.get("overlap_policy") or "skip"
+    values["tags"] = ", ".join(job.get("tags") or [])
+    return values
+
+
+def _fields_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """The edit form as a PATCH body: blank optional fields clear, and a command given
+    replaces the script (shell words, split as a shell would, never run by one)."""
+    fields: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        value = form.get(name, "").strip()
+        fields[name] = value or None
+    command = form.get("command", "").strip()
+    if command:
+        fields["command"] = shlex.split(command)
+    else:
+        fields["command"] = None
+        fields["script"] = form.get("script", "").strip() or None
+        fields["args"] = shlex.split(form.get("args", ""))
+    timeout = form.get("timeout_ms", "").strip()
+    if timeout and not (timeout.isascii() and timeout.isdigit()):
+        raise ValueError("timeout_ms: must be a whole number of milliseconds")
+    fields["timeout_ms"] = int(timeout) if timeout else None
+    fields["overlap_policy"] = form.get("overlap_policy", "skip")
+    fields["tags"] = [t.strip() for t in form.get("tags", "").split(",") if t.strip()]
+    return fields
 
 
 @pages.get("/jobs/{job_id}/delete")
