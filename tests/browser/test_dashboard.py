@@ -222,6 +222,7 @@ def test_the_job_page_shows_definition_fires_and_history(
     assert response.status == 400
     expect(page.locator("p.message")).to_have_text("before must be a run id (a whole number).")
     shoot(browser, site, shots_dir, "/ui/jobs/broken", "job")
+    shoot(browser, site, shots_dir, "/ui/jobs/alpha/edit", "edit")
 
 
 def test_delete_asks_first_then_deletes(page: Any, site: Site) -> None:
