@@ -227,3 +227,10 @@ def test_the_edit_form_checks_like_the_api_and_saves(open_runner: LiveRunner) ->
         5000,
     )
     assert (job["overlap_policy"], job["tags"]) == ("queue", ["a", "b"])
+
+
+def test_a_poll_without_a_session_sends_the_page_to_the_login(guarded: LiveRunner) -> None:
+    with httpx.Client(base_url=guarded.url) as http:
+        response = http.get("/ui/jobs/rows?v=x", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.headers["hx-redirect"] == "/ui/login?next=/ui"

@@ -114,6 +114,10 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
+    if _is_htmx(request):
+        # A poll whose session ended (a token revoked): the whole page goes to the login,
+        # rather than a login form swapped into a table.
+        return Response(status_code=200, headers={"HX-Redirect": login_url(DASHBOARD)})
     return RedirectResponse(login_url(exc.next_path), status_code=303)
 
 
@@ -483,6 +487,7 @@ async def delete_job(job_id: str, request: Request) -> Response:
         ) from None
     if deleted:
         await audit.record(request, AuditAction.JOB_REMOVED, job_id, before=before)
+        request.app.state.metrics.forget_job(job_id)
     return RedirectResponse(DASHBOARD, status_code=303)
 
 
