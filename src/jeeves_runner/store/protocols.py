@@ -64,8 +64,8 @@ class JobStore(Protocol):
         """One page of jobs by id, and how many match in all: for the dashboard, paged in
         the database so 10,000 jobs cost one page's work. `search` matches a substring of the
         id or the name, or a whole tag (case-insensitive); `status` is a `JobState` but
-        `late` (which needs the schedule): disabled, else running, failing (last run error or
-        timeout), ok, or new (never ran). Each row: id, name, schedule, timezone,
+        `late` (which needs the schedule): disabled, else running, failing (last run error,
+        timeout or cancelled), ok, or new (never ran). Each row: id, name, schedule, timezone,
         enabled, tags (a list), source, created_at, last_status, last_run, last_duration_ms."""
         ...
 

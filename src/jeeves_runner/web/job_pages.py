@@ -40,7 +40,8 @@ from jeeves_runner.web.session import (
 
 PAGE_SIZE = 50
 RUNS_PAGE = 50
-_RUN_STATUSES = [s.value for s in RunStatus] + ["cancelled"]
+# `cancelled` comes with issue 11; listed once whether RunStatus has it yet or not.
+_RUN_STATUSES = list(dict.fromkeys([*(s.value for s in RunStatus), "cancelled"]))
 
 router = APIRouter(prefix=DASHBOARD, include_in_schema=False, dependencies=[Depends(check_access)])
 

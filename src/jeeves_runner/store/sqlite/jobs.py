@@ -58,7 +58,7 @@ SELECT '{"jobs":' || coalesce(json_group_array(json(job)), '[]') || '}' FROM (
 _STATE_SQL = {
     "disabled": "j.enabled = 0",
     "running": "j.enabled = 1 AND r.status = 'running'",
-    "failing": "j.enabled = 1 AND r.status IN ('error', 'timeout')",
+    "failing": "j.enabled = 1 AND r.status IN ('error', 'timeout', 'cancelled')",
     "ok": "j.enabled = 1 AND r.status = 'ok'",
     "new": "j.enabled = 1 AND r.id IS NULL",
 }
