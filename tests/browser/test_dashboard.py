@@ -187,6 +187,23 @@ def test_disable_changes_the_badge_and_the_api_agrees(page: Any, site: Site) -> 
         assert client.get("/jobs/fresh").json()["job"]["enabled"] == 1
 
 
+def test_with_javascript_off_the_forms_still_work(browser: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=site.url, java_script_enabled=False)
+    context.add_cookies([{"name": "jr_session", "value": site.tokens["admin"], "url": site.url}])
+    page = context.new_page()
+    try:
+        page.goto("/ui/jobs?q=fresh")
+        page.get_by_role("button", name="Disable fresh").click()  # a plain post, then back
+        expect(page).to_have_url(re.compile(r"/ui/jobs\?q=fresh$"))
+        expect(badge(page, "fresh")).to_have_text(re.compile("disabled$"))
+        page.get_by_role("button", name="Enable fresh").click()
+        expect(badge(page, "fresh")).to_have_text(re.compile("new$"))
+    finally:
+        context.close()
+
+
 def test_the_run_page_shows_the_run_as_it_goes(
     page: Any, site: Site, browser: Any, shots_dir: Path
 ) -> None:
