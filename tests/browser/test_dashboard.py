@@ -84,23 +84,22 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
         context.close()
 
 
-def shoot(
-    browser: Any, site: Site, shots: Path, path: str, name: str, scope: str = "admin"
-) -> None:
-    """Light, dark and phone-width screenshots of one page."""
-    for scheme, width, suffix in (
-        ("light", 1280, ""),
-        ("dark", 1280, "-dark"),
-        ("light", 390, "-phone"),
-    ):
-        context = browser.new_context(
-            base_url=site.url, color_scheme=scheme, viewport={"width": width, "height": 800}
-        )
-        context.add_cookies([{"name": "jr_session", "value": site.tokens[scope], "url": site.url}])
-        shot_page = context.new_page()
-        shot_page.goto(path)
-        shot_page.wait_for_load_state("networkidle")
-        shot_page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=True)
+def shoot(browser: Any, site: Site, shots: Path, path: str, name: str) -> None:
+    """Light, dark and phone-width screenshots of one page, in one admin context."""
+    context = browser.new_context(base_url=site.url)
+    context.add_cookies([{"name": "jr_session", "value": site.tokens["admin"], "url": site.url}])
+    shot_page = context.new_page()
+    try:
+        for scheme, width, suffix in (
+            ("light", 1280, ""),
+            ("dark", 1280, "-dark"),
+            ("light", 390, "-phone"),
+        ):
+            shot_page.emulate_media(color_scheme=scheme)
+            shot_page.set_viewport_size({"width": width, "height": 800})
+            shot_page.goto(path, wait_until="load")
+            shot_page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=True)
+    finally:
         context.close()
 
 
