@@ -160,6 +160,8 @@ def test_search_and_filter_and_bad_parameters(page: Any) -> None:
 def test_run_makes_a_new_run_appear_without_a_reload(page: Any, site: Site) -> None:
     from playwright.sync_api import expect
 
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto("/ui")
     expect(badge(page, "slow")).to_have_text(re.compile("new$"))
     page.evaluate("window.__still_here = true")
@@ -170,6 +172,7 @@ def test_run_makes_a_new_run_appear_without_a_reload(page: Any, site: Site) -> N
     assert time.monotonic() - started < 2.5
     expect(badge(page, "slow")).to_have_text(re.compile("ok$"), timeout=15000)
     assert page.evaluate("window.__still_here") is True  # no reload happened
+    assert console_errors == []  # nothing refused by the Content-Security-Policy, no JS error
 
 
 def test_disable_changes_the_badge_and_the_api_agrees(page: Any, site: Site) -> None:
