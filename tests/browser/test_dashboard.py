@@ -137,6 +137,22 @@ def test_the_jobs_page_lists_every_job_with_its_badge(
     shoot(browser, site, shots_dir, "/ui", "jobs")
 
 
+def test_times_show_the_browsers_zone_beside_the_runners(browser: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=site.url, timezone_id="Asia/Tokyo", locale="en-GB")
+    context.add_cookies([{"name": "jr_session", "value": site.tokens["read"], "url": site.url}])
+    page = context.new_page()
+    try:
+        page.goto("/ui/jobs/alpha")
+        first = page.locator("ol.fires li").first
+        expect(first.locator("time")).to_have_text("2027-01-01 00:00:00 UTC")
+        expect(first.locator(".local")).to_have_text("yours: 01/01/2027, 09:00:00 GMT+9")
+        expect(page.locator("footer")).to_contain_text("yours: Asia/Tokyo")
+    finally:
+        context.close()
+
+
 def test_search_and_filter_and_bad_parameters(page: Any) -> None:
     from playwright.sync_api import expect
 
