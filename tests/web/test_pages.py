@@ -234,3 +234,11 @@ def test_a_poll_without_a_session_sends_the_page_to_the_login(guarded: LiveRunne
         response = http.get("/ui/jobs/rows?v=x", headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert response.headers["hx-redirect"] == "/ui/login?next=/ui"
+
+
+def test_a_huge_or_garbled_form_is_a_message(open_runner: LiveRunner) -> None:
+    with httpx.Client(base_url=open_runner.url) as http:
+        huge = http.post("/ui/jobs/j/run", content=b"csrf=" + b"x" * 300_000)
+        assert (huge.status_code, message(huge)) == (413, "The form is too large.")
+        garbled = http.post("/ui/jobs/j/run", content=b"csrf=\xff\xfe")
+        assert (garbled.status_code, message(garbled)) == (400, "The form is not UTF-8 text.")

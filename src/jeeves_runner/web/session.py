@@ -76,9 +76,15 @@ async def form_of(request: Request) -> dict[str, str]:
     cached = getattr(request.state, "form", None)
     if isinstance(cached, dict):
         return cached
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise PageError(413, "The form is too large.")
+    # Read with a cap: a huge body is refused without being held in memory.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise PageError(413, "The form is too large.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
