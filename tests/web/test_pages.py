@@ -3,16 +3,20 @@ CSRF, and bad query parameters answered with a message page, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from jeeves_runner.access_model import Scope, StoredToken
+from jeeves_runner.api.app import create_app
 from jeeves_runner.auth import hash_secret
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.errors import DatabaseBusyError
 from live_runner import LiveRunner
 
 SECRETS = {scope: f"jr_page-test-secret-{scope.value}" for scope in Scope}
@@ -242,3 +246,33 @@ def test_a_huge_or_garbled_form_is_a_message(open_runner: LiveRunner) -> None:
         assert (huge.status_code, message(huge)) == (413, "The form is too large.")
         garbled = http.post("/ui/jobs/j/run", content=b"csrf=\xff\xfe")
         assert (garbled.status_code, message(garbled)) == (400, "The form is not UTF-8 text.")
+
+
+class BusyGateway:
+    """A store gateway whose reads fail as a database locked by another process does."""
+
+    async def probe(self, fn: Any) -> int:
+        return 1
+
+    async def read(self, fn: Any) -> Any:
+        raise DatabaseBusyError("The database is busy; try again")
+
+
+class BusyControl:
+    store = BusyGateway()
+
+    def data_version(self, store: Any) -> int:
+        return 1
+
+
+def test_a_busy_database_is_a_message_page_not_json() -> None:
+    app = create_app(BusyControl())  # type: ignore[arg-type]
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            return await http.get("/ui/jobs/j")
+
+    response = asyncio.run(get())
+    assert response.status_code == 503
+    assert message(response) == "The database is busy; try again."

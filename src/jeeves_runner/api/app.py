@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jeeves_runner import __version__
 from jeeves_runner.api import audit, health, job_edits, job_schedule, jobs, queues, state
 from jeeves_runner.api import metrics as metrics_api
-from jeeves_runner.api.access import AccessControl
+from jeeves_runner.api.access import AccessControl, is_dashboard_path
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.auth import TokenGuard
@@ -41,7 +41,9 @@ from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import JobExistsError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
+from jeeves_runner.web import render as web_render
 from jeeves_runner.web import routes as web_routes
+from jeeves_runner.web.session import PageError
 
 log = structlog.get_logger("jeeves_runner.api")
 
@@ -148,6 +150,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 def _answer_with(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handler(request: Request, exc: Exception) -> Response:
+        if is_dashboard_path(request.url.path):
+            # The dashboard's pages answer with a page (a busy database, a job gone).
+            return await web_render.page_error(
+                request, PageError(status_code, str(exc).rstrip(".") + ".")
+            )
         return error_response(status_code, str(exc))
 
     return handler
