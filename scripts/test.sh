@@ -9,6 +9,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+# Without it they skip, or fail under CI=true; as root with apt, it is installed.
+if [ ! -x "${JR_CHROMIUM:-/usr/bin/chromium}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== apt-get install chromium (browser tests)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "== ruff format"; .venv/bin/ruff format --check src tests benchmarks
 echo "== ruff check";  .venv/bin/ruff check src tests benchmarks
 echo "== mypy";        .venv/bin/mypy

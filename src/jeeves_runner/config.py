@@ -144,7 +144,8 @@ class Config(_Section):
         """Results the database refused at a stop, kept for the next start: next to the
         SQLite file, or, with PostgreSQL, in the folder dbPath would use."""
         if self.db_url is None:
-            return f"{self.db_path}.unrecorded.jsonl"
+            # Beside the real file, however the path is spelled (a symlink, `a/../a`).
+            return f"{Path(self.db_path).resolve()}.unrecorded.jsonl"
         return str(Path(self.db_path).parent / "postgres.unrecorded.jsonl")
 
     @field_validator("timezone")

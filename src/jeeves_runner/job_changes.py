@@ -75,9 +75,10 @@ class JobChanges:
 
     async def _stop_runs(self, job_id: str) -> None:
         """End the job's running children (TERM, then KILL after the grace) and wait, within
-        FORCE_WAIT_S, for its runs to be recorded. A run still waiting for a slot when the
-        row goes finds no job and records into nothing."""
+        FORCE_WAIT_S, for its runs to be recorded."""
         activity = self.dispatcher.activity[job_id]
+        # Runs not started yet (waiting for a slot, queued behind the running one) never start.
+        self.dispatcher.cancel_waiting(job_id)
         processes = [p for p in self.dispatcher.processes.values() if p.job.id == job_id]
         await asyncio.gather(
             *(p.stop(reason=JOB_DELETED) for p in processes), return_exceptions=True

@@ -47,6 +47,18 @@ class LogStream(StrEnum):
     RUNNER = "runner"
 
 
+class JobState(StrEnum):
+    """What the dashboard's badge says about a job. `late` needs the schedule and the clock;
+    the others follow from the job row and its last run."""
+
+    OK = "ok"
+    NEW = "new"  # never ran
+    FAILING = "failing"
+    RUNNING = "running"
+    LATE = "late"
+    DISABLED = "disabled"
+
+
 class RunTrigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"

@@ -209,11 +209,16 @@ class Runner:
                 dispatcher=self.dispatcher,
                 clock=self.clock,
             )
-            db_file = Path(config.db_path)
+            # SQLite keeps `-wal` beside the real file; PostgreSQL has no file to look at.
+            db_file = Path(config.db_path).resolve()
             self.schedule_watch = ScheduleWatch(
                 self.scheduler,
                 self._gateway,
-                files=[db_file, db_file.with_name(db_file.name + "-wal")],
+                files=(
+                    [db_file, db_file.with_name(db_file.name + "-wal")]
+                    if config.db_url is None
+                    else []
+                ),
             )
             self.job_folder = (
                 JobFolderSync(
@@ -297,13 +302,36 @@ class Runner:
             return
         self._stopped = True
         log.info("runner stopping", running=self.dispatcher.executing)
+        # First: from now on no child starts, whatever the steps below wait for.
+        self.dispatcher.accepting = False
         await self.schedule_watch.stop()
         if self.job_folder is not None:
             await self.job_folder.stop()
         await self.scheduler.stop()
         await self.dispatcher.shutdown(self.config.shutdown_grace_ms / 1000)
+        await self._close_leftovers()
         await self._close_resources()
         log.info("runner stopped")
+
+    async def _close_leftovers(self) -> None:
+        """The last sweep: a row still `pending` or `running` now (a fire's row whose discard
+        was refused, a write that landed after its task gave up) is closed, so a stop ends
+        with none open. One try, and only while the database takes writes; else the next
+        start closes them."""
+        if self._gateway is None or self._gateway.problem() is not None:
+            return
+        at = format_instant(self.clock.now())
+        try:
+            closed = await asyncio.wait_for(
+                self._gateway.write(
+                    lambda s: s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
+                ),
+                2.0,
+            )
+        except (StoreError, TimeoutError):
+            return
+        if closed:
+            log.warning("closed runs still open at the end of the stop", count=closed)
 
     def stop_now(self) -> None:
         """The second stop signal: end every group now, record, exit."""

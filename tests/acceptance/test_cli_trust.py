@@ -336,5 +336,7 @@ def test_a_missing_shebang_interpreter_is_named_in_the_run(run_cli: RunCli, tmp_
         code, out, err = run_cli("trigger", "-i", "bad", "-c", str(runner.config_path))
     finally:
         runner.stop()
-    assert (code, err) == (1, "error: the run of 'bad' ended with status error\n")
-    assert out.splitlines()[1] == f"Error: Interpreter /nonexistent/interp of {script} not found"
+    missing = f"Interpreter /nonexistent/interp of {script} not found"
+    # Followed live: the runner's own line about the run comes first, on stderr.
+    assert (code, err) == (1, f"{missing}\nerror: the run of 'bad' ended with status error\n")
+    assert out.splitlines()[1] == f"Error: {missing}"

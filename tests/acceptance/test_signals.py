@@ -117,7 +117,10 @@ def test_sighup_reloads_the_config_and_keeps_running(runner: RunnerProcess) -> N
     (entry,) = audited()
     assert (entry["actor"], entry["address"]) == ("signal:SIGHUP", "local")
     assert entry["target"] == str(runner.config_path)
-    assert entry["after"] == {"applied": ["log.level", "maxConcurrency"], "needsRestart": ["port"]}
+    assert entry["after"] == {
+        "applied": ["log.level", "maxConcurrency", "runLogMaxBytes"],
+        "needsRestart": ["port"],
+    }
     # A broken file is reported, not applied, and does not stop the runner.
     runner.config_path.write_text("{broken")
     runner.proc.send_signal(signal.SIGHUP)

@@ -389,3 +389,11 @@ def test_output_holding_a_nul_character_is_recorded(jobs: Store) -> None:
     assert str(row["stdout"]).replace("\ufffd", "\x00") == "a\x00b"
     assert str(row["error"]).replace("\ufffd", "\x00") == "x\x00"
     assert row["status"] == "error"
+
+
+def test_a_late_running_mark_never_reopens_a_finished_run(jobs: Store) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.PENDING, T0)
+    jobs.runs.finish_run(run_id, RunResult(status=RunStatus.OK, duration_ms=3), T1)
+    jobs.runs.mark_running([(run_id, "a", T0)])  # held up by a lock, written after the end
+    assert run(jobs, run_id)["status"] == "ok"
+    assert jobs.runs.open_runs() == []

@@ -16,10 +16,12 @@ import pytest
 import structlog.testing
 
 from jeeves_runner.clock import FakeClock
+from jeeves_runner.control import ShuttingDownError
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.result_journal import ResultJournal
 from jeeves_runner.execution.run_log import RunLog
 from jeeves_runner.models import (
+    STOPPED_BEFORE_RUN,
     Job,
     LogStream,
     OverlapPolicy,
@@ -429,3 +431,41 @@ def test_a_cancel_while_the_result_is_being_written_leaves_the_write_alone(
         assert (row["status"], row["error"]) == ("ok", None)
 
     run(harness, scenario)
+
+
+def test_a_manual_run_waiting_for_a_slot_at_shutdown_is_told_the_runner_stops(
+    store: SqliteStore,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("busy")
+        h.add_job("waits")
+        first = asyncio.ensure_future(h.dispatcher.trigger("busy"))
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        second = asyncio.ensure_future(h.dispatcher.trigger("waits"))
+        await until(lambda: bool(h.runs("waits")), "the waiting run's row")
+        stopping = asyncio.ensure_future(h.dispatcher.shutdown(5))
+        with pytest.raises(ShuttingDownError):
+            await second
+        h.executor.started[0].released.set()
+        assert (await first).status is RunStatus.OK
+        await stopping
+        (waited,) = h.runs("waits")
+        assert (waited["status"], waited["error"]) == ("error", STOPPED_BEFORE_RUN)
+        assert len(h.executor.started) == 1
+
+    run(Harness(store, max_concurrency=1), scenario)
+
+
+def test_a_deleted_jobs_queued_run_never_starts(store: SqliteStore) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("q", OverlapPolicy.QUEUE)
+        await h.fire("q")
+        await until(lambda: len(h.executor.started) == 1, "the first run")
+        await h.fire("q")  # queued behind it
+        await settle()
+        h.dispatcher.cancel_waiting("q")
+        h.executor.started[0].released.set()
+        await until(lambda: not h.dispatcher.activity["q"].in_flight, "both runs to end")
+        assert len(h.executor.started) == 1, "the queued run of a deleted job started"
+
+    run(Harness(store, max_concurrency=2), scenario)

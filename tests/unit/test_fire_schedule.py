@@ -114,3 +114,12 @@ def test_next_fires_lists_every_job_even_while_it_is_being_fired() -> None:
     assert fires.next_fires() == {"hourly": hourly, "sec": sec + 1}
     fires.update_one("hourly", None, T0)  # disabled
     assert fires.next_fires() == {"sec": sec + 1}
+
+
+def test_a_jobs_own_zone_holds_after_a_recompute_and_for_the_next_fire() -> None:
+    fires = FireSchedule(UTC)
+    fires.reconcile([ScheduleEntry("ny", "0 9 * * *", "", "America/New_York")], T0)
+    first = fires.next_due()
+    fires.recompute_all(T0)
+    assert fires.next_due() == first  # 09:00 in New York, not 09:00 UTC
+    assert fires.fire_after("ny", T0) == first

@@ -3,6 +3,13 @@ web origin (a page open in the operator's browser must not be able to POST to th
 
 Runs before routing, so an unknown path without a token is a 401 too: the API tells nobody
 what exists before they show a token.
+
+The dashboard (`/ui`, `web/`) is the exception: a browser shows its token through the
+session cookie the login page set, and the dashboard's own routes decide, with pages rather
+than JSON, what a visitor without a token or with too low a scope sees. The cookie also
+stands for a bearer token on reads elsewhere (the run page follows `/runs/:id/log` with an
+EventSource, which cannot send headers); never on a write outside `/ui`, whose forms carry a
+CSRF token besides.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ TOKEN_REQUIRED = "A valid token is required"
 OTHER_ORIGIN = "Requests from another web origin are refused"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+DASHBOARD = "/ui"
+SESSION_COOKIE = "jr_session"
 
 
 def scope_too_low(name: str, has: str, needs: str) -> str:
@@ -35,21 +44,43 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        verdict = await self.guard.verdict(headers.get("authorization"))
-        if verdict.name is None or verdict.scope is None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        dashboard = is_dashboard_path(path)
+        authorization = headers.get("authorization")
+        # A browser adds a cookie by itself, never a bearer header: only the header counts
+        # as proof below that the request is not a forgery.
+        header_token = authorization is not None
+        if authorization is None and (dashboard or method in _SAFE_METHODS):
+            secret = session_secret(headers)
+            if secret is not None:
+                authorization = f"Bearer {secret}"
+        verdict = await self.guard.verdict(authorization)
+        if dashboard:
+            # Pages decide for themselves (a login page, a message page); the Origin check
+            # below still applies to their forms.
+            state = scope.setdefault("state", {})
+            state["actor"] = verdict.name
+            state["token_scope"] = verdict.scope
+        elif verdict.name is None or verdict.scope is None:
             response = json_response({"error": TOKEN_REQUIRED}, 401)
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
             return
-        method: str = scope["method"]
         origin = headers.get("origin")
         if (
             method not in _SAFE_METHODS
             and origin is not None
-            and not origin_allowed(origin, scope, headers, verdict.name != ANONYMOUS)
+            and not origin_allowed(
+                origin, scope, headers, header_token and verdict.name not in (None, ANONYMOUS)
+            )
         ):
             await json_response({"error": OTHER_ORIGIN}, 403)(scope, receive, send)
             return
+        if dashboard:
+            await self.app(scope, receive, send)
+            return
+        assert verdict.name is not None and verdict.scope is not None
         needed = required_scope(method, scope["path"])
         if not verdict.scope.allows(needed):
             message = scope_too_low(verdict.name, verdict.scope.value, needed.value)
@@ -57,6 +88,22 @@ class AccessControl:
             return
         scope.setdefault("state", {})["actor"] = verdict.name
         await self.app(scope, receive, send)
+
+
+def is_dashboard_path(path: str) -> bool:
+    return path in ("/", DASHBOARD) or path.startswith(DASHBOARD + "/")
+
+
+def session_secret(headers: Headers) -> str | None:
+    """The token the dashboard's session cookie holds, if any."""
+    raw = headers.get("cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
 
 
 def own_origins(scope: Scope) -> set[str]:

@@ -33,7 +33,7 @@ from jeeves_runner.api import (
     state,
 )
 from jeeves_runner.api import metrics as metrics_api
-from jeeves_runner.api.access import AccessControl
+from jeeves_runner.api.access import AccessControl, is_dashboard_path
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.auth import TokenGuard
@@ -50,6 +50,9 @@ from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import JobExistsError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
+from jeeves_runner.web import render as web_render
+from jeeves_runner.web import routes as web_routes
+from jeeves_runner.web.session import PageError
 
 log = structlog.get_logger("jeeves_runner.api")
 
@@ -124,15 +127,16 @@ def create_app(
     app.state.api_routes = [
         r for router in routers for r in router.routes if isinstance(r, APIRoute)
     ]
+    guard = guard if guard is not None else TokenGuard(None, loopback=True)
+    # The dashboard: its pages, static files and page-shaped errors (web/).
+    web_routes.install(app, guard)
     app.add_exception_handler(ApiError, _api_error)
     for error_type, status_code in _DOMAIN_STATUS:
         app.add_exception_handler(error_type, _answer_with(status_code))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(
-        AccessControl, guard=guard if guard is not None else TokenGuard(None, loopback=True)
-    )
+    app.add_middleware(AccessControl, guard=guard)
     app.add_middleware(LastResort)  # added last: the outermost
     return app
 
@@ -156,6 +160,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 def _answer_with(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handler(request: Request, exc: Exception) -> Response:
+        if is_dashboard_path(request.url.path):
+            # The dashboard's pages answer with a page (a busy database, a job gone).
+            return await web_render.page_error(
+                request, PageError(status_code, str(exc).rstrip(".") + ".")
+            )
         return error_response(status_code, str(exc))
 
     return handler

@@ -219,6 +219,11 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
         raise ApiError(400, _api_field_names(str(exc))) from None
 
 
+def checked_job(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job:
+    """The same checks for the dashboard's edit form: raises ApiError(400, sentence)."""
+    return _check(fields, now_job, request)
+
+
 # The rules name fields as add-job's options do; the API names them as its bodies do.
 _OPTION_TO_FIELD = {"timeout: ": "timeout_ms: ", "overlap: ": "overlap_policy: "}
 

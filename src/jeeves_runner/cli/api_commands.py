@@ -45,7 +45,8 @@ def call_api(
     params: Sequence[tuple[str, str | int]] | None = None,
 ) -> httpx.Response:
     with api_client(config, timeout) as client:
-        return client.request(method, path, params=list(params or []))
+        # None, not []: httpx would drop a query written in `path` for an empty list.
+        return client.request(method, path, params=list(params) if params else None)
 
 
 @contextmanager

@@ -55,6 +55,7 @@ MARK_BATCH_S = 0.005
 # dropped: first after RETRY_FIRST_S, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
+JOB_DELETED_BEFORE_START = "The job was deleted before this run started"
 # At the second stop signal: how long TERM has before KILL.
 STOP_NOW_GRACE_S = 0.5
 
@@ -117,6 +118,8 @@ class RunDispatcher:
         self.accepting = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiting: set[asyncio.Task[Any]] = set()  # accepted, not yet started
+        self._session_tasks: set[asyncio.Task[Any]] = set()  # run tasks inside a session
+        self._task_jobs: dict[asyncio.Task[Any], str] = {}
         self._final = False  # the last chance to write has passed: results go to the journal
         self._final_event = asyncio.Event()
         self._stop_now = asyncio.Event()
@@ -149,25 +152,57 @@ class RunDispatcher:
                 likely_to_run.append(job.id)
         if not likely_to_run:
             return [PreparedFire(job, None) for job in jobs]
-        ids = await self._retrying(
-            lambda: self.store.write(
-                lambda s: s.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at)
-            ),
-            "record a fire",
-        )
+        try:
+            ids = await self._retrying(
+                lambda: self.store.write(
+                    lambda s: s.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at)
+                ),
+                "record a fire",
+            )
+        except StoreError:
+            raise
+        except Exception:
+            # One job of the batch refused (deleted a moment ago): the others still fire,
+            # each with its own row; a job whose row is refused does not fire.
+            log.warning("a fire's rows were refused; made one by one", jobs=len(likely_to_run))
+            run_ids = await self._pending_one_by_one(likely_to_run, at)
+            return [
+                PreparedFire(job, run_ids.get(job.id))
+                for job in jobs
+                if job.id in run_ids or job.id not in likely_to_run
+            ]
         run_ids = dict(zip(likely_to_run, ids, strict=True))
         return [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
 
-    async def discard(self, prepared: list[PreparedFire]) -> None:
-        """Drop the rows of prepared fires that did not happen."""
+    async def _pending_one_by_one(self, job_ids: list[str], at: str) -> dict[str, int]:
+        made: dict[str, int] = {}
+        for job_id in job_ids:
+            try:
+                (made[job_id],) = await self._retrying(
+                    _pending_writer(self.store, job_id, at), "record a fire"
+                )
+            except StoreError:
+                raise
+            except Exception:
+                continue
+        return made
+
+    async def discard(self, prepared: list[PreparedFire], *, retry: bool = True) -> None:
+        """Drop the rows of prepared fires that did not happen. Without `retry` (a stop), one
+        try: a row left behind is closed by the stop's last sweep, or the next start."""
         run_ids = [p.run_id for p in prepared if p.run_id is not None and not p.taken]
+        if not run_ids:
+            return
+
+        def call() -> Awaitable[None]:
+            return self.store.write(lambda s: _discard_all(s, run_ids))
+
+        if retry:
+            await self._retrying(call, "discard a fire")
+        else:
+            await call()
         for p in prepared:
             p.taken = True
-        if run_ids:
-            await self._retrying(
-                lambda: self.store.write(lambda s: _discard_all(s, run_ids)),
-                "discard a fire",
-            )
 
     async def fire(
         self,
@@ -235,7 +270,15 @@ class RunDispatcher:
                     else None
                 )
             )
-        return cast(RunResult, await asyncio.shield(task))
+        try:
+            return cast(RunResult, await asyncio.shield(task))
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if task.cancelled() and not (me is not None and me.cancelling()):
+                # The run was closed as never started because the runner is stopping; the
+                # caller itself was not cancelled, so it gets the shutdown answer (503).
+                raise ShuttingDownError() from None
+            raise
 
     async def start_run(self, job_id: str) -> int:
         """Start a manual run and answer its id as soon as its row exists."""
@@ -294,6 +337,8 @@ class RunDispatcher:
         task = asyncio.ensure_future(self._run(job, run_id, trigger, queued))
         if run_id_future is not None:
             self._run_ids[task] = run_id_future
+        self._task_jobs[task] = job.id
+        task.add_done_callback(self._task_jobs.pop)
         self._tasks.add(task)
         self._waiting.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -313,9 +358,15 @@ class RunDispatcher:
         try:
             if run_id is None:
                 at = format_instant(self.clock.now())
-                run_id = await self.store.write(
-                    lambda s: s.runs.create_run(job.id, trigger, RunStatus.PENDING, at)
-                )
+                try:
+                    run_id = await self.store.write(
+                        lambda s: s.runs.create_run(job.id, trigger, RunStatus.PENDING, at)
+                    )
+                except StoreError:
+                    raise
+                except Exception:
+                    # The row refused for what it says (the job deleted a moment ago).
+                    raise JobNotFoundError(job.id) from None
             self._resolve_run_id(me, run_id)
             self.logs.open(run_id)
             if me is not None:
@@ -388,9 +439,16 @@ class RunDispatcher:
                     activity.queued = False
                     activity.skip_row = None
                 if turn.waited:
-                    # The job may have been edited while this run waited.
-                    with contextlib.suppress(StoreError):
-                        job = await self.store.read(lambda s: s.jobs.get_job(job.id) or job)
+                    # The job may have been edited, or deleted, while this run waited.
+                    try:
+                        current = await self.store.read(lambda s: s.jobs.get_job(job.id))
+                    except StoreError:
+                        current = job
+                    if current is None:
+                        return RunResult(RunStatus.ERROR, 0, error=JOB_DELETED_BEFORE_START)
+                    job = current
+                    if not self.accepting:
+                        raise asyncio.CancelledError  # shutdown began during that read
                 return await self._execute(job, run_id)
             finally:
                 self.slots.release()
@@ -487,7 +545,7 @@ class RunDispatcher:
             try:
                 return await call()
             except StoreError as exc:
-                if self._final:
+                if self._final or (not self.accepting and self._stop_now.is_set()):
                     raise
                 if not warned:
                     warned = True
@@ -530,6 +588,9 @@ class RunDispatcher:
             )
         self.executing += 1
         started = self.clock.monotonic()
+        me = asyncio.current_task()
+        if me is not None:
+            self._session_tasks.add(me)
         try:
             result = await self.sessions.run(job)
             run_log = self.logs.live.get(run_id)
@@ -554,6 +615,8 @@ class RunDispatcher:
                 error="The runner stopped during this session run",
             )
         finally:
+            if me is not None:
+                self._session_tasks.discard(me)
             self.executing -= 1
 
     def _mark_running(self, run_id: int, job_id: str) -> None:
@@ -635,6 +698,13 @@ class RunDispatcher:
 
     # ---- shutdown ----------------------------------------------------------------------
 
+    def cancel_waiting(self, job_id: str) -> None:
+        """The job's runs that have not started (waiting for a slot or queued) never will:
+        each is closed as stopped before it started."""
+        for task in list(self._waiting):
+            if self._task_jobs.get(task) == job_id:
+                task.cancel()
+
     def stop_now(self) -> None:
         """The second stop signal: whatever shutdown() is waiting for, end it now."""
         self._stop_now.set()
@@ -655,6 +725,10 @@ class RunDispatcher:
             else:
                 reason = f"Killed at shutdown after the {int(grace_s * 1000)} ms grace period"
             kill_grace = STOP_NOW_GRACE_S if now else KILL_GRACE_S
+            # Sessions have no process group: cancelled now, they record themselves as
+            # stopped (while the database still takes writes), like the processes below.
+            for task in list(self._session_tasks):
+                task.cancel()
             stopping = asyncio.ensure_future(
                 asyncio.gather(
                     *(p.stop(kill_grace, reason=reason) for p in list(self.processes.values())),
@@ -737,6 +811,15 @@ class RunDispatcher:
 
     def _changed(self) -> None:
         self.data_version += 1
+
+
+def _pending_writer(
+    store: StoreGateway, job_id: str, at: str
+) -> Callable[[], Awaitable[list[int]]]:
+    def call() -> Awaitable[list[int]]:
+        return store.write(lambda s: s.runs.create_pending_runs([job_id], RunTrigger.SCHEDULE, at))
+
+    return call
 
 
 def _discard_all(s: Store, run_ids: list[int]) -> None:

@@ -131,7 +131,7 @@ class FireSchedule:
         current = self._jobs.get(job_id)
         if current is None:
             return None
-        nxt = parse(current.schedule).next_after(instant, self.zone)
+        nxt = parse(current.schedule).next_after(instant, current.zone)
         return None if nxt is None else nxt.timestamp()
 
     def recompute_all(self, now: datetime) -> None:
@@ -139,7 +139,7 @@ class FireSchedule:
         instants on the heap lie far ahead and would silence each job for the step's length."""
         self._heap = []
         for job_id, current in self._jobs.items():
-            nxt = parse(current.schedule).next_after(now, self.zone)
+            nxt = parse(current.schedule).next_after(now, current.zone)
             self._generation += 1
             current.generation = self._generation
             if nxt is not None:

@@ -235,7 +235,7 @@ class Scheduler:
             # Stopped (or failed) between preparing and firing: rows not yet taken over by a
             # run are dropped, so no `pending` row outlives a fire that did not happen.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.dispatcher.discard(prepared))
+                await asyncio.shield(self.dispatcher.discard(prepared, retry=False))
             raise
 
     def _superseded(self, job_ids: list[str], fire_at: datetime) -> dict[str, str]:

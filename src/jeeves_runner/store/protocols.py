@@ -69,6 +69,17 @@ class JobStore(Protocol):
 
     def count_jobs(self) -> int: ...
 
+    def page_jobs(
+        self, search: str | None, status: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of jobs by id, and how many match in all: for the dashboard, paged in
+        the database so 10,000 jobs cost one page's work. `search` matches a substring of the
+        id or the name, or a whole tag (case-insensitive); `status` is a `JobState` but
+        `late` (which needs the schedule): disabled, else running, failing (last run error,
+        timeout or cancelled), ok, or new (never ran). Each row: id, name, schedule, timezone,
+        enabled, tags (a list), source, created_at, last_status, last_run, last_duration_ms."""
+        ...
+
 
 class RunStore(Protocol):
     def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
@@ -138,6 +149,18 @@ class RunStore(Protocol):
         ...
 
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
+
+    def recent_runs(self, job_ids: list[str], per_job: int) -> dict[str, list[tuple[str, int]]]:
+        """For each job, its latest `per_job` finished runs (skips excluded) as (status,
+        duration_ms), oldest first: the dashboard's sparklines and success rates."""
+        ...
+
+    def page_runs(
+        self, job_id: str, statuses: list[str], before: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """A job's runs newest first, only those with one of `statuses` (all when empty),
+        with an id below `before` when given; the fields of list_runs without the output."""
+        ...
 
     def count_unfinished(self, job_id: str) -> int:
         """Runs of the job that are `pending` or `running` (in flight, or left open by a
@@ -320,6 +343,11 @@ class QueueStore(Protocol):
         ...
 
     def get_item(self, item_id: int) -> dict[str, Any] | None: ...
+
+    def failed_items(self, queue_id: str, limit: int) -> list[dict[str, Any]]:
+        """The latest failed items, newest first: id, payload (text), attempts, error,
+        finished_at."""
+        ...
 
     def peek(self, queue_id: str, limit: int) -> list[QueueItem]:
         """The next pending items in claim order, without claiming them."""

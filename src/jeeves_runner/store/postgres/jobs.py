@@ -138,6 +138,23 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+_STATE_SQL = {
+    "disabled": "j.enabled = 0",
+    "running": "j.enabled = 1 AND r.status = 'running'",
+    "failing": "j.enabled = 1 AND r.status IN ('error', 'timeout', 'cancelled')",
+    "ok": "j.enabled = 1 AND r.status = 'ok'",
+    "new": "j.enabled = 1 AND r.id IS NULL",
+}
+_SEARCH_SQL = """(strpos(lower(j.id), %s) > 0 OR strpos(lower(j.name), %s) > 0
+    OR EXISTS (SELECT 1 FROM json_array_elements_text(j.tags::json) t WHERE lower(t) = %s))"""
+_PAGE_FROM = " FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id"
+_PAGE_SELECT = (
+    "SELECT j.id, j.name, j.schedule, j.timezone, j.enabled, j.tags, j.source, j.created_at,"
+    " r.status AS last_status, r.started_at AS last_run, r.duration_ms AS last_duration_ms"
+    + _PAGE_FROM
+)
+
+
 def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     assert cur.description is not None
     names = [d.name for d in cur.description]
@@ -230,6 +247,30 @@ class PostgresJobStore:
             row = conn.execute(_FINGERPRINT).fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
+
+    def page_jobs(
+        self, search: str | None, status: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if search:
+            needle = search.lower()
+            where.append(_SEARCH_SQL)
+            params += [needle, needle, needle]
+        if status is not None:
+            if status not in _STATE_SQL:
+                raise ValueError(f"unknown job state {status!r}")
+            where.append(_STATE_SQL[status])
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        with self._db.connection() as conn:
+            counted = conn.execute(f"SELECT count(*){_PAGE_FROM}{clause}", params).fetchone()
+            assert counted is not None
+            cur = conn.execute(
+                f'{_PAGE_SELECT}{clause} ORDER BY j.id COLLATE "C" LIMIT %s OFFSET %s',
+                [*params, limit, offset],
+            )
+            rows = _dicts(cur)
+        return int(counted[0]), rows  # tags decoded by _dicts
 
     def count_jobs(self) -> int:
         with self._db.connection() as conn:

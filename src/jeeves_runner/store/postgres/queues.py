@@ -358,6 +358,17 @@ class PostgresQueueStore:
             assert cur.description is not None
             return dict(zip([d.name for d in cur.description], row, strict=True))
 
+    def failed_items(self, queue_id: str, limit: int) -> list[dict[str, Any]]:
+        with self._db.connection() as conn:
+            cur = conn.execute(
+                "SELECT id, payload, attempts, error, finished_at FROM queue_items"
+                " WHERE queue_id = %s AND status = 'failed' ORDER BY id DESC LIMIT %s",
+                (queue_id, limit),
+            )
+            assert cur.description is not None
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
+
     def peek(self, queue_id: str, limit: int) -> list[QueueItem]:
         """The next pending items in claim order, without claiming them."""
         with self._db.connection() as conn:

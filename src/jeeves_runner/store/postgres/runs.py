@@ -23,11 +23,15 @@ SELECT job_id, 'pending', %s, %s FROM unnest(%s::text[]) WITH ORDINALITY AS j (j
 ORDER BY n
 RETURNING id
 """
-_MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = %s WHERE id = %s"
+# Only a pending run becomes running: a mark held up (a database that refused) and written
+# after the run's end must not reopen it.
+_MARK_RUNNING = (
+    "UPDATE runs SET status = 'running', started_at = %s WHERE id = %s AND status = 'pending'"
+)
 _MARK_MANY_RUNNING = """
 UPDATE runs SET status = 'running', started_at = m.at
 FROM unnest(%s::bigint[], %s::text[]) AS m (id, at)
-WHERE runs.id = m.id
+WHERE runs.id = m.id AND runs.status = 'pending'
 """
 _SET_MANY_PROCESSES = """
 UPDATE runs SET pid = p.pid, pgid = p.pgid, process_started = p.started
@@ -99,6 +103,21 @@ DELETE FROM runs WHERE id IN (
       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.last_run_id = r.id)
     LIMIT %s
 )
+"""
+
+
+_RECENT = """
+SELECT status, duration_ms FROM runs
+WHERE job_id = %s AND status NOT IN ('pending', 'running', 'skipped')
+ORDER BY id DESC LIMIT %s
+"""
+_PAGE_RUNS = """
+SELECT id, job_id, started_at, finished_at, status, exit_code, duration_ms, error, trigger,
+       tokens, skipped_count, last_skipped_at
+FROM runs
+WHERE job_id = %s AND (cardinality(%s::text[]) = 0 OR status = ANY(%s::text[]))
+  AND id < %s
+ORDER BY id DESC LIMIT %s
 """
 
 
@@ -237,6 +256,23 @@ class PostgresRunStore:
                 cur = conn.execute(_LIST_ALL, (_below(before), chosen, chosen, limit))
             else:
                 cur = conn.execute(_LIST_SINCE, (since, _below(before), chosen, chosen, limit))
+            return _dicts(cur)
+
+    def recent_runs(self, job_ids: list[str], per_job: int) -> dict[str, list[tuple[str, int]]]:
+        recent: dict[str, list[tuple[str, int]]] = {}
+        with self._db.connection() as conn:
+            for job_id in job_ids:
+                rows = conn.execute(_RECENT, (job_id, per_job)).fetchall()
+                recent[job_id] = [(str(r[0]), int(r[1] or 0)) for r in reversed(rows)]
+        return recent
+
+    def page_runs(
+        self, job_id: str, statuses: list[str], before: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        with self._db.connection() as conn:
+            cur = conn.execute(
+                _PAGE_RUNS, (job_id, list(statuses), list(statuses), _below(before), limit)
+            )
             return _dicts(cur)
 
     def count_unfinished(self, job_id: str) -> int:

@@ -53,6 +53,22 @@ SELECT '{"jobs":' || coalesce(json_group_array(json(job)), '[]') || '}' FROM (
     ORDER BY j.id
 )
 """
+# The dashboard's page: the state each filter names, decided in SQL from the job row and
+# the run its last_run_id points at.
+_STATE_SQL = {
+    "disabled": "j.enabled = 0",
+    "running": "j.enabled = 1 AND r.status = 'running'",
+    "failing": "j.enabled = 1 AND r.status IN ('error', 'timeout', 'cancelled')",
+    "ok": "j.enabled = 1 AND r.status = 'ok'",
+    "new": "j.enabled = 1 AND r.id IS NULL",
+}
+_SEARCH_SQL = """(instr(lower(j.id), ?) > 0 OR instr(lower(j.name), ?) > 0
+    OR EXISTS (SELECT 1 FROM json_each(j.tags) t WHERE lower(t.value) = ?))"""
+_PAGE_SELECT = """
+SELECT j.id, j.name, j.schedule, j.timezone, j.enabled, j.tags, j.source, j.created_at,
+       r.status AS last_status, r.started_at AS last_run, r.duration_ms AS last_duration_ms
+FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id
+"""
 _SET_ENABLED = "UPDATE jobs SET enabled = ?, updated_at = ? WHERE id = ?"
 _ENABLED_SCHEDULES = "SELECT id, schedule, updated_at, timezone FROM jobs WHERE enabled = 1"
 _COUNT = "SELECT count(*) FROM jobs"
@@ -274,3 +290,34 @@ class SqliteJobStore:
 
     def count_jobs(self) -> int:
         return int(self._db.connection().execute(_COUNT).fetchone()[0])
+
+    def page_jobs(
+        self, search: str | None, status: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if search:
+            needle = search.lower()
+            where.append(_SEARCH_SQL)
+            params += [needle, needle, needle]
+        if status is not None:
+            if status not in _STATE_SQL:
+                raise ValueError(f"unknown job state {status!r}")
+            where.append(_STATE_SQL[status])
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        conn = self._db.connection()
+        if where:
+            count_sql = (
+                f"SELECT count(*) FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id{clause}"
+            )
+            total = int(conn.execute(count_sql, params).fetchone()[0])
+        else:
+            total = int(conn.execute(_COUNT).fetchone()[0])
+        cur = conn.execute(
+            f"{_PAGE_SELECT}{clause} ORDER BY j.id LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur]
+        for row in rows:
+            row["tags"] = json.loads(row["tags"])
+        return total, rows

@@ -125,6 +125,11 @@ SELECT id, queue_id, payload, status, priority, attempts, max_attempts, dedup_ke
        created_at, claimed_at, finished_at, lease_expires_at
 FROM queue_items WHERE id = ?
 """
+# Walks queue_items_claim (queue_id, status, ...) for one queue's failed items.
+_FAILED = """
+SELECT id, payload, attempts, error, finished_at FROM queue_items
+WHERE queue_id = ? AND status = 'failed' ORDER BY id DESC LIMIT ?
+"""
 _PEEK = """
 SELECT id, queue_id, payload, priority, attempts, max_attempts, created_at, lease_expires_at
 FROM queue_items WHERE queue_id = ? AND status = 'pending'
@@ -321,6 +326,11 @@ class SqliteQueueStore:
         if row is None:
             return None
         return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def failed_items(self, queue_id: str, limit: int) -> list[dict[str, Any]]:
+        cur = self._db.connection().execute(_FAILED, (queue_id, limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
     def peek(self, queue_id: str, limit: int) -> list[QueueItem]:
         """The next pending items in claim order, without claiming them."""

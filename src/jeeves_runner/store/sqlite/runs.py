@@ -15,7 +15,11 @@ from jeeves_runner.store.sqlite.logs import SEQ_END, write_log
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
 """
-_MARK_RUNNING = "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?"
+# Only a pending run becomes running: a mark that was held up (a locked database) and
+# written after the run's end must not reopen it.
+_MARK_RUNNING = (
+    "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'pending'"
+)
 _FINISH = """
 UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, stdout = ?,
        stderr = ?, error = ?, tokens = ?, result_meta = ?
@@ -58,6 +62,16 @@ SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, d
        error, trigger, tokens, result_meta, skipped_count, last_skipped_at
 FROM runs WHERE id = ?
 """
+# Each job's latest runs that executed, walked down the (job_id, id) index per job.
+_RECENT = """
+SELECT status, duration_ms FROM runs
+WHERE job_id = ? AND status NOT IN ('pending', 'running', 'skipped')
+ORDER BY id DESC LIMIT ?
+"""
+_PAGE_COLUMNS = """
+SELECT id, job_id, started_at, finished_at, status, exit_code, duration_ms, error, trigger,
+       tokens, skipped_count, last_skipped_at
+FROM runs WHERE job_id = ?"""
 # Uses the partial index runs_unfinished.
 _COUNT_UNFINISHED = """
 SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = ?
@@ -207,6 +221,29 @@ class SqliteRunStore:
         else:
             cur = conn.execute(_LIST_SINCE, (since, _below(before), chosen, chosen, limit))
         return _dicts(cur)
+
+    def recent_runs(self, job_ids: list[str], per_job: int) -> dict[str, list[tuple[str, int]]]:
+        conn = self._db.connection()
+        recent: dict[str, list[tuple[str, int]]] = {}
+        for job_id in job_ids:
+            rows = conn.execute(_RECENT, (job_id, per_job)).fetchall()
+            recent[job_id] = [(str(r[0]), int(r[1] or 0)) for r in reversed(rows)]
+        return recent
+
+    def page_runs(
+        self, job_id: str, statuses: list[str], before: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = _PAGE_COLUMNS
+        params: list[Any] = [job_id]
+        if statuses:
+            sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+            params += statuses
+        if before is not None:
+            sql += " AND id < ?"
+            params.append(before)
+        cur = self._db.connection().execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
     def count_unfinished(self, job_id: str) -> int:
         """Runs of the job that are pending or running."""

@@ -1,0 +1,127 @@
+"""A run's page (status, and its log once runs can be followed), and the queues, state and
+audit pages."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from jeeves_runner.access_model import AuditAction
+from jeeves_runner.api import audit
+from jeeves_runner.api.access import DASHBOARD
+from jeeves_runner.api.deps import get_control
+from jeeves_runner.models import RunStatus, format_instant, parse_instant
+from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.protocols import Store
+from jeeves_runner.web import views
+from jeeves_runner.web.render import MAX_SEARCH, POLL, done, now_of, render
+from jeeves_runner.web.session import (
+    PageError,
+    actor,
+    check_access,
+)
+
+router = APIRouter(prefix=DASHBOARD, include_in_schema=False, dependencies=[Depends(check_access)])
+
+
+def _has_route(request: Request, path: str) -> bool:
+    return any(getattr(r, "path", None) == path for r in request.app.routes)
+
+
+@router.get("/runs/{run_id}")
+async def run_page(run_id: str, request: Request) -> Response:
+    return render(request, "run.html", **await _run_context(request, run_id))
+
+
+@router.get("/runs/{run_id}/status")
+async def run_status(run_id: str, request: Request) -> Response:
+    context = await _run_context(request, run_id)
+    if request.query_params.get("v") == context["state_token"]:
+        return Response(status_code=204)
+    return render(request, "run_status.html", **context)
+
+
+async def _run_context(request: Request, run_id_text: str) -> dict[str, Any]:
+    if not run_id_text.isascii() or not run_id_text.isdigit() or len(run_id_text) > 18:
+        raise PageError(400, "A run id is a whole number.")
+    run_id = int(run_id_text)
+    run = await get_control(request).store.read(lambda s: s.runs.get_run(run_id))
+    if run is None:
+        raise PageError(404, f"There is no run {run_id}.")
+    in_flight = run["status"] in (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+    state_token = hashlib.sha1(repr(sorted(run.items())).encode()).hexdigest()[:12]
+    return {
+        "run": run,
+        "in_flight": in_flight,
+        "state_token": state_token,
+        "status_url": f"{DASHBOARD}/runs/{run_id}/status?v={state_token}",
+        "log_url": f"/runs/{run_id}/log" if _has_route(request, "/runs/{run_id}/log") else None,
+        "can_cancel": _has_route(request, "/runs/{run_id}/cancel"),
+        "poll": POLL,
+    }
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, request: Request) -> Response:
+    if not run_id.isascii() or not run_id.isdigit() or len(run_id) > 18:
+        raise PageError(400, "A run id is a whole number.")
+    # RunnerControl.cancel_run comes with run logs (issue 11): until then the page shows no
+    # cancel button, and a hand-made POST is told so.
+    cancel = getattr(get_control(request), "cancel_run", None)
+    if cancel is None:
+        raise PageError(501, "Cancelling runs arrives with run logs (issue 11).")
+    reason = f"Cancelled from the dashboard by {actor(request)}"
+    if not await cancel(int(run_id), reason):
+        raise PageError(409, f"Run {run_id} is not in flight in this runner.")
+    await audit.record(request, AuditAction.RUN_CANCELLED, run_id)
+    return await done(request, f"Run {run_id}: cancel sent.", None, None)
+
+
+@router.get("/queues")
+async def queues_page(request: Request) -> Response:
+    now = now_of(request)
+
+    def read(s: Store) -> list[dict[str, Any]]:
+        oldest = {q: created for q, _, created in s.queues.pending_summary()}
+        queues = s.queues.list_queues_with_counts()
+        for queue in queues:
+            queue["oldest"] = oldest.get(queue["id"])
+            queue["failed_items"] = (
+                s.queues.failed_items(queue["id"], 10) if queue["failed"] else []
+            )
+        return queues
+
+    queues = await get_control(request).store.read(read)
+    for queue in queues:
+        queue["oldest_age"] = (
+            views.duration(int((now - parse_instant(queue["oldest"])).total_seconds() * 1000))
+            if queue["oldest"]
+            else "–"
+        )
+    return render(request, "queues.html", queues=queues)
+
+
+@router.get("/state")
+async def state_page(request: Request) -> Response:
+    namespace = request.query_params.get("ns") or None
+    if namespace is not None and len(namespace) > MAX_SEARCH:
+        raise PageError(400, f"ns is longer than {MAX_SEARCH} characters.")
+    now = format_instant(now_of(request))
+
+    def read(s: Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        keys = s.state.list_keys(namespace, now, 500) if namespace else []
+        return s.state.namespaces(now), keys
+
+    namespaces, keys = await get_control(request).store.read(read)
+    return render(request, "state.html", namespaces=namespaces, namespace=namespace, keys=keys)
+
+
+@router.get("/audit")
+async def audit_page(request: Request) -> Response:
+    try:
+        entries = await get_control(request).store.read(lambda s: s.audit.list_entries(200))
+    except StoreError as exc:
+        raise PageError(503, str(exc)) from None
+    return render(request, "audit.html", entries=entries)
