@@ -172,6 +172,8 @@ def test_ctrl_c_on_trigger_says_the_run_goes_on(
     )
     try:
         wait_for(lambda: control.running_count == 1, "the run to start")
+        # Interrupted while it follows the run's output (not while it asks for the run).
+        wait_for(lambda: control.log_follows >= 1, "the CLI to follow the run")
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
         assert (child.returncode, out) == (130, "")

@@ -59,6 +59,7 @@ class FakeControl:
         self.changed_jobs: list[str] = []  # ids the API asked to (re)schedule, in order
         self.forced_deletes: list[str] = []
         self._in_flight: Counter[str] = Counter()
+        self.log_follows = 0
         self._open: dict[int, str] = {}  # manual runs in flight: run id -> job id
         self._cancels: dict[int, str] = {}
         self._recorded: dict[int, asyncio.Event] = {}
@@ -154,6 +155,7 @@ class FakeControl:
         return True
 
     def subscribe_log(self, run_id: int) -> None:
+        self.log_follows += 1  # tests see a follower arrive
         return None  # no live feed here: followers read the store
 
     async def set_enabled(self, job_id: str, enabled: bool) -> bool:

@@ -134,9 +134,20 @@ def trigger(job_id: str, no_wait: bool, config_path: str | None) -> None:
     """Run a job now, show its output as it prints it, and the result at its end (exit 1
     unless it is ok). With --no-wait, print the new run's id and return."""
     config = load(config_path)
-    response = call_api(
-        config, "POST", f"/jobs/{path_segment(job_id)}/run", TRIGGER_TIMEOUT, [("wait", "false")]
-    )
+    try:
+        response = call_api(
+            config,
+            "POST",
+            f"/jobs/{path_segment(job_id)}/run",
+            TRIGGER_TIMEOUT,
+            [("wait", "false")],
+        )
+    except KeyboardInterrupt:
+        raise CliError(
+            f"interrupted before the runner answered: a run of '{job_id}' may have started "
+            f"and goes on; see 'jeeves-runner runs {job_id}'",
+            EXIT_INTERRUPTED,
+        ) from None
     run_id = api_body(response).get("run_id")
     if not isinstance(run_id, int):
         raise CliError("the runner's answer holds no run id", EXIT_ERROR)
