@@ -37,3 +37,12 @@ def test_database_errors_are_counted_and_bugs_are_not(store: Store, backend: Bac
         assert gateway.error_count == 2
     finally:
         gateway.close()
+
+
+def test_driver_errors_are_told_apart_from_bugs() -> None:
+    import sqlite3
+
+    from jeeves_runner.store.errors import is_driver_error
+
+    assert is_driver_error(sqlite3.IntegrityError("FOREIGN KEY constraint failed"))
+    assert not is_driver_error(ValueError("a bug"))

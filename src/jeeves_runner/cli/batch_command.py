@@ -16,7 +16,6 @@ lines are skipped. The exit code is 0 at the end of input, whatever the answers 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from typing import IO, Any
 
@@ -27,6 +26,7 @@ from jeeves_runner.cli.common import ArgsCommand, CliError
 from jeeves_runner.cli.data_commands import database_options, session
 from jeeves_runner.cli.data_ops import DataSession
 from jeeves_runner.store import StoreError
+from jeeves_runner.store.errors import is_driver_error
 
 _TEXT = "a string"
 _INT = "an integer"
@@ -141,7 +141,9 @@ def answer(s: DataSession, line: str) -> dict[str, Any]:
         return {"error": exc.message}
     except (ValueError, TypeError, StoreError) as exc:  # the client's checks, a busy file
         return {"error": str(exc)}
-    except sqlite3.Error as exc:
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
         return {"error": f"database error: {exc}"}
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -72,6 +71,7 @@ def opened_store(path: str, *, create: bool = False) -> Iterator[Store]:
     connects: the server and its database must exist already, which is the check.
     """
     from jeeves_runner.store import StoreError
+    from jeeves_runner.store.errors import is_driver_error
     from jeeves_runner.store.locations import is_postgres_url
     from jeeves_runner.store.opening import open_store
 
@@ -86,14 +86,15 @@ def opened_store(path: str, *, create: bool = False) -> Iterator[Store]:
         click.echo(f"Created database {os.path.abspath(path)}", err=True)
     try:
         yield store
-    except sqlite3.Error as exc:
-        raise CliError(f"database error on {path}: {exc}") from None
     except Exception as exc:
-        # PostgreSQL: a lost connection, a lock timeout; anything else is raised as it is.
+        # The store's own sentence (busy, full, damaged, a lost connection); else any other
+        # driver error in one line; anything else is raised as it is.
         translated = store.translate_error(exc)
-        if translated is exc:
-            raise
-        raise CliError(str(translated)) from None
+        if translated is not exc:
+            raise CliError(str(translated)) from None
+        if is_driver_error(exc):
+            raise CliError(f"database error on {path}: {exc}") from None
+        raise
     finally:
         store.close()
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 
 import click
 
 from jeeves_runner.cli.common import CliError, config_option, load, opened_store
 from jeeves_runner.execution import event_loop
 from jeeves_runner.store import StoreError
+from jeeves_runner.store.errors import is_driver_error
 
 
 @click.command()
@@ -38,10 +38,12 @@ def start(config_path: str | None) -> None:
         code = event_loop.run(runner.run_until_signalled())
     except (DatabaseInUseError, StoreError, InsecureBindError) as exc:
         raise CliError(str(exc)) from None
-    except sqlite3.Error as exc:
-        raise CliError(f"database error: {exc}") from None
     except OSError as exc:
         raise CliError(str(exc)) from None
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
+        raise CliError(f"database error: {exc}") from None
     if code:
         # A second stop signal ended runs at once: exit as a process killed by it would.
         raise SystemExit(code)

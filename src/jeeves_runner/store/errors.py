@@ -24,3 +24,16 @@ class DatabaseBusyError(StoreError):
 
 class DatabaseUnavailableError(StoreError):
     """The database cannot be written or read now: disk full, I/O error, damaged file."""
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """An error raised by a database driver itself (sqlite3, or psycopg when a PostgreSQL
+    store is in use), for code outside the store that must turn it into one line without
+    knowing which backend it has. psycopg is looked up, never imported here."""
+    import sqlite3
+    import sys
+
+    if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
