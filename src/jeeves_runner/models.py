@@ -30,11 +30,21 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     # Stopped on someone's request (the API's cancel); `error` says who asked.
     CANCELLED = "cancelled"
+    # Scheduled instants nothing ran (the runner was down, no node led): one row per job and
+    # gap, with `missed_count` and the first and last instants.
+    MISSED = "missed"
 
 
 # A run in one of these has ended; nothing changes it any more.
 FINISHED_STATUSES = frozenset(
-    {RunStatus.OK, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.SKIPPED, RunStatus.CANCELLED}
+    {
+        RunStatus.OK,
+        RunStatus.ERROR,
+        RunStatus.TIMEOUT,
+        RunStatus.SKIPPED,
+        RunStatus.CANCELLED,
+        RunStatus.MISSED,
+    }
 )
 
 

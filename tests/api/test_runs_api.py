@@ -19,7 +19,7 @@ from jeeves_runner.store import SqliteStore
 
 RUN_NOT_FOUND = {"error": "Run not found"}
 STATUS_ERROR = (
-    "status must be one of pending, running, ok, error, timeout, skipped, cancelled; got "
+    "status must be one of pending, running, ok, error, timeout, skipped, cancelled, missed; got "
 )
 A = "2026-03-02T12:00:00.100Z"
 B = "2026-03-02T12:00:00.200Z"
@@ -64,6 +64,13 @@ def test_one_run_with_every_field(client: httpx.Client, history: dict[str, int])
         "result_meta": None,
         "skipped_count": None,
         "last_skipped_at": None,
+        "scheduled_for": None,
+        "attempt": 1,
+        "retry_of": None,
+        "missed_count": None,
+        "missed_first": None,
+        "missed_last": None,
+        "node_id": None,
     }
 
 

@@ -115,6 +115,13 @@ def test_finish_run_stores_the_whole_result(jobs: Store) -> None:
         "trigger": "schedule",
         "tokens": 42,
         "result_meta": "meta",
+        "scheduled_for": None,
+        "attempt": 1,
+        "retry_of": None,
+        "missed_count": None,
+        "missed_first": None,
+        "missed_last": None,
+        "node_id": None,
     }
 
 
@@ -397,3 +404,28 @@ def test_a_late_running_mark_never_reopens_a_finished_run(jobs: Store) -> None:
     jobs.runs.mark_running([(run_id, "a", T0)])  # held up by a lock, written after the end
     assert run(jobs, run_id)["status"] == "ok"
     assert jobs.runs.open_runs() == []
+
+
+def test_get_run_gives_the_detail_fields_of_a_first_try(jobs: Store) -> None:
+    run_id = jobs.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T0)
+    detail = run(jobs, run_id)
+    assert {
+        key: detail[key]
+        for key in (
+            "scheduled_for",
+            "attempt",
+            "retry_of",
+            "missed_count",
+            "missed_first",
+            "missed_last",
+            "node_id",
+        )
+    } == {
+        "scheduled_for": None,
+        "attempt": 1,
+        "retry_of": None,
+        "missed_count": None,
+        "missed_first": None,
+        "missed_last": None,
+        "node_id": None,
+    }

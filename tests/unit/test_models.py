@@ -33,6 +33,7 @@ def test_enum_values_are_the_stored_text() -> None:
         "timeout",
         "skipped",
         "cancelled",
+        "missed",
     ]
     assert [s.value for s in LogStream] == ["stdout", "stderr", "runner"]
     assert [p.value for p in OverlapPolicy] == ["skip", "queue", "allow"]

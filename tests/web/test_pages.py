@@ -85,7 +85,7 @@ def test_the_root_redirects_to_the_dashboard(open_runner: LiveRunner) -> None:
         (
             "/ui/jobs/j?status=done",
             400,
-            "status must be one of pending, running, ok, error, timeout, skipped, cancelled"
+            "status must be one of pending, running, ok, error, timeout, skipped, cancelled, missed"
             " (got 'done').",
         ),
         ("/ui/jobs/j?before=1e9", 400, "before must be a run id (a whole number)."),

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from jeeves_runner.access_model import AuditAction
 from jeeves_runner.api import audit
@@ -75,8 +75,20 @@ class RunBody(BaseModel):
     last_skipped_at: str | None
 
 
+class RunDetailBody(RunBody):
+    scheduled_for: str | None = Field(
+        description="The instant a scheduled fire or a retry was due; null for a manual run"
+    )
+    attempt: int = Field(description="1 for a first try, 2 for the first retry, ...")
+    retry_of: int | None = Field(description="On a retry: the id of the first try's run")
+    missed_count: int | None = Field(description="On a missed row: how many instants it stands for")
+    missed_first: str | None
+    missed_last: str | None
+    node_id: str | None = Field(description="The node that ran it (cluster mode)")
+
+
 class RunDetail(BaseModel):
-    run: RunBody
+    run: RunDetailBody
 
 
 class RunListBody(BaseModel):

@@ -26,6 +26,13 @@ from jeeves_runner.models import (
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
 
+# What `RunStore.get_run` gives beyond a listed run's fields (the same on every backend): the
+# instant a scheduled fire or a retry was due, its try, the missed instants a `missed` row
+# stands for, and the node that ran it.
+RUN_DETAIL_COLUMNS = (
+    "scheduled_for, attempt, retry_of, missed_count, missed_first, missed_last, node_id"
+)
+
 
 class JobStore(Protocol):
     def add_job(self, job: Job, now: str) -> Job: ...

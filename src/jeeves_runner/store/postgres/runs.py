@@ -13,6 +13,7 @@ from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, Run
 from jeeves_runner.store.postgres.database import Database
 from jeeves_runner.store.postgres.database import output_text as _text
 from jeeves_runner.store.postgres.logs import SEQ_END, write_log
+from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
 
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger) VALUES (%s, %s, %s, %s) RETURNING id
@@ -78,7 +79,7 @@ ORDER BY id DESC LIMIT %s
 _COUNT_UNFINISHED = """
 SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = %s
 """
-_GET = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = %s"
+_GET = f"SELECT {_RUN_COLUMNS}, {RUN_DETAIL_COLUMNS} FROM runs WHERE id = %s"
 _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = %s,
        error = CASE status WHEN 'pending' THEN %s ELSE %s END

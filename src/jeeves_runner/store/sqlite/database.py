@@ -110,6 +110,11 @@ class Database:
         if version == SCHEMA_VERSION:
             return
         conn = self.connection()
+        # A migration that builds a table again (SQLite cannot change a CHECK in place) must
+        # not cascade the old table's drop to the rows that refer to it: foreign keys are off
+        # while migrating (the pragma is a no-op inside a transaction, so it is set before),
+        # and checked before the commit, as SQLite's procedure for such changes asks.
+        conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN EXCLUSIVE")
         try:
             # Another process may have migrated while we waited for the lock.
@@ -118,6 +123,11 @@ class Database:
                 for statement in _split(_migration(number)):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise sqlite3.IntegrityError(
+                    f"a row of {broken[0]} refers to a missing {broken[2]}"
+                )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             # The whole upgrade is one transaction: a failure leaves the file at its old version.
@@ -131,6 +141,8 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
 
     def data_version(self) -> int:
         """Changes when another connection (another process: the CLI, a job script) commits.

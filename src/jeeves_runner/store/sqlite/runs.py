@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, RunTrigger
+from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.logs import SEQ_END, write_log
 
@@ -57,9 +58,8 @@ FROM runs INDEXED BY runs_by_start WHERE started_at >= ? AND id < ?
   AND (? = '[]' OR status IN (SELECT value FROM json_each(?)))
 ORDER BY id DESC LIMIT ?
 """
-_GET = """
-SELECT id, job_id, started_at, finished_at, status, exit_code, stdout, stderr, duration_ms,
-       error, trigger, tokens, result_meta, skipped_count, last_skipped_at
+_GET = f"""
+SELECT {_COLUMNS}, {RUN_DETAIL_COLUMNS}
 FROM runs WHERE id = ?
 """
 # Each job's latest runs that executed, walked down the (job_id, id) index per job.
