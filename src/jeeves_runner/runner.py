@@ -39,6 +39,7 @@ from jeeves_runner.models import (
 from jeeves_runner.notify.slack import SlackNotifier
 from jeeves_runner.process_limits import raise_fd_limit
 from jeeves_runner.scheduling.cron import resolve_zone
+from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.scheduling.schedule_watch import ScheduleWatch
 from jeeves_runner.store import StoreError
@@ -103,6 +104,9 @@ class Runner:
 
     def uptime_seconds(self) -> float:
         return round(self.clock.monotonic() - self._started_mono, 3)
+
+    def fire_plan(self) -> FirePlan:
+        return self.scheduler.fires.plan()
 
     async def trigger(
         self, job_id: str, *, on_started: Callable[[int], None] | None = None

@@ -237,6 +237,8 @@ class Scheduler:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.dispatcher.discard(prepared, retry=False))
             raise
+        finally:
+            self.fires.fired(job_ids, due_ts)
 
     def _superseded(self, job_ids: list[str], fire_at: datetime) -> dict[str, str]:
         """Fires that came too late to run (the database held them up until the job's next
