@@ -69,6 +69,9 @@ class FireSchedule:
         # Moves whenever any job's next fire may have moved (see plan()).
         self.version = 0
         self._plan: FirePlan | None = None
+        # The version at which each job was last registered afresh or removed (an edit, a
+        # disable, a delete): a fire taken up before then is not the job's any more.
+        self._changes: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -97,6 +100,8 @@ class FireSchedule:
         for job_id in [j for j in self._jobs if j not in seen]:
             del self._jobs[job_id]
             self._firing.pop(job_id, None)
+            self.version += 1
+            self._changes[job_id] = self.version
             report.removed.append(job_id)
         for job_id in [j for j in self.failed if j not in seen]:
             del self.failed[job_id]
@@ -113,6 +118,7 @@ class FireSchedule:
             self.failed.pop(job_id, None)
             self._firing.pop(job_id, None)
             self.version += 1
+            self._changes[job_id] = self.version
             return
         current = self._jobs.get(job_id)
         if current is not None and _same(current, entry):
@@ -129,6 +135,7 @@ class FireSchedule:
         self.failed.pop(job_id, None)
         self._firing.pop(job_id, None)
         self.version += 1
+        self._changes[job_id] = self.version
         try:
             parsed = parse(schedule)
             zone = resolve_zone(zone_name) if zone_name is not None else self.zone
@@ -146,6 +153,10 @@ class FireSchedule:
         self._jobs[job_id] = _Registered(schedule, self._generation, zone, zone_name, first_ts)
         heapq.heappush(self._heap, (first_ts, self._generation, job_id))
         return True
+
+    def changed_since(self, job_id: str, version: int) -> bool:
+        """Was the job registered afresh (edited), disabled or deleted after `version`?"""
+        return self._changes.get(job_id, -1) > version
 
     def fire_after(self, job_id: str, instant: datetime) -> float | None:
         """The job's first fire strictly after `instant` by its current schedule (None: not

@@ -118,10 +118,17 @@ class RunStore(Protocol):
         ...
 
     def record_skip(
-        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+        self,
+        job_id: str,
+        at: str,
+        reason: str,
+        trigger: RunTrigger,
+        into: int | None,
+        count: int = 1,
     ) -> int:
-        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
-        into the row `into` (returned by the first skip), which counts them."""
+        """Record `count` fires skipped (the overlap policy, or a fire held up by the
+        database past the job's next fire), the last at `at`. Skips during one in-flight
+        run collapse into the row `into` (returned by the first skip), which counts them."""
         ...
 
     def list_runs(
