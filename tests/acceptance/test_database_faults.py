@@ -229,3 +229,28 @@ def test_a_full_disk_answers_503_loses_no_committed_row_and_resumes(
     after = {r["id"] for j in "ab" for r in runner.runs(j)}
     assert before <= after, "a committed row was lost"
     assert "Internal error" not in runner.log()
+
+
+def test_health_turns_ok_once_the_disk_has_room_even_when_nothing_writes(
+    tmp_path: Path, small_disk: Path, request: pytest.FixtureRequest
+) -> None:
+    # A quiet runner: no job fires, so no write of its own would find out the disk has room.
+    runner = RunnerProcess(
+        tmp_path, dbPath=str(small_disk / "runner.sqlite"), reconcileIntervalMs=0
+    )
+    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    runner.add_job("yearly", "0 0 1 1 *", SLEEPS)
+    runner.start()
+    http = httpx.Client(base_url=runner.url, timeout=30)
+    request.addfinalizer(http.close)
+    filler = fill(small_disk)
+    # Enough rows that the write needs new pages: refused with the disk full.
+    refused = [http.post("/jobs/yearly/disable").status_code for _ in range(3)]
+    assert 503 in refused and 500 not in refused
+    health = http.get("/health")
+    assert health.status_code == 503
+    assert "full" in health.json()["database"]
+    filler.unlink()
+    wait_for(lambda: http.get("/health").status_code == 200, 10, "health to clear by itself")
+    assert http.get("/health").json()["ok"] is True
+    assert runner.stop() == 0

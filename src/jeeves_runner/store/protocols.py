@@ -447,6 +447,11 @@ class Store(Protocol):
         a change; only equality means anything."""
         ...
 
+    def write_probe(self) -> None:
+        """A write that changes no data, to learn whether the database takes writes again
+        (after a full disk, a lock): raises as a real write would."""
+        ...
+
     def integrity_problem(self) -> str | None:
         """None when a quick integrity check passes, else one sentence naming the problem."""
         ...
