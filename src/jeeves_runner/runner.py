@@ -74,6 +74,7 @@ class Runner:
         self._lock_task: asyncio.Task[None] | None = None
         self._lost_lock = False
         self.api_server: object | None = None
+        self._journal: ResultJournal | None = None
 
     # ---- RunnerControl ------------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class Runner:
                 raise StoreError(problem)
             self._gateway = StoreGateway(self._store)
             private_folder(Path(config.journal_path).parent)
-            journal = ResultJournal(config.journal_path)
+            journal = self._journal = ResultJournal(config.journal_path)
             replayed = await self._gateway.write(journal.replay)
             if replayed:
                 log.warning("results kept at the last stop written", count=replayed)
@@ -320,20 +321,25 @@ class Runner:
     async def _close_leftovers(self) -> None:
         """The last sweep: a row still `pending` or `running` now (a fire's row whose discard
         was refused, a write that landed after its task gave up) is closed, so a stop ends
-        with none open. One try, and only while the database takes writes; else the next
-        start closes them."""
+        with none open. Results kept in the journal during this stop (the database refused
+        them until the end, then took writes again) are written first, as the next start
+        would: a run the journal holds is closed with its own result, never as "stopped".
+        One try, and only while the database takes writes; else the next start does it."""
         if self._gateway is None or self._gateway.problem() is not None:
             return
         at = format_instant(self.clock.now())
+        journal = self._journal
+
+        def sweep(s: Store) -> tuple[int, int]:
+            replayed = journal.replay(s) if journal is not None else 0
+            return replayed, s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
+
         try:
-            closed = await asyncio.wait_for(
-                self._gateway.write(
-                    lambda s: s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
-                ),
-                2.0,
-            )
+            replayed, closed = await asyncio.wait_for(self._gateway.write(sweep), 2.0)
         except (StoreError, TimeoutError):
             return
+        if replayed:
+            log.info("results kept during the stop written after all", count=replayed)
         if closed:
             log.warning("closed runs still open at the end of the stop", count=closed)
 

@@ -434,7 +434,16 @@ class RunDispatcher:
             activity.released()
         self._recording.add(run_id)
         try:
-            rest_of_log = await self.logs.close(run_id)
+            try:
+                rest_of_log = await self.logs.close(run_id)
+            except asyncio.CancelledError:
+                # Shutdown's last moment came while the log's last flush waited for the
+                # database (another process holds its lock): the result is kept for the
+                # next start all the same, never left for the stop's sweep to call
+                # "stopped".
+                finished = format_instant(self.clock.now())
+                self._to_journal(run_id, result, finished, self._take_mark(run_id))
+                raise
             await self._record(job, run_id, trigger, result, rest_of_log)
         finally:
             self.logs.recorded(run_id)
