@@ -230,3 +230,20 @@ def test_a_small_backward_jitter_is_not_a_step() -> None:
         assert scheduler.fires.next_due() == (T0 + timedelta(minutes=1)).timestamp()
 
     asyncio.run(main())
+
+
+def test_fires_that_fell_before_the_start_are_left_out_not_fired_late() -> None:
+    async def main() -> None:
+        clock = FakeClock(T0 + timedelta(milliseconds=500))
+        scheduler, _ = make(clock, ("a", "* * * * * *"), ("m", "0 * * * * *"))
+        clock.advance(2.7)  # the API took this long to start after the plan was made
+        scheduler.start()
+        try:
+            assert scheduler.fires.next_fires() == {
+                "a": (T0 + timedelta(seconds=4)).timestamp(),
+                "m": (T0 + timedelta(minutes=1)).timestamp(),
+            }
+        finally:
+            await scheduler.stop()
+
+    asyncio.run(main())

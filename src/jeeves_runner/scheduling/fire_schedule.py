@@ -232,6 +232,16 @@ class FireSchedule:
             self.version += 1
         return due
 
+    def move_past(self, now: datetime) -> list[str]:
+        """Every job due at or before `now` moved to its first fire after `now`: fires that
+        fell before the scheduler started (the plan is made before the API is up, which
+        takes seconds on a busy host) were never due to a running scheduler."""
+        moved = self.pop_due(now.timestamp())
+        for job_id in moved:
+            self._firing.pop(job_id, None)
+            self.reschedule(job_id, now)
+        return moved
+
     def fired(self, job_ids: Iterable[str], instant: float) -> None:
         """The fire at `instant` of these jobs happened (or was given up): their next fire is
         the one `reschedule` put on the heap."""

@@ -135,6 +135,12 @@ class Scheduler:
         self._poke()
 
     def start(self) -> None:
+        # The plan was made at reconcile(), before the API started: a fire that fell in
+        # between is not a late fire of this scheduler (it would be fired seconds late and,
+        # for a job due every second, push its successors out). It is left out, and said.
+        moved = self.fires.move_past(self.clock.now())
+        if moved:
+            log.info("fires due before the scheduler started are not run", jobs=len(moved))
         self._task = asyncio.ensure_future(self._loop())
         if self.reconcile_interval_s > 0:
             self._reconcile_task = asyncio.ensure_future(self._reconcile_loop())
