@@ -277,7 +277,7 @@ def test_a_stop_while_another_process_holds_the_write_lock_leaves_no_run_open(
             "the long run",
         )
     wait_for(lambda: runner.runs("tick"), 10, "a tick")
-    holder = hold_write_lock(runner.db_path, 8)
+    holder = hold_write_lock(runner.db_path, 5)
     # Writes queued behind the lock (marks, log chunks, the tick's fires), then the stop:
     # the long run is killed after the grace and its end cannot be written.
     time.sleep(1.0)

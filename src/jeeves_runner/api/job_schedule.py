@@ -4,6 +4,7 @@ runner's), and the `next_run` of GET /jobs and GET /jobs/:id (the scheduler's ow
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -56,42 +57,52 @@ def next_run(row: dict[str, Any], request: Request) -> str | None:
     return None if ts is None else format_instant(utc_from_timestamp(ts))
 
 
-# Formatted instants by timestamp: many jobs share their next fire (every `*/5 * * * *` job
-# fires at once), and formatting is most of what adding `next_run` to a list costs.
-_FORMATTED: dict[float, bytes] = {}
-_FORMATTED_MAX = 50_000
 _ITEM_START = b'{"id":"'
+_FOLLOWING_ITEM = b"}," + _ITEM_START
+_FIRST_ITEM = b'{"jobs":[' + _ITEM_START
+_NULL_START = b'{"next_run":null,"id":"'
+# The last plan's fragments: job id (bytes) -> `{"next_run":"<instant>","id":"`. Built once per
+# plan (a fire or a change makes a new one), on the store's probe thread where lists are built.
+_fragments: tuple[FirePlan, dict[bytes, bytes]] | None = None
 
 
-def _formatted(ts: float) -> bytes:
-    text = _FORMATTED.get(ts)
-    if text is None:
-        if len(_FORMATTED) >= _FORMATTED_MAX:
-            _FORMATTED.clear()
-        text = _FORMATTED[ts] = b'"' + format_instant(utc_from_timestamp(ts)).encode() + b'"'
-    return text
+def _fragments_of(plan: FirePlan) -> dict[bytes, bytes]:
+    global _fragments
+    known = _fragments
+    if known is not None and known[0] is plan:
+        return known[1]
+    texts: dict[float, bytes] = {}  # jobs often share an instant: each is formatted once
+    fragments: dict[bytes, bytes] = {}
+    for job_id, ts in plan.next.items():
+        text = texts.get(ts)
+        if text is None:
+            instant = format_instant(utc_from_timestamp(ts)).encode()
+            text = texts[ts] = b'{"next_run":"' + instant + b'","id":"'
+        fragments[job_id.encode()] = text
+    _fragments = (plan, fragments)
+    return fragments
 
 
 def with_next_runs(body: bytes, plan: FirePlan) -> bytes:
     """`{"jobs": [...]}` as the store encoded it, each job given its `next_run` from `plan`.
 
-    Spliced into the bytes after each job's id, not decoded and encoded again (which would
-    double the cost of an uncached GET /jobs). A job object starts `{"id":"` right after the
-    array's `[` or a `,`: nothing else in a job can (no other field holds objects in an
-    array, and a quote inside a string is escaped). An encoding that breaks that shape (an
-    id with an escape in it, spaces) is decoded and encoded instead."""
+    Spliced into the bytes at the start of each job object, not decoded and encoded again
+    (several times the cost): the per-job work is one id cut and one dict lookup, the rest
+    is bytes methods. A job object starts `{"id":"` (the store's encodings put the id first)
+    right after the array's `[` or a `},`, and nothing else in a job can (no other field
+    holds objects in an array; a quote inside a string is escaped): the counts check it.
+    An encoding of another shape (spaces, an id with an escape) is decoded instead."""
     parts = body.split(_ITEM_START)
-    out = [parts[0]]
-    plan_next = plan.next
-    for index in range(1, len(parts)):
-        part = parts[index]
-        end = part.find(b'"')
-        if parts[index - 1][-1:] not in (b"[", b",") or end < 0 or b"\\" in part[:end]:
-            return _with_next_runs_decoded(body, plan)
-        ts = plan_next.get(part[:end].decode())
-        value = b"null" if ts is None else _formatted(ts)
-        out.append(part[: end + 1] + b',"next_run":' + value + part[end + 1 :])
-    return _ITEM_START.join(out)
+    if len(parts) == 1:
+        return body
+    if not body.startswith(_FIRST_ITEM) or body.count(_FOLLOWING_ITEM) != len(parts) - 2:
+        return _with_next_runs_decoded(body, plan)
+    ids = [part[: part.find(b'"')] for part in parts[1:]]
+    if b"\\" in b"".join(ids):  # an escape in an id: cut at the wrong quote
+        return _with_next_runs_decoded(body, plan)
+    get = _fragments_of(plan).get
+    fragments = [get(job_id, _NULL_START) for job_id in ids]
+    return b"".join(chain((parts[0],), chain.from_iterable(zip(fragments, parts[1:], strict=True))))
 
 
 def _with_next_runs_decoded(body: bytes, plan: FirePlan) -> bytes:
