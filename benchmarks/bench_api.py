@@ -41,6 +41,7 @@ from typing import Any
 from jeeves_runner.api.app import create_app
 from jeeves_runner.api.server import ApiServer
 from jeeves_runner.models import RunResult, format_instant
+from jeeves_runner.scheduling.fire_schedule import FirePlan, FireSchedule
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.opening import open_store
@@ -136,6 +137,11 @@ class BenchControl:
         self._gateway = StoreGateway(store)
         self._cold = cold
         self._version = 0
+        # The scheduler's plan of a runner over these jobs (made once: nothing fires here),
+        # so GET /jobs carries next_run as a runner's does.
+        fires = FireSchedule(UTC)
+        fires.reconcile(store.jobs.enabled_schedules(), datetime.now(UTC))
+        self._plan = fires.plan()
 
     @property
     def store(self) -> StoreGateway:
@@ -159,6 +165,9 @@ class BenchControl:
 
     def uptime_seconds(self) -> float:
         return 0.0
+
+    def fire_plan(self) -> FirePlan:
+        return self._plan
 
     @property
     def stopping(self) -> bool:

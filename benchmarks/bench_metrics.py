@@ -42,7 +42,7 @@ from jeeves_runner.auth import TokenGuard, hash_secret
 from jeeves_runner.clock import SystemClock
 from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import Job, RunResult, ScheduleEntry, format_instant
-from jeeves_runner.scheduling.fire_schedule import FireSchedule
+from jeeves_runner.scheduling.fire_schedule import FirePlan, FireSchedule
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
@@ -56,6 +56,13 @@ TARGETS = {
 class Control:
     def __init__(self, gateway: StoreGateway) -> None:
         self._gateway = gateway
+        # A runner's plan over these jobs (GET /jobs carries next_run), made once.
+        fires = FireSchedule(UTC)
+        fires.reconcile(gateway.store.jobs.enabled_schedules(), datetime.now(UTC))
+        self._plan = fires.plan()
+
+    def fire_plan(self) -> FirePlan:
+        return self._plan
 
     @property
     def store(self) -> StoreGateway:

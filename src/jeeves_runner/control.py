@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from jeeves_runner.execution.run_log import LogSubscription
 from jeeves_runner.models import Job, RunResult
+from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
 
@@ -66,6 +67,11 @@ class RunnerControl(Protocol):
         ...
 
     def uptime_seconds(self) -> float: ...
+
+    def fire_plan(self) -> FirePlan:
+        """Each job's next fire as the scheduler will fire it (the `next_run` of the job
+        routes). From memory, on the loop; rebuilt only when a fire or a change moved it."""
+        ...
 
     @property
     def stopping(self) -> bool:

@@ -39,6 +39,7 @@ from jeeves_runner.models import (
 from jeeves_runner.notify.slack import SlackNotifier
 from jeeves_runner.process_limits import raise_fd_limit
 from jeeves_runner.scheduling.cron import resolve_zone
+from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
 from jeeves_runner.scheduling.schedule_watch import ScheduleWatch
 from jeeves_runner.store import StoreError
@@ -73,6 +74,7 @@ class Runner:
         self._lock_task: asyncio.Task[None] | None = None
         self._lost_lock = False
         self.api_server: object | None = None
+        self._journal: ResultJournal | None = None
 
     # ---- RunnerControl ------------------------------------------------------------------
 
@@ -103,6 +105,9 @@ class Runner:
 
     def uptime_seconds(self) -> float:
         return round(self.clock.monotonic() - self._started_mono, 3)
+
+    def fire_plan(self) -> FirePlan:
+        return self.scheduler.fires.plan()
 
     async def trigger(
         self, job_id: str, *, on_started: Callable[[int], None] | None = None
@@ -159,7 +164,7 @@ class Runner:
                 raise StoreError(problem)
             self._gateway = StoreGateway(self._store)
             private_folder(Path(config.journal_path).parent)
-            journal = ResultJournal(config.journal_path)
+            journal = self._journal = ResultJournal(config.journal_path)
             replayed = await self._gateway.write(journal.replay)
             if replayed:
                 log.warning("results kept at the last stop written", count=replayed)
@@ -316,20 +321,25 @@ class Runner:
     async def _close_leftovers(self) -> None:
         """The last sweep: a row still `pending` or `running` now (a fire's row whose discard
         was refused, a write that landed after its task gave up) is closed, so a stop ends
-        with none open. One try, and only while the database takes writes; else the next
-        start closes them."""
+        with none open. Results kept in the journal during this stop (the database refused
+        them until the end, then took writes again) are written first, as the next start
+        would: a run the journal holds is closed with its own result, never as "stopped".
+        One try, and only while the database takes writes; else the next start does it."""
         if self._gateway is None or self._gateway.problem() is not None:
             return
         at = format_instant(self.clock.now())
+        journal = self._journal
+
+        def sweep(s: Store) -> tuple[int, int]:
+            replayed = journal.replay(s) if journal is not None else 0
+            return replayed, s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
+
         try:
-            closed = await asyncio.wait_for(
-                self._gateway.write(
-                    lambda s: s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
-                ),
-                2.0,
-            )
+            replayed, closed = await asyncio.wait_for(self._gateway.write(sweep), 2.0)
         except (StoreError, TimeoutError):
             return
+        if replayed:
+            log.info("results kept during the stop written after all", count=replayed)
         if closed:
             log.warning("closed runs still open at the end of the stop", count=closed)
 

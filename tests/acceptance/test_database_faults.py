@@ -4,6 +4,8 @@ is lost and nothing answers 500."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import threading
@@ -229,3 +231,83 @@ def test_a_full_disk_answers_503_loses_no_committed_row_and_resumes(
     after = {r["id"] for j in "ab" for r in runner.runs(j)}
     assert before <= after, "a committed row was lost"
     assert "Internal error" not in runner.log()
+
+
+def test_health_turns_ok_once_the_disk_has_room_even_when_nothing_writes(
+    tmp_path: Path, small_disk: Path, request: pytest.FixtureRequest
+) -> None:
+    # A quiet runner: no job fires, so no write of its own would find out the disk has room.
+    runner = RunnerProcess(
+        tmp_path, dbPath=str(small_disk / "runner.sqlite"), reconcileIntervalMs=0
+    )
+    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    runner.add_job("yearly", "0 0 1 1 *", SLEEPS)
+    runner.start()
+    http = httpx.Client(base_url=runner.url, timeout=30)
+    request.addfinalizer(http.close)
+    filler = fill(small_disk)
+    # Enough rows that the write needs new pages: refused with the disk full.
+    refused = [http.post("/jobs/yearly/disable").status_code for _ in range(3)]
+    assert 503 in refused and 500 not in refused
+    health = http.get("/health")
+    assert health.status_code == 503
+    assert "full" in health.json()["database"]
+    filler.unlink()
+    wait_for(lambda: http.get("/health").status_code == 200, 10, "health to clear by itself")
+    assert http.get("/health").json()["ok"] is True
+    assert runner.stop() == 0
+
+
+def test_a_stop_while_another_process_holds_the_write_lock_leaves_no_run_open(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    runner = RunnerProcess(tmp_path, reconcileIntervalMs=0, shutdownGraceMs=500)
+    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    long_script = tmp_path / "long.sh"
+    long_script.write_text("#!/bin/sh\necho started\nexec sleep 60\n")
+    long_script.chmod(0o755)
+    runner.add_job("long", "0 0 1 1 *", str(long_script))
+    runner.add_job("tick", "* * * * * *", str(SCRIPTS / "fails_quietly.sh"))
+    runner.start()
+    with httpx.Client(base_url=runner.url, timeout=10) as http:
+        run_id = http.post("/jobs/long/run?wait=false").json()["run_id"]
+        wait_for(
+            lambda: http.get(f"/runs/{run_id}").json()["run"]["status"] == "running",
+            10,
+            "the long run",
+        )
+    wait_for(lambda: runner.runs("tick"), 10, "a tick")
+    holder = hold_write_lock(runner.db_path, 5)
+    # Writes queued behind the lock (marks, log chunks, the tick's fires), then the stop:
+    # the long run is killed after the grace and its end cannot be written.
+    time.sleep(1.0)
+    assert runner.proc is not None
+    stopped_at = time.monotonic()
+    runner.proc.send_signal(signal.SIGTERM)
+    code = runner.proc.wait(30)
+    took = time.monotonic() - stopped_at
+    assert holder.wait(30) == 0  # the lock is released
+    assert code == 0, runner.log()
+    # It may wait for the lock (a queued write waits up to the busy timeout), not longer.
+    assert took < 20.0, f"the stop took {took:.1f} s"
+    journal = Path(f"{runner.db_path}.unrecorded.jsonl")
+    open_rows = [
+        r for j in ("long", "tick") for r in runner.runs(j) if r["status"] in ("pending", "running")
+    ]
+    if open_rows:
+        # Every result the database refused until the exit was kept for the next start; a
+        # row still `pending` is a fire whose child never started (its discard was refused),
+        # which the next start closes as such.
+        kept = {json.loads(line)["run_id"] for line in journal.read_text().splitlines()}
+        running = {r["id"] for r in open_rows if r["status"] == "running"}
+        assert running <= kept, [(r["id"], r["job_id"], r["status"]) for r in open_rows]
+        runner.start()
+        assert runner.stop() == 0
+    for job_id in ("long", "tick"):
+        assert all(r["status"] not in ("pending", "running") for r in runner.runs(job_id))
+    long_row = next(r for r in runner.runs("long") if r["id"] == run_id)
+    assert long_row["status"] == "error"
+    assert long_row["error"] == "Killed at shutdown after the 500 ms grace period"
+    assert "started" in long_row["stdout"]
+    assert not journal.exists()
+    assert "Traceback" not in runner.log()

@@ -31,6 +31,8 @@ from jeeves_runner.models import (
     RunTrigger,
     format_instant,
 )
+from jeeves_runner.scheduling.cron import resolve_zone
+from jeeves_runner.scheduling.fire_schedule import FirePlan, FireSchedule
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.protocols import Store
@@ -51,6 +53,8 @@ class FakeControl:
         self.gateway = StoreGateway(store)
         self.version_moves_on_read = False  # as if something changed at every look
         self.uptime = 12.5
+        self.zone = resolve_zone(None)  # the app's zone in these tests
+        self._plan: tuple[int, FirePlan] | None = None
         self.shutting_down = False
         self.results: dict[str, RunResult] = {}
         self.errors: dict[str, Exception] = {}
@@ -83,6 +87,15 @@ class FakeControl:
 
     def uptime_seconds(self) -> float:
         return self.uptime
+
+    def fire_plan(self) -> FirePlan:
+        # The scheduler's plan, as a runner that reconciled at the clock's now when the data
+        # version last moved (a change behind its back is not seen, as in a runner).
+        if self._plan is None or self._plan[0] != self.version:
+            fires = FireSchedule(self.zone)
+            fires.reconcile(self._store.jobs.enabled_schedules(), self.clock.now())
+            self._plan = (self.version, FirePlan(self.version, fires.plan().next))
+        return self._plan[1]
 
     @property
     def stopping(self) -> bool:

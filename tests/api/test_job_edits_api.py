@@ -252,7 +252,7 @@ def test_create_with_every_run_field(client: httpx.Client, script: Path, tmp_pat
     assert job["timezone"] == "Europe/London"
     assert job["tags"] == ["nightly", "mail"]
     assert job["command"] is None
-    del job["next_run"]  # shown by GET /jobs/:id, not by the list
+    assert job["next_run"] == "2026-03-03T03:00:00.000Z"  # 03:00 in London (GMT in March)
     assert client.get("/jobs").json()["jobs"][0] == {**job, "last_status": None, "last_run": None}
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fake_control import INSTANT, NOW, FakeControl
 from live_api import Background, LiveApi, wait_for
@@ -14,9 +15,11 @@ from pydantic import BaseModel
 from structlog.testing import capture_logs
 
 from jeeves_runner.api.app import create_app
+from jeeves_runner.api.job_schedule import with_next_runs
 from jeeves_runner.api.jobs import BodyCache
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.models import Job, JobType, OverlapPolicy, RunResult, RunStatus
+from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.store import SqliteStore
 
 JOB_FIELDS = {
@@ -88,7 +91,7 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
     jobs = client.get("/jobs").json()["jobs"]
     assert [j["id"] for j in jobs] == ["nightly", "sync-email"]
     nightly, sync = jobs
-    assert set(sync) == JOB_FIELDS | {"last_status", "last_run"}
+    assert set(sync) == JOB_FIELDS | {"last_status", "last_run", "next_run"}
     assert sync == {
         "id": "sync-email",
         "name": "Sync Email Metadata",
@@ -112,7 +115,9 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "source": None,
         "last_status": None,
         "last_run": None,
+        "next_run": "2026-03-02T12:03:00.000Z",  # "3 * * * *" after the tests' noon
     }
+    assert nightly["next_run"] is None  # disabled
     # `enabled` is the integer 1 or 0, never a boolean.
     assert type(sync["enabled"]) is int and type(nightly["enabled"]) is int
     assert nightly["enabled"] == 0
@@ -150,6 +155,59 @@ def test_list_jobs_body_is_reused_until_the_data_version_moves(
     assert client.get("/jobs").content == first.content
     control.version += 1
     assert client.get("/jobs").json()["jobs"][0]["enabled"] == 0
+
+
+def test_list_jobs_next_run_is_the_schedulers_plan_like_the_detail(
+    client: httpx.Client, control: FakeControl
+) -> None:
+    control.add_job("hourly", schedule="0 * * * *")
+    control.add_job("london", schedule="30 9 * * *", timezone="Europe/London")
+    control.add_job("never", schedule="0 0 31 2 *")  # stored behind the rules' back
+    control.add_job("off", enabled=False)
+    # An env key named "id" puts `{"id":"` inside a job: the list is decoded, not spliced.
+    control.add_job("z-env", env={"id": "x"})
+    listed = {j["id"]: j["next_run"] for j in client.get("/jobs").json()["jobs"]}
+    assert listed == {
+        "hourly": "2026-03-02T13:00:00.000Z",
+        "london": "2026-03-03T09:30:00.000Z",
+        "never": None,
+        "off": None,
+        "z-env": "2026-03-02T12:03:00.000Z",
+    }
+    for job_id, next_run in listed.items():
+        assert client.get(f"/jobs/{job_id}").json()["job"]["next_run"] == next_run
+    assert client.get("/jobs?tag=none").json() == {"jobs": []}
+
+
+def test_next_runs_spliced_into_the_stores_bytes_equal_a_decoded_list(store: Any) -> None:
+
+    for job_id in ("a", "b.c", "d_e"):
+        store.jobs.add_job(
+            Job(id=job_id, name='}{\\"id\\":', schedule="* * * * *", script="/x"), NOW_TEXT
+        )
+    body = store.jobs.jobs_list_json()
+    plan = FirePlan(1, {"a": NOW.timestamp(), "d_e": NOW.timestamp() + 60})
+    spliced = with_next_runs(body, plan)
+    expected = orjson.loads(body)
+    for job, next_run in zip(
+        expected["jobs"], [NOW_TEXT, None, "2026-03-02T12:01:00.000Z"], strict=True
+    ):
+        job["next_run"] = next_run
+    assert orjson.loads(spliced) == expected
+    assert spliced != orjson.dumps(expected)  # spliced, not encoded again
+    assert with_next_runs(b'{"jobs":[]}', plan) == b'{"jobs":[]}'
+
+
+def test_list_jobs_body_is_built_again_when_the_plan_moves(
+    client: httpx.Client, control: FakeControl
+) -> None:
+    control.add_job("a", schedule="0 * * * *")
+    first = client.get("/jobs").json()["jobs"][0]["next_run"]
+    assert first == "2026-03-02T13:00:00.000Z"
+    # A fire moved the plan (the data version did not): the next list shows the new fire.
+    plan = control.fire_plan()
+    control._plan = (control.version, FirePlan(plan.version + 1, {"a": plan.next["a"] + 3600}))
+    assert client.get("/jobs").json()["jobs"][0]["next_run"] == "2026-03-02T14:00:00.000Z"
 
 
 # ---- GET /jobs/:id -----------------------------------------------------------------------

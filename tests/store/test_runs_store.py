@@ -154,6 +154,16 @@ def test_skips_during_one_run_collapse_into_one_row(jobs: Store) -> None:
     assert last_run(jobs, "a") == ("running", T0)  # `running`
 
 
+def test_several_fires_skipped_at_once_are_counted_in_one_write(jobs: Store) -> None:
+    late = "The database could not be written until then"
+    first = jobs.runs.record_skip("a", T2, late, RunTrigger.SCHEDULE, None, count=4)
+    row = run(jobs, first)
+    assert (row["skipped_count"], row["started_at"], row["last_skipped_at"]) == (4, T2, T2)
+    assert jobs.runs.record_skip("a", T3, late, RunTrigger.SCHEDULE, first, count=3) == first
+    row = run(jobs, first)
+    assert (row["skipped_count"], row["last_skipped_at"], row["error"]) == (7, T3, late)
+
+
 def test_a_skip_into_a_vanished_row_starts_a_new_one(jobs: Store) -> None:
     first = jobs.runs.record_skip("a", T1, "busy", RunTrigger.MANUAL, None)
     jobs.runs.prune_runs(at(T3, days=1))

@@ -469,3 +469,50 @@ def test_a_deleted_jobs_queued_run_never_starts(store: SqliteStore) -> None:
         assert len(h.executor.started) == 1, "the queued run of a deleted job started"
 
     run(Harness(store, max_concurrency=2), scenario)
+
+
+def test_a_fire_cancelled_between_its_prepare_and_its_instant_never_starts(
+    harness: Harness,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("a")
+        h.add_job("b")
+        h.clock.advance(1)
+        at = h.clock.now()
+        prepared = await h.dispatcher.prepare(["a", "b"], at)
+        a_run = next(p.run_id for p in prepared if p.job.id == "a")
+        assert a_run is not None
+        assert h.runs("a")[0]["status"] == "pending"
+        # The ~80 ms before the fire instant: the row exists, no run task holds it yet.
+        assert await h.dispatcher.cancel_run(a_run, "Cancelled through the API") is True
+        (row,) = h.runs("a")
+        assert (row["status"], row["error"]) == (
+            "cancelled",
+            "Cancelled through the API before it started",
+        )
+        await h.dispatcher.fire(prepared, at)
+        await until(lambda: len(h.executor.started) == 1, "b's run")
+        await settle()
+        assert [p.job_id for p in h.executor.started] == ["b"]  # a's child never started
+        assert h.runs("a") == [row]  # no skip row, nothing else
+        assert not h.dispatcher.activity["a"].in_flight
+        assert await h.dispatcher.cancel_run(a_run, "again") is False
+
+    run(harness, scenario)
+
+
+def test_a_cancel_just_after_the_fire_took_the_row_stops_the_run(harness: Harness) -> None:
+    async def scenario(h: Harness) -> None:
+        h.add_job("a")
+        h.clock.advance(1)
+        at = h.clock.now()
+        prepared = await h.dispatcher.prepare(["a"], at)
+        (p,) = prepared
+        assert p.run_id is not None
+        await h.dispatcher.fire(prepared, at)  # accepted; its task has not run yet
+        assert await h.dispatcher.cancel_run(p.run_id, "Cancelled through the API") is True
+        (row,) = h.runs("a")
+        assert row["status"] == "cancelled"
+        assert h.executor.running() == []
+
+    run(harness, scenario)

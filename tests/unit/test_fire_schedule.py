@@ -110,10 +110,35 @@ def test_next_fires_lists_every_job_even_while_it_is_being_fired() -> None:
     assert fires.next_fires() == {"hourly": hourly, "sec": sec}
     assert fires.pop_due(sec) == ["sec"]
     assert fires.next_fires() == {"hourly": hourly, "sec": sec}  # the fire under way
+    # Put back on the heap at once, but its fire is still to happen: still the next one.
     fires.reschedule("sec", utc_from_timestamp(sec))
+    assert fires.next_fires() == {"hourly": hourly, "sec": sec}
+    fires.fired(["sec"], sec)
     assert fires.next_fires() == {"hourly": hourly, "sec": sec + 1}
     fires.update_one("hourly", None, T0)  # disabled
     assert fires.next_fires() == {"sec": sec + 1}
+
+
+def test_the_plan_is_built_once_per_version_and_moves_with_every_change() -> None:
+    fires = FireSchedule(UTC)
+    fires.reconcile([entry("hourly", "0 * * * *"), entry("sec", "* * * * * *")], T0)
+    sec = datetime(2026, 6, 1, 12, 0, 1, tzinfo=UTC).timestamp()
+    first = fires.plan()
+    assert fires.plan() is first  # nothing moved: the same plan, not a new walk
+    assert fires.next_fire("sec") == sec
+    versions = [first.version]
+    fires.pop_due(sec)
+    versions.append(fires.plan().version)
+    fires.reschedule("sec", utc_from_timestamp(sec))
+    versions.append(fires.plan().version)
+    fires.fired(["sec"], sec)
+    versions.append(fires.plan().version)
+    assert fires.plan().next["sec"] == sec + 1
+    fires.update_one("sec", None, T0)
+    versions.append(fires.plan().version)
+    assert len(set(versions)) == len(versions)
+    assert dict(fires.plan().next) == {"hourly": datetime(2026, 6, 1, 13, tzinfo=UTC).timestamp()}
+    assert fires.next_fire("sec") is None
 
 
 def test_a_jobs_own_zone_holds_after_a_recompute_and_for_the_next_fire() -> None:

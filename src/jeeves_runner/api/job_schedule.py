@@ -1,11 +1,13 @@
-"""When a job fires next: GET /jobs/:id/next, and the `next_run` of GET /jobs/:id. Read in the
-job's own zone, else the runner's."""
+"""When a job fires next: GET /jobs/:id/next (read in the job's own zone, else the
+runner's), and the `next_run` of GET /jobs and GET /jobs/:id (the scheduler's own plan)."""
 
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from itertools import chain
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
@@ -14,6 +16,7 @@ from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.params import error_responses, json_response
 from jeeves_runner.models import format_instant
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
+from jeeves_runner.scheduling.fire_schedule import FirePlan, utc_from_timestamp
 
 router = APIRouter(tags=["jobs"])
 
@@ -48,17 +51,66 @@ def next_fires(
 
 
 def next_run(row: dict[str, Any], request: Request) -> str | None:
-    """The next fire of a job row; null when disabled or never firing."""
-    if not row["enabled"]:
-        return None
-    fires = next_fires(
-        row["schedule"],
-        row.get("timezone"),
-        request.app.state.zone,
-        request.app.state.clock.now(),
-        1,
-    )
-    return fires[0] if fires else None
+    """The next fire of a job row, as the scheduler will fire it; null when disabled or
+    never firing. The same answer GET /jobs gives (both read the scheduler's plan)."""
+    ts = get_control(request).fire_plan().next.get(row["id"])
+    return None if ts is None else format_instant(utc_from_timestamp(ts))
+
+
+_ITEM_START = b'{"id":"'
+_FOLLOWING_ITEM = b"}," + _ITEM_START
+_FIRST_ITEM = b'{"jobs":[' + _ITEM_START
+_NULL_START = b'{"next_run":null,"id":"'
+# The last plan's fragments: job id (bytes) -> `{"next_run":"<instant>","id":"`. Built once per
+# plan (a fire or a change makes a new one), on the store's probe thread where lists are built.
+_fragments: tuple[FirePlan, dict[bytes, bytes]] | None = None
+
+
+def _fragments_of(plan: FirePlan) -> dict[bytes, bytes]:
+    global _fragments
+    known = _fragments
+    if known is not None and known[0] is plan:
+        return known[1]
+    texts: dict[float, bytes] = {}  # jobs often share an instant: each is formatted once
+    fragments: dict[bytes, bytes] = {}
+    for job_id, ts in plan.next.items():
+        text = texts.get(ts)
+        if text is None:
+            instant = format_instant(utc_from_timestamp(ts)).encode()
+            text = texts[ts] = b'{"next_run":"' + instant + b'","id":"'
+        fragments[job_id.encode()] = text
+    _fragments = (plan, fragments)
+    return fragments
+
+
+def with_next_runs(body: bytes, plan: FirePlan) -> bytes:
+    """`{"jobs": [...]}` as the store encoded it, each job given its `next_run` from `plan`.
+
+    Spliced into the bytes at the start of each job object, not decoded and encoded again
+    (several times the cost): the per-job work is one id cut and one dict lookup, the rest
+    is bytes methods. A job object starts `{"id":"` (the store's encodings put the id first)
+    right after the array's `[` or a `},`, and nothing else in a job can (no other field
+    holds objects in an array; a quote inside a string is escaped): the counts check it.
+    An encoding of another shape (spaces, an id with an escape) is decoded instead."""
+    parts = body.split(_ITEM_START)
+    if len(parts) == 1:
+        return body
+    if not body.startswith(_FIRST_ITEM) or body.count(_FOLLOWING_ITEM) != len(parts) - 2:
+        return _with_next_runs_decoded(body, plan)
+    ids = [part[: part.find(b'"')] for part in parts[1:]]
+    if b"\\" in b"".join(ids):  # an escape in an id: cut at the wrong quote
+        return _with_next_runs_decoded(body, plan)
+    get = _fragments_of(plan).get
+    fragments = [get(job_id, _NULL_START) for job_id in ids]
+    return b"".join(chain((parts[0],), chain.from_iterable(zip(fragments, parts[1:], strict=True))))
+
+
+def _with_next_runs_decoded(body: bytes, plan: FirePlan) -> bytes:
+    document = orjson.loads(body)
+    for job in document["jobs"]:
+        ts = plan.next.get(job["id"])
+        job["next_run"] = None if ts is None else format_instant(utc_from_timestamp(ts))
+    return orjson.dumps(document)
 
 
 def _count(text: str | None) -> int:

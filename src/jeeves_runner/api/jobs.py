@@ -19,10 +19,18 @@ from jeeves_runner.access_model import AuditAction
 from jeeves_runner.api import audit
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
-from jeeves_runner.api.job_schedule import next_run
+from jeeves_runner.api.job_schedule import next_run, with_next_runs
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
 from jeeves_runner.api.runs import RUN_FILTER_PARAMS, before_from, statuses_from
-from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import (
+    JobType,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    format_instant,
+)
+from jeeves_runner.scheduling.fire_schedule import utc_from_timestamp
 from jeeves_runner.store.protocols import Store
 
 JOB_NOT_FOUND = "Job not found"
@@ -62,6 +70,7 @@ class JobListItem(JobBody):
         description="Status of the latest run that executed (skipped fires do not count)"
     )
     last_run: str | None = Field(description="When that run started; null if it never ran")
+    next_run: str | None = Field(description="The next fire; null when disabled or never firing")
 
 
 class JobList(BaseModel):
@@ -193,14 +202,21 @@ async def _cached_body(
 )
 async def list_jobs(request: Request) -> Response:
     tag = request.query_params.get("tag")
+    # Taken on the loop, where the scheduler keeps it; the body is kept per plan version
+    # too, so a fire (which moves the job's next_run) builds it afresh.
+    plan = get_control(request).fire_plan()
 
     def build(s: Store) -> bytes:
         if tag is None:
-            return s.jobs.jobs_list_json()
+            return with_next_runs(s.jobs.jobs_list_json(), plan)
         jobs = [j for j in s.jobs.list_jobs_with_last_run() if tag in j["tags"]]
+        for job in jobs:
+            ts = plan.next.get(job["id"])
+            job["next_run"] = None if ts is None else format_instant(utc_from_timestamp(ts))
         return orjson.dumps({"jobs": jobs})
 
-    body = await _cached_body(request, "jobs" if tag is None else ("jobs", tag), build)
+    key = ("jobs", plan.version) if tag is None else ("jobs", plan.version, tag)
+    body = await _cached_body(request, key, build)
     assert body is not None
     return Response(content=body, media_type=JSON)
 

@@ -58,6 +58,8 @@ RETRY_MAX_S = 2.0
 JOB_DELETED_BEFORE_START = "The job was deleted before this run started"
 # At the second stop signal: how long TERM has before KILL.
 STOP_NOW_GRACE_S = 0.5
+# A cancel of a row a prepare has just written waits this long at most for the prepare.
+PENDING_WRITE_WAIT_S = 2.0
 
 
 class SessionRunnerLike(Protocol):
@@ -102,6 +104,11 @@ class RunDispatcher:
         self._run_tasks: dict[int, asyncio.Task[Any]] = {}
         self._cancel_reasons: dict[int, str] = {}
         self._recording: set[int] = set()  # ended, their result being written: past cancel
+        # Rows made ahead of a fire (prepare) and not yet taken over by a run, by run id: a
+        # cancel in the ~80 ms before the fire instant finds them here.
+        self._prepared: dict[int, PreparedFire] = {}
+        # Writes of pending rows under way: a cancel of a row just committed waits for them.
+        self._pending_writes: set[asyncio.Future[None]] = set()
         self.journal = journal
         self.executor = executor
         self.sessions = sessions
@@ -152,27 +159,38 @@ class RunDispatcher:
                 likely_to_run.append(job.id)
         if not likely_to_run:
             return [PreparedFire(job, None) for job in jobs]
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_writes.add(written)
         try:
-            ids = await self._retrying(
-                lambda: self.store.write(
-                    lambda s: s.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at)
-                ),
-                "record a fire",
-            )
-        except StoreError:
-            raise
-        except Exception:
-            # One job of the batch refused (deleted a moment ago): the others still fire,
-            # each with its own row; a job whose row is refused does not fire.
-            log.warning("a fire's rows were refused; made one by one", jobs=len(likely_to_run))
-            run_ids = await self._pending_one_by_one(likely_to_run, at)
-            return [
-                PreparedFire(job, run_ids.get(job.id))
-                for job in jobs
-                if job.id in run_ids or job.id not in likely_to_run
-            ]
-        run_ids = dict(zip(likely_to_run, ids, strict=True))
-        return [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
+            try:
+                ids = await self._retrying(
+                    lambda: self.store.write(
+                        lambda s: s.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at)
+                    ),
+                    "record a fire",
+                )
+            except StoreError:
+                raise
+            except Exception:
+                # One job of the batch refused (deleted a moment ago): the others still fire,
+                # each with its own row; a job whose row is refused does not fire.
+                log.warning("a fire's rows were refused; made one by one", jobs=len(likely_to_run))
+                run_ids = await self._pending_one_by_one(likely_to_run, at)
+                made = [
+                    PreparedFire(job, run_ids.get(job.id))
+                    for job in jobs
+                    if job.id in run_ids or job.id not in likely_to_run
+                ]
+            else:
+                run_ids = dict(zip(likely_to_run, ids, strict=True))
+                made = [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
+            for p in made:
+                if p.run_id is not None:
+                    self._prepared[p.run_id] = p
+            return made
+        finally:
+            self._pending_writes.discard(written)
+            written.set_result(None)
 
     async def _pending_one_by_one(self, job_ids: list[str], at: str) -> dict[str, int]:
         made: dict[str, int] = {}
@@ -197,6 +215,9 @@ class RunDispatcher:
         def call() -> Awaitable[None]:
             return self.store.write(lambda s: _discard_all(s, run_ids))
 
+        for p in prepared:
+            if p.run_id is not None:
+                self._prepared.pop(p.run_id, None)
         if retry:
             await self._retrying(call, "discard a fire")
         else:
@@ -222,6 +243,8 @@ class RunDispatcher:
         # Decisions and acceptance happen without an await between them, so two fires of
         # one job can never both see it idle.
         for p in prepared:
+            if p.taken:
+                continue  # cancelled before its fire instant: recorded already
             activity = self._activity(p.job.id)
             late_reason = (superseded or {}).get(p.job.id)
             decision, reason = decide(p.job.overlap_policy, activity)
@@ -233,24 +256,34 @@ class RunDispatcher:
                 self.metrics.run_skipped(p.job.id)
                 continue
             p.taken = True
+            # Its task takes the row over (and out of _prepared) at its first step.
             self._accept(
                 p.job, p.run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE
             )
         for p, reason in skips:
             await self.discard([p])
-            activity = self._activity(p.job.id)
-            previous = activity.skip_row
-            row = await self._retrying(
-                _skip_writer(self.store, p.job.id, at, reason, previous), "record a skipped fire"
-            )
-            if activity.skip_row == previous:
-                activity.skip_row = row
-            self._changed()
-            # Once per in-flight run at info; the repeats (each second for a job on
-            # `* * * * * *`) only bump the same row, so they are debug.
-            (log.debug if row == previous else log.info)(
-                "fire skipped", job_id=p.job.id, reason=reason
-            )
+            await self._record_skips(p.job.id, at, reason, 1)
+
+    async def record_late(self, job_id: str, fire_at: datetime, count: int, reason: str) -> None:
+        """`count` fires of a job, the last at `fire_at`, that never got a row of their own
+        (held up behind an earlier fire of the job while the database refused writes) and
+        came too late to run: counted in the job's skip row, with the reason."""
+        await self._record_skips(job_id, format_instant(fire_at), reason, count)
+
+    async def _record_skips(self, job_id: str, at: str, reason: str, count: int) -> None:
+        activity = self._activity(job_id)
+        previous = activity.skip_row
+        row = await self._retrying(
+            _skip_writer(self.store, job_id, at, reason, previous, count), "record a skipped fire"
+        )
+        if activity.skip_row == previous:
+            activity.skip_row = row
+        self._changed()
+        # Once per in-flight run at info; the repeats (each second for a job on
+        # `* * * * * *`) only bump the same row, so they are debug.
+        (log.debug if row == previous else log.info)(
+            "fire skipped", job_id=job_id, reason=reason, fires=count
+        )
 
     # ---- manual runs -----------------------------------------------------------------
 
@@ -371,6 +404,7 @@ class RunDispatcher:
             self.logs.open(run_id)
             if me is not None:
                 self._run_tasks[run_id] = me
+            self._prepared.pop(run_id, None)
             try:
                 result = await self._take_turn(job, run_id, trigger, queued, turn)
             except asyncio.CancelledError:
@@ -400,7 +434,16 @@ class RunDispatcher:
             activity.released()
         self._recording.add(run_id)
         try:
-            rest_of_log = await self.logs.close(run_id)
+            try:
+                rest_of_log = await self.logs.close(run_id)
+            except asyncio.CancelledError:
+                # Shutdown's last moment came while the log's last flush waited for the
+                # database (another process holds its lock): the result is kept for the
+                # next start all the same, never left for the stop's sweep to call
+                # "stopped".
+                finished = format_instant(self.clock.now())
+                self._to_journal(run_id, result, finished, self._take_mark(run_id))
+                raise
             await self._record(job, run_id, trigger, result, rest_of_log)
         finally:
             self.logs.recorded(run_id)
@@ -671,6 +714,16 @@ class RunDispatcher:
         grace; a run still waiting for its turn ends without starting. Returns once the run
         is recorded as `cancelled` (or as whatever it ended with first); False when this
         runner has no such run in flight."""
+        prepared = self._prepared.get(run_id)
+        if prepared is None and run_id not in self._run_tasks and self._pending_writes:
+            # Its row may have just been committed by a prepare that has not resumed yet.
+            await asyncio.wait(set(self._pending_writes), timeout=PENDING_WRITE_WAIT_S)
+            prepared = self._prepared.get(run_id)
+        if prepared is not None:
+            if not prepared.taken:
+                return await self._cancel_prepared(prepared, reason)
+            # Accepted a moment ago: its task takes the run over at its first step.
+            await asyncio.sleep(0)
         task = self._run_tasks.get(run_id)
         if task is None or task.done():
             return False
@@ -689,6 +742,22 @@ class RunDispatcher:
             task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.shield(task)
+        return True
+
+    async def _cancel_prepared(self, prepared: PreparedFire, reason: str) -> bool:
+        """A fire's row made ahead of its instant, cancelled before the instant: taken here,
+        so the fire never starts its child, and recorded as cancelled before it started."""
+        run_id = prepared.run_id
+        assert run_id is not None
+        prepared.taken = True
+        self._prepared.pop(run_id, None)
+        log.info("run cancel asked", run_id=run_id, reason=reason, started=False)
+        self._recording.add(run_id)
+        try:
+            result = RunResult(RunStatus.CANCELLED, 0, error=f"{reason} before it started")
+            await self._record(prepared.job, run_id, RunTrigger.SCHEDULE, result)
+        finally:
+            self._recording.discard(run_id)
         return True
 
     def subscribe_log(self, run_id: int) -> LogSubscription | None:
@@ -828,11 +897,11 @@ def _discard_all(s: Store, run_ids: list[int]) -> None:
 
 
 def _skip_writer(
-    store: StoreGateway, job_id: str, at: str, reason: str, previous: int | None
+    store: StoreGateway, job_id: str, at: str, reason: str, previous: int | None, count: int
 ) -> Callable[[], Awaitable[int]]:
     def call() -> Awaitable[int]:
         return store.write(
-            lambda s: s.runs.record_skip(job_id, at, reason, RunTrigger.SCHEDULE, previous)
+            lambda s: s.runs.record_skip(job_id, at, reason, RunTrigger.SCHEDULE, previous, count)
         )
 
     return call

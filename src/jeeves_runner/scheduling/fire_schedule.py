@@ -8,7 +8,7 @@ record each.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
@@ -22,6 +22,7 @@ class _Registered:
     generation: int
     zone: tzinfo
     zone_name: str | None  # the job's own zone; None: the runner's
+    next_ts: float  # the instant its heap entry stands for
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,16 @@ class FailedRegistration:
     schedule: str
     reason: str
     zone_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    """Each scheduled job's next fire (UTC timestamp), as the scheduler will fire it, at one
+    `version` of the plan: equal versions, equal answers. A job missing here does not fire
+    (disabled, deleted, a schedule that never fires or failed to register)."""
+
+    version: int
+    next: Mapping[str, float]
 
 
 @dataclass(slots=True)
@@ -52,9 +63,15 @@ class FireSchedule:
         self._jobs: dict[str, _Registered] = {}
         self.failed: dict[str, FailedRegistration] = {}
         self._generation = 0
-        # Jobs taken by pop_due and not yet rescheduled, with the instant they fire at: still
-        # "next" for next_fires() while the fire is under way.
+        # Jobs taken by pop_due whose fire has not happened yet (its rows are being prepared),
+        # with the instant they fire at: still their "next" fire until `fired`.
         self._firing: dict[str, float] = {}
+        # Moves whenever any job's next fire may have moved (see plan()).
+        self.version = 0
+        self._plan: FirePlan | None = None
+        # The version at which each job was last registered afresh or removed (an edit, a
+        # disable, a delete): a fire taken up before then is not the job's any more.
+        self._changes: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -82,10 +99,15 @@ class FireSchedule:
                 report.failed.append(entry.id)
         for job_id in [j for j in self._jobs if j not in seen]:
             del self._jobs[job_id]
+            self._firing.pop(job_id, None)
+            self.version += 1
+            self._changes[job_id] = self.version
             report.removed.append(job_id)
         for job_id in [j for j in self.failed if j not in seen]:
             del self.failed[job_id]
         self._compact()
+        if report.touched:
+            self.version += 1
         return report
 
     def update_one(self, job_id: str, entry: ScheduleEntry | None, now: datetime) -> None:
@@ -94,6 +116,9 @@ class FireSchedule:
         if entry is None:
             self._jobs.pop(job_id, None)
             self.failed.pop(job_id, None)
+            self._firing.pop(job_id, None)
+            self.version += 1
+            self._changes[job_id] = self.version
             return
         current = self._jobs.get(job_id)
         if current is not None and _same(current, entry):
@@ -108,6 +133,9 @@ class FireSchedule:
     ) -> bool:
         self._jobs.pop(job_id, None)
         self.failed.pop(job_id, None)
+        self._firing.pop(job_id, None)
+        self.version += 1
+        self._changes[job_id] = self.version
         try:
             parsed = parse(schedule)
             zone = resolve_zone(zone_name) if zone_name is not None else self.zone
@@ -121,9 +149,14 @@ class FireSchedule:
             )
             return False
         self._generation += 1
-        self._jobs[job_id] = _Registered(schedule, self._generation, zone, zone_name)
-        heapq.heappush(self._heap, (first.timestamp(), self._generation, job_id))
+        first_ts = first.timestamp()
+        self._jobs[job_id] = _Registered(schedule, self._generation, zone, zone_name, first_ts)
+        heapq.heappush(self._heap, (first_ts, self._generation, job_id))
         return True
+
+    def changed_since(self, job_id: str, version: int) -> bool:
+        """Was the job registered afresh (edited), disabled or deleted after `version`?"""
+        return self._changes.get(job_id, -1) > version
 
     def fire_after(self, job_id: str, instant: datetime) -> float | None:
         """The job's first fire strictly after `instant` by its current schedule (None: not
@@ -138,12 +171,16 @@ class FireSchedule:
         """Every job's next fire from `now` afresh: after the wall clock was stepped back, the
         instants on the heap lie far ahead and would silence each job for the step's length."""
         self._heap = []
-        for job_id, current in self._jobs.items():
+        self.version += 1
+        for job_id, current in list(self._jobs.items()):
             nxt = parse(current.schedule).next_after(now, current.zone)
             self._generation += 1
             current.generation = self._generation
-            if nxt is not None:
-                self._heap.append((nxt.timestamp(), self._generation, job_id))
+            if nxt is None:
+                del self._jobs[job_id]
+                continue
+            current.next_ts = nxt.timestamp()
+            self._heap.append((current.next_ts, self._generation, job_id))
         heapq.heapify(self._heap)
 
     def next_due(self) -> float | None:
@@ -158,15 +195,27 @@ class FireSchedule:
         return None
 
     def next_fires(self) -> dict[str, float]:
-        """Each scheduled job's next fire instant (UTC timestamp); for a job being fired right
-        now, the instant of that fire. Walks the heap: for /metrics, not the loop."""
-        jobs = self._jobs
-        found = {job_id: ts for job_id, ts in self._firing.items() if job_id in jobs}
-        for ts, generation, job_id in self._heap:
-            current = jobs.get(job_id)
-            if current is not None and current.generation == generation:
-                found[job_id] = ts
-        return found
+        """Each scheduled job's next fire instant (UTC timestamp); for a job whose fire is
+        under way (rows being prepared), the instant of that fire."""
+        return dict(self.plan().next)
+
+    def next_fire(self, job_id: str) -> float | None:
+        """One job's entry of plan(), without building the plan."""
+        firing = self._firing.get(job_id)
+        if firing is not None:
+            return firing
+        current = self._jobs.get(job_id)
+        return None if current is None else current.next_ts
+
+    def plan(self) -> FirePlan:
+        """Every job's next fire, built once per version: asking again while nothing moved
+        costs nothing, so a GET /jobs per request does not walk 100,000 jobs."""
+        plan = self._plan
+        if plan is None or plan.version != self.version:
+            found = {job_id: current.next_ts for job_id, current in self._jobs.items()}
+            found.update(self._firing)
+            plan = self._plan = FirePlan(self.version, found)
+        return plan
 
     def pop_due(self, instant: float) -> list[str]:
         """Take every job due at or before `instant`, earliest first. Each leaves the heap
@@ -179,21 +228,43 @@ class FireSchedule:
             if current is not None and current.generation == generation:
                 due.append(job_id)
                 self._firing[job_id] = ts
+        if due:
+            self.version += 1
         return due
+
+    def move_past(self, now: datetime) -> list[str]:
+        """Every job due at or before `now` moved to its first fire after `now`: fires that
+        fell before the scheduler started (the plan is made before the API is up, which
+        takes seconds on a busy host) were never due to a running scheduler."""
+        moved = self.pop_due(now.timestamp())
+        for job_id in moved:
+            self._firing.pop(job_id, None)
+            self.reschedule(job_id, now)
+        return moved
+
+    def fired(self, job_ids: Iterable[str], instant: float) -> None:
+        """The fire at `instant` of these jobs happened (or was given up): their next fire is
+        the one `reschedule` put on the heap."""
+        for job_id in job_ids:
+            if self._firing.get(job_id) == instant:
+                del self._firing[job_id]
+        self.version += 1
 
     def reschedule(self, job_id: str, after: datetime) -> None:
         """Put a fired job back at its first fire strictly after `after`. The caller passes
         the later of the fire instant and now, so a wall clock stepped forward fires once
-        for the missed time, not once per missed slot."""
-        self._firing.pop(job_id, None)
+        for the missed time, not once per missed slot. The fire under way stays the job's
+        next fire (plan()) until `fired`."""
         current = self._jobs.get(job_id)
         if current is None:
             return
+        self.version += 1
         nxt = parse(current.schedule).next_after(after, current.zone)
         if nxt is None:
             del self._jobs[job_id]
             return
-        heapq.heappush(self._heap, (nxt.timestamp(), current.generation, job_id))
+        current.next_ts = nxt.timestamp()
+        heapq.heappush(self._heap, (current.next_ts, current.generation, job_id))
 
     def _compact(self) -> None:
         # Stale entries are dropped lazily at the top; rebuild when they dominate.

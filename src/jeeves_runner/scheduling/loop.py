@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 import structlog
@@ -68,6 +69,8 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self._fire_tasks: set[asyncio.Task[None]] = set()
+        # Jobs whose fire is waiting for its rows (prepare), with the later fires folded in.
+        self._waiting: dict[str, _WaitingFire] = {}
         self._last_wall: float | None = None  # wall and monotonic time at the last step
         self._last_mono = 0.0
 
@@ -132,6 +135,12 @@ class Scheduler:
         self._poke()
 
     def start(self) -> None:
+        # The plan was made at reconcile(), before the API started: a fire that fell in
+        # between is not a late fire of this scheduler (it would be fired seconds late and,
+        # for a job due every second, push its successors out). It is left out, and said.
+        moved = self.fires.move_past(self.clock.now())
+        if moved:
+            log.info("fires due before the scheduler started are not run", jobs=len(moved))
         self._task = asyncio.ensure_future(self._loop())
         if self.reconcile_interval_s > 0:
             self._reconcile_task = asyncio.ensure_future(self._reconcile_loop())
@@ -200,7 +209,24 @@ class Scheduler:
         after = max(fire_at, now - timedelta(milliseconds=1))
         for job_id in job_ids:
             self.fires.reschedule(job_id, after)
-        task = asyncio.ensure_future(self._fire(job_ids, fire_at, due_ts))
+        # One fire per job waits for the database at a time: a fire of a job whose earlier
+        # fire is still waiting for its rows is folded into that one (counted, never lost),
+        # so a long outage holds one task per job, not one per fire.
+        folded = [job_id for job_id in job_ids if job_id in self._waiting]
+        if folded:
+            for job_id in folded:
+                self._waiting[job_id].fold(due_ts)
+            self.fires.fired(folded, due_ts)
+            job_ids = [job_id for job_id in job_ids if job_id not in self._waiting]
+        if job_ids:
+            self._start_fire(job_ids, due_ts, self.fires.version)
+
+    def _start_fire(self, job_ids: list[str], due_ts: float, version: int) -> None:
+        """`version`: the plan's version when the fire was taken up; a job changed after it
+        (edited, disabled, deleted) does not fire."""
+        for job_id in job_ids:
+            self._waiting[job_id] = _WaitingFire()
+        task = asyncio.ensure_future(self._fire(job_ids, due_ts, version))
         self._fire_tasks.add(task)
         task.add_done_callback(self._fire_done)
 
@@ -225,18 +251,61 @@ class Scheduler:
             )
             self.fires.recompute_all(now)
 
-    async def _fire(self, job_ids: list[str], fire_at: datetime, due_ts: float) -> None:
+    async def _fire(self, job_ids: list[str], due_ts: float, version: int) -> None:
+        fire_at = utc_from_timestamp(due_ts)
         prepared: list[PreparedFire] = []
+        waiting = {job_id: self._waiting[job_id] for job_id in job_ids}
         try:
-            prepared = await self.dispatcher.prepare(job_ids, fire_at)
+            try:
+                prepared = await self.dispatcher.prepare(job_ids, fire_at)
+            finally:
+                for job_id, entry in waiting.items():
+                    if self._waiting.get(job_id) is entry:
+                        del self._waiting[job_id]
             await self._wait_until(due_ts)
-            await self.dispatcher.fire(prepared, fire_at, self._superseded(job_ids, fire_at))
+            # Disabled, deleted or edited since the loop took the fire up (in the prepare
+            # window, or while the database held the rows up): not this job's fire any more.
+            withdrawn = [p for p in prepared if self.fires.changed_since(p.job.id, version)]
+            kept = [p for p in prepared if not self.fires.changed_since(p.job.id, version)]
+            superseded = self._superseded(job_ids, fire_at)
+            for p in kept:
+                if waiting[p.job.id].folded:
+                    # A later fire of the job came due while this one waited: too late.
+                    superseded.setdefault(p.job.id, self._late_reason())
+            await self.dispatcher.fire(kept, fire_at, superseded)
+            if withdrawn:
+                log.info(
+                    "fire withdrawn: the job changed before its fire instant",
+                    jobs=[p.job.id for p in withdrawn],
+                )
+                await self.dispatcher.discard(withdrawn)
+            for p in kept:
+                await self._fire_folded(p.job.id, waiting[p.job.id], version)
         except BaseException:
             # Stopped (or failed) between preparing and firing: rows not yet taken over by a
             # run are dropped, so no `pending` row outlives a fire that did not happen.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.dispatcher.discard(prepared, retry=False))
             raise
+        finally:
+            self.fires.fired(job_ids, due_ts)
+
+    async def _fire_folded(self, job_id: str, waiting: _WaitingFire, version: int) -> None:
+        """The fires folded into one that waited for the database: all but the last came
+        after their own successor was due (skipped, counted, with the reason); the last one
+        is fired now like any late fire (it runs if the job's next fire is not yet due,
+        else it is a skip too)."""
+        if waiting.last_ts is None:
+            return
+        if waiting.before_last_ts is not None:
+            await self.dispatcher.record_late(
+                job_id,
+                utc_from_timestamp(waiting.before_last_ts),
+                waiting.folded - 1,
+                self._late_reason(),
+            )
+        if not self._stopping:
+            self._start_fire([job_id], waiting.last_ts, version)
 
     def _superseded(self, job_ids: list[str], fire_at: datetime) -> dict[str, str]:
         """Fires that came too late to run (the database held them up until the job's next
@@ -248,11 +317,14 @@ class Scheduler:
         for job_id in job_ids:
             next_ts = self.fires.fire_after(job_id, fire_at)
             if next_ts is not None and next_ts <= now_ts:
-                late[job_id] = (
-                    "The database could not be written until "
-                    f"{format_instant(self.clock.now())}, after the job's next fire was due"
-                )
+                late[job_id] = self._late_reason()
         return late
+
+    def _late_reason(self) -> str:
+        return (
+            "The database could not be written until "
+            f"{format_instant(self.clock.now())}, after the job's next fire was due"
+        )
 
     async def _sleep(self, seconds: float) -> None:
         # A bare timer and future, not wait_for(): no task per sleep, so an idle runner's once
@@ -289,6 +361,19 @@ class Scheduler:
                 handle.cancel()
         while self.clock.monotonic() < deadline and self.clock.now().timestamp() < due_ts:
             await asyncio.sleep(0)
+
+
+@dataclass(slots=True)
+class _WaitingFire:
+    """A job's fire waiting for the database, and the job's later fires folded into it."""
+
+    folded: int = 0
+    last_ts: float | None = None  # the latest folded fire
+    before_last_ts: float | None = None  # the one before it
+
+    def fold(self, due_ts: float) -> None:
+        self.folded += 1
+        self.before_last_ts, self.last_ts = self.last_ts, due_ts
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

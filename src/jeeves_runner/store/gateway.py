@@ -16,6 +16,7 @@ answering it needs no database call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,9 @@ T = TypeVar("T")
 # A write waiting this long for the database is reported by /health as a problem, before the
 # busy timeout turns it into an error.
 SLOW_WRITE_S = 2.0
+# While writes fail, a harmless write is tried this often (when no other write is under way),
+# so the problem clears as soon as the database takes writes, not at the next real write.
+RECOVERY_PROBE_S = 1.0
 BUSY_PROBLEM = "Another process holds the database's write lock; writes are waiting for it"
 
 
@@ -49,6 +53,7 @@ class StoreGateway:
         self._closed = False
         # Reads and writes that failed with a StoreError since start (what /metrics shows).
         self.error_count = 0
+        self._recovery: asyncio.Task[None] | None = None
 
     async def read(self, fn: Callable[[Store], T]) -> T:
         """`fn(store)` in a reader thread. Raises StoreError (busy, unavailable)."""
@@ -83,7 +88,29 @@ class StoreGateway:
         if self._closed:
             raise StoreError("The store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, self._run, fn, is_write)
+        try:
+            return await loop.run_in_executor(pool, self._run, fn, is_write)
+        except StoreError:
+            if is_write and self._write_problem is not None:
+                self._watch_recovery()
+            raise
+
+    def _watch_recovery(self) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.ensure_future(self._recover())
+
+    async def _recover(self) -> None:
+        """While the last write failed, probe with a write that changes nothing, so /health
+        turns ok once writes succeed again even when nothing else writes (a quiet runner
+        after a full disk was given room)."""
+        while self._write_problem is not None and not self._closed:
+            await asyncio.sleep(RECOVERY_PROBE_S)
+            if self._write_problem is None or self._closed:
+                return
+            if self._write_started is not None:
+                continue  # a real write is trying: its outcome says it
+            with contextlib.suppress(StoreError):
+                await self.write(lambda s: s.write_probe())
 
     def _run(self, fn: Callable[[Store], T], is_write: bool) -> T:
         if not is_write:
@@ -127,6 +154,9 @@ class StoreGateway:
     def close(self) -> None:
         """Wait for queued writes, then stop the threads and close the store."""
         self._closed = True
+        if self._recovery is not None and not self._recovery.done():
+            with contextlib.suppress(RuntimeError):  # its loop already closed
+                self._recovery.cancel()
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._probe.shutdown(wait=True)

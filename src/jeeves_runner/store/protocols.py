@@ -125,10 +125,17 @@ class RunStore(Protocol):
         ...
 
     def record_skip(
-        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+        self,
+        job_id: str,
+        at: str,
+        reason: str,
+        trigger: RunTrigger,
+        into: int | None,
+        count: int = 1,
     ) -> int:
-        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
-        into the row `into` (returned by the first skip), which counts them."""
+        """Record `count` fires skipped (the overlap policy, or a fire held up by the
+        database past the job's next fire), the last at `at`. Skips during one in-flight
+        run collapse into the row `into` (returned by the first skip), which counts them."""
         ...
 
     def list_runs(
@@ -445,6 +452,11 @@ class Store(Protocol):
     def data_version(self) -> int:
         """Moves when any connection (this process's other threads, another process) commits
         a change; only equality means anything."""
+        ...
+
+    def write_probe(self) -> None:
+        """A write that changes no data, to learn whether the database takes writes again
+        (after a full disk, a lock): raises as a real write would."""
         ...
 
     def integrity_problem(self) -> str | None:

@@ -20,7 +20,8 @@ from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_edits import checked_job
 from jeeves_runner.api.job_schedule import next_fires
 from jeeves_runner.control import JobAlreadyRunningError, JobInFlightError, ShuttingDownError
-from jeeves_runner.models import JobState, RunStatus
+from jeeves_runner.models import JobState, RunStatus, format_instant
+from jeeves_runner.scheduling.fire_schedule import utc_from_timestamp
 from jeeves_runner.store.protocols import Store
 from jeeves_runner.web import views
 from jeeves_runner.web.render import (
@@ -97,15 +98,17 @@ async def _jobs_context(
             total, rows = s.jobs.page_jobs(search, status, offset, PAGE_SIZE)
         return total, rows, s.runs.recent_runs([r["id"] for r in rows], views.SPARK_RUNS)
 
-    total, rows, recent = await get_control(request).store.read(read)
+    control = get_control(request)
+    total, rows, recent = await control.store.read(read)
+    plan = control.fire_plan()  # the scheduler's own next fires, as GET /jobs shows them
     jobs = []
     for row in rows:
-        fires = next_fires(row["schedule"], row["timezone"], zone, now, 1) if row["enabled"] else []
+        ts = plan.next.get(row["id"])
         jobs.append(
             {
                 **row,
                 "state": views.job_state(row, now, zone).value,
-                "next_fire": fires[0] if fires else None,
+                "next_fire": None if ts is None else format_instant(utc_from_timestamp(ts)),
                 "spark": views.sparkline(recent.get(row["id"], [])),
             }
         )

@@ -93,6 +93,12 @@ class PostgresStore:
         refresh, never a stale one)."""
         return self.db.data_version()
 
+    def write_probe(self) -> None:
+        # A transaction id assigned and committed: the commit record goes through the WAL,
+        # so a server that cannot write (or be reached) fails it; no row changes.
+        with self.db.transaction() as conn:
+            conn.execute("SELECT pg_current_xact_id()")
+
     def integrity_problem(self) -> str | None:
         try:
             with self.db.connection() as conn:

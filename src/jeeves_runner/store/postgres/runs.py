@@ -47,12 +47,12 @@ WHERE id = %s
 _INSERT_SKIP = """
 INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, trigger,
                   skipped_count, last_skipped_at)
-VALUES (%s, 'skipped', %s, %s, 0, %s, %s, 1, %s)
+VALUES (%s, 'skipped', %s, %s, 0, %s, %s, %s, %s)
 RETURNING id
 """
 _DISCARD_PENDING = "DELETE FROM runs WHERE id = %s AND status = 'pending'"
 _BUMP_SKIP = """
-UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = %s, finished_at = %s,
+UPDATE runs SET skipped_count = skipped_count + %s, last_skipped_at = %s, finished_at = %s,
        error = %s
 WHERE id = %s AND status = 'skipped'
 """
@@ -213,18 +213,26 @@ class PostgresRunStore:
             )
 
     def record_skip(
-        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+        self,
+        job_id: str,
+        at: str,
+        reason: str,
+        trigger: RunTrigger,
+        into: int | None,
+        count: int = 1,
     ) -> int:
-        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
-        into the row `into` (returned by the first skip), which counts them."""
+        """Record `count` fires skipped, the last at `at`. Skips during one in-flight run
+        collapse into the row `into` (returned by the first skip), which counts them."""
         with self._db.transaction() as conn:
             if (
                 into is not None
-                and conn.execute(_BUMP_SKIP, (at, at, _text(reason), into)).rowcount
+                and conn.execute(_BUMP_SKIP, (count, at, at, _text(reason), into)).rowcount
             ):
                 return into
             return _id(
-                conn.execute(_INSERT_SKIP, (job_id, at, at, _text(reason), trigger.value, at))
+                conn.execute(
+                    _INSERT_SKIP, (job_id, at, at, _text(reason), trigger.value, count, at)
+                )
             )
 
     def list_runs(

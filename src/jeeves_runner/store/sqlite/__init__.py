@@ -65,6 +65,13 @@ class SqliteStore:
     def data_version(self) -> int:
         return self.db.data_version()
 
+    def write_probe(self) -> None:
+        # The schema version written back unchanged: a real page write (to the WAL), so a
+        # full disk or a held lock fails it; no row changes.
+        with self.db.transaction() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version}")
+
     def integrity_problem(self) -> str | None:
         try:
             rows = self.db.connection().execute("PRAGMA quick_check").fetchall()

@@ -29,11 +29,11 @@ WHERE id = ?
 _INSERT_SKIP = """
 INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, trigger,
                   skipped_count, last_skipped_at)
-VALUES (?, 'skipped', ?, ?, 0, ?, ?, 1, ?)
+VALUES (?, 'skipped', ?, ?, 0, ?, ?, ?, ?)
 """
 _DISCARD_PENDING = "DELETE FROM runs WHERE id = ? AND status = 'pending'"
 _BUMP_SKIP = """
-UPDATE runs SET skipped_count = skipped_count + 1, last_skipped_at = ?, finished_at = ?,
+UPDATE runs SET skipped_count = skipped_count + ?, last_skipped_at = ?, finished_at = ?,
        error = ?
 WHERE id = ? AND status = 'skipped'
 """
@@ -178,16 +178,22 @@ class SqliteRunStore:
             )
 
     def record_skip(
-        self, job_id: str, at: str, reason: str, trigger: RunTrigger, into: int | None
+        self,
+        job_id: str,
+        at: str,
+        reason: str,
+        trigger: RunTrigger,
+        into: int | None,
+        count: int = 1,
     ) -> int:
-        """Record a fire the overlap policy skipped. Skips during one in-flight run collapse
-        into the row `into` (returned by the first skip), which counts them."""
+        """Record `count` fires skipped, the last at `at`. Skips during one in-flight run
+        collapse into the row `into` (returned by the first skip), which counts them."""
         with self._db.transaction() as conn:
             if into is not None:
-                cur = conn.execute(_BUMP_SKIP, (at, at, reason, into))
+                cur = conn.execute(_BUMP_SKIP, (count, at, at, reason, into))
                 if cur.rowcount == 1:
                     return into
-            cur = conn.execute(_INSERT_SKIP, (job_id, at, at, reason, trigger.value, at))
+            cur = conn.execute(_INSERT_SKIP, (job_id, at, at, reason, trigger.value, count, at))
             return int(cur.lastrowid or 0)
 
     def list_runs(
