@@ -23,6 +23,7 @@ from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
 from jeeves_runner.api.runs import RUN_FILTER_PARAMS, before_from, statuses_from
 from jeeves_runner.models import JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
+from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.store.protocols import Store
 
 JOB_NOT_FOUND = "Job not found"
@@ -193,16 +194,21 @@ async def _cached_body(
 )
 async def list_jobs(request: Request) -> Response:
     tag = request.query_params.get("tag")
+    if tag is None:
+        # The whole list: the app's view, brought up to date from the store's change feed
+        # (only jobs changed since the last request are read), always on the probe thread,
+        # so the view has one user at a time.
+        view: JobsListView = request.app.state.jobs_list
+        body = await get_control(request).store.probe(lambda s: s.jobs.refresh_jobs_list(view))
+        return Response(content=body, media_type=JSON)
 
     def build(s: Store) -> bytes:
-        if tag is None:
-            return s.jobs.jobs_list_json()
         jobs = [j for j in s.jobs.list_jobs_with_last_run() if tag in j["tags"]]
         return orjson.dumps({"jobs": jobs})
 
-    body = await _cached_body(request, "jobs" if tag is None else ("jobs", tag), build)
-    assert body is not None
-    return Response(content=body, media_type=JSON)
+    cached = await _cached_body(request, ("jobs", tag), build)
+    assert cached is not None
+    return Response(content=cached, media_type=JSON)
 
 
 @router.get(

@@ -25,6 +25,7 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
+from jeeves_runner.store.jobs_list import JobsListView
 
 
 class JobStore(Protocol):
@@ -54,6 +55,13 @@ class JobStore(Protocol):
 
     def jobs_list_json(self) -> bytes:
         """`{"jobs": [...]}` exactly as list_jobs_with_last_run() would encode, as bytes."""
+        ...
+
+    def refresh_jobs_list(self, view: JobsListView) -> bytes:
+        """The same bytes as jobs_list_json(), with `view` brought up to date: only the jobs
+        that changed since the view's last refresh are read, whoever changed them (this
+        process, another one, another node, rows written by hand). Nothing changed: the
+        view's body as it is."""
         ...
 
     def get_job_row(self, job_id: str) -> dict[str, Any] | None: ...
