@@ -282,19 +282,18 @@ class PostgresJobStore:
             position, count, changed = feed
             if count is None and view.body is not None:
                 return view.body
+            added: list[tuple[str, int, bytes]] = []
             if changed:
                 rows = _fragment_rows(conn.execute(_LIST_SOME_WITH_LAST_RUN, (changed,)))
                 added = view.update(rows)
                 view.remove(set(changed) - {job_id for job_id, _v, _t in rows})
-            else:
-                added = False
-            if added or (count is not None and count != len(view.fragments)):
+            if added or (count is not None and count != view.held()):
                 order = [str(row[0]) for row in conn.execute(_ORDER)]
-                view.remove(set(view.fragments) - set(order))
-                missing = [job_id for job_id in order if job_id not in view.fragments]
+                known = set(view.index) | {row[0] for row in added}
+                missing = [job_id for job_id in order if job_id not in known]
                 if missing:
-                    view.update(_fragment_rows(conn.execute(_LIST_SOME_WITH_LAST_RUN, (missing,))))
-                view.order = order
+                    added += _fragment_rows(conn.execute(_LIST_SOME_WITH_LAST_RUN, (missing,)))
+                view.reorder(order, added)
             view.mark = position
             return view.assemble()
 

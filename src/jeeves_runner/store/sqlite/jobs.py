@@ -301,13 +301,11 @@ class SqliteJobStore:
             if not isinstance(mark, int) or position < mark:
                 view.load(position, _fragment_rows(conn.execute(_FRAGMENTS_ALL)))
                 return view.assemble()
-            if view.update(_fragment_rows(conn.execute(_FRAGMENTS_SINCE, (mark,)))):
-                order = [str(row[0]) for row in conn.execute(_ORDER)]
-                view.remove(set(view.fragments) - set(order))
-                view.order = order
+            added = view.update(_fragment_rows(conn.execute(_FRAGMENTS_SINCE, (mark,))))
+            if added:
+                view.reorder([str(row[0]) for row in conn.execute(_ORDER)], added)
             count, total = conn.execute(_FEED_CHECK).fetchone()
-            versions = view.fragments.values()
-            if count != len(view.fragments) or total != sum(v for v, _ in versions):
+            if count != view.held() or total != view.total:
                 view.load(position, _fragment_rows(conn.execute(_FRAGMENTS_ALL)))
             else:
                 view.mark = position
