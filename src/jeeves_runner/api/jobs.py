@@ -238,22 +238,19 @@ async def list_runs(job_id: str, request: Request) -> Response:
     before = before_from(request)
 
     def build(s: Store) -> bytes | None:
-        runs = s.runs.list_runs(job_id, limit, statuses=statuses, before=before)
+        body = s.runs.list_runs_json(job_id, limit, statuses=statuses, before=before)
         # Only an empty list needs the second read: a job with runs exists.
-        if not runs and s.jobs.get_job_row(job_id) is None:
+        if body == _NO_RUNS and s.jobs.get_job_row(job_id) is None:
             return None
-        for run in runs:
-            # A run still going (or a skipped fire) has no output yet; the field stays text.
-            if run["stdout"] is None:
-                run["stdout"] = ""
-            if run["stderr"] is None:
-                run["stderr"] = ""
-        return orjson.dumps({"runs": runs})
+        return body
 
     body = await _cached_body(request, ("runs", job_id, limit, statuses, before), build)
     if body is None:
         raise ApiError(404, JOB_NOT_FOUND)
     return Response(content=body, media_type=JSON)
+
+
+_NO_RUNS = b'{"runs":[]}'
 
 
 class RunStarted(BaseModel):

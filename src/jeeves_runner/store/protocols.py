@@ -144,6 +144,19 @@ class RunStore(Protocol):
         with an id below `before` (the next page)."""
         ...
 
+    def list_runs_json(
+        self,
+        job_id: str,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        before: int | None = None,
+    ) -> bytes:
+        """`{"runs": [...]}` of list_runs() as GET /jobs/:id/runs answers it, as bytes: the
+        same runs and fields in the same order, output not yet written ('' for NULL) as
+        empty text."""
+        ...
+
     def list_all_runs(
         self,
         limit: int,
