@@ -35,6 +35,7 @@ from jeeves_runner.api import (
 from jeeves_runner.api import metrics as metrics_api
 from jeeves_runner.api.access import AccessControl, is_dashboard_path
 from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.hot_reads import HotReads
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.auth import TokenGuard
 from jeeves_runner.clock import Clock, SystemClock
@@ -137,6 +138,7 @@ def create_app(
         app.add_exception_handler(error_type, _answer_with(status_code))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(HotReads, answer=error_response)  # inside HEAD and access control
     app.add_middleware(HeadAsGet)
     app.add_middleware(AccessControl, guard=guard)
     app.add_middleware(LastResort)  # added last: the outermost
