@@ -46,25 +46,23 @@ FROM jobs j LEFT JOIN LATERAL (
 ) r ON true
 WHERE j.id = ANY(%s)
 """
-# The change feed (migration 0005), in one round trip: this statement's snapshot and, only
-# when it differs from the previous read's, how many jobs there are and which ones were
-# written by a transaction that snapshot had not seen. `list_xid` is stamped by triggers;
-# the row's own `xmin` (made a 64-bit id with the epoch of the snapshot) also counts, so rows
-# written with triggers disabled (a data-only restore) are seen too. Either test may name a
-# job needlessly (a subtransaction's xmin), never miss one.
+# The change feed (migration 0005): this statement's snapshot, how many jobs there are, and
+# which ones were written by a transaction the previous read's snapshot had not seen.
+# `list_xid` is stamped by triggers; the row's own `xmin` (made a 64-bit id with the epoch of
+# the snapshot) also counts, so rows written with triggers disabled (a data-only restore)
+# are seen too. Either test may name a job needlessly (a subtransaction's xmin), never miss
+# one. Asked only when the snapshot moved (one cheap statement first).
 _XMIN8 = """(CASE WHEN j.xmin::text::bigint <= (x.top & 4294967295)
          THEN ((x.top >> 32) << 32) | j.xmin::text::bigint
          ELSE greatest((((x.top >> 32) - 1) << 32) | j.xmin::text::bigint, 3)
     END)::text::xid8"""
 _FEED = f"""
-SELECT x.now::text,
-    CASE WHEN x.now::text = %(prev)s THEN NULL ELSE (SELECT count(*) FROM jobs) END,
-    CASE WHEN x.now::text = %(prev)s THEN NULL ELSE (
-        SELECT coalesce(array_agg(j.id), '{{}}') FROM jobs j
-        WHERE NOT pg_visible_in_snapshot(j.list_xid, %(prev)s::pg_snapshot)
-           OR NOT pg_visible_in_snapshot({_XMIN8}, %(prev)s::pg_snapshot)
-    ) END
-FROM (SELECT s AS now, pg_snapshot_xmax(s)::text::bigint AS top
+SELECT x.now::text, (SELECT count(*) FROM jobs), (
+    SELECT coalesce(array_agg(j.id), '{{}}') FROM jobs j
+    WHERE NOT pg_visible_in_snapshot(j.list_xid, x.prev)
+       OR NOT pg_visible_in_snapshot({_XMIN8}, x.prev)
+)
+FROM (SELECT s AS now, pg_snapshot_xmax(s)::text::bigint AS top, %s::pg_snapshot AS prev
       FROM pg_current_snapshot() AS s) AS x
 """
 _SNAPSHOT = "SELECT pg_current_snapshot()::text"
@@ -277,17 +275,18 @@ class PostgresJobStore:
                 assert row is not None
                 view.load(row[0], _fragment_rows(conn.execute(_LIST_WITH_LAST_RUN)))
                 return view.assemble()
-            feed = conn.execute(_FEED, {"prev": view.mark}).fetchone()
+            now = conn.execute(_SNAPSHOT).fetchone()
+            if now is not None and now[0] == view.mark and view.body is not None:
+                return view.body  # no transaction ended since: nothing can have changed
+            feed = conn.execute(_FEED, (view.mark,)).fetchone()
             assert feed is not None
             position, count, changed = feed
-            if count is None and view.body is not None:
-                return view.body
             added: list[tuple[str, int, bytes]] = []
             if changed:
                 rows = _fragment_rows(conn.execute(_LIST_SOME_WITH_LAST_RUN, (changed,)))
                 added = view.update(rows)
                 view.remove(set(changed) - {job_id for job_id, _v, _t in rows})
-            if added or (count is not None and count != view.held()):
+            if added or count != view.held():
                 order = [str(row[0]) for row in conn.execute(_ORDER)]
                 known = set(view.index) | {row[0] for row in added}
                 missing = [job_id for job_id in order if job_id not in known]
