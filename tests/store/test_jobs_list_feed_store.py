@@ -120,3 +120,14 @@ def test_changes_by_another_connection_are_seen(backend: Backend) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_list_too_large_to_keep_is_read_whole_each_time(store: Store) -> None:
+    for job_id in ("a", "b"):
+        store.jobs.add_job(a_job(job_id), T0)
+    view = JobsListView(max_bytes=100)
+    assert_fresh(store, view)
+    assert (view.mark, view.pieces, view.body) == (None, [], None)
+    store.jobs.set_enabled("a", False, T1)
+    assert_fresh(store, view)
+    assert view.full_reads == 2

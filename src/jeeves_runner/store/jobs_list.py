@@ -45,6 +45,10 @@ class JobsListView:
     # How many times a refresh had to read every job again (the first read included); for
     # tests and benchmarks.
     full_reads: int = 0
+    # A list whose body is larger is not kept (pieces and body would hold about three times
+    # its size): each refresh then reads every job, as before there was a view. 32 MiB is
+    # some 80,000 jobs.
+    max_bytes: int = 32 << 20
 
     def load(self, mark: object, rows: Iterable[tuple[str, int, bytes]]) -> None:
         """Every job, in body order: (id, version, fragment)."""
@@ -84,6 +88,13 @@ class JobsListView:
         return len(self.order)
 
     def assemble(self) -> bytes:
+        body = self._assemble()
+        if len(body) > self.max_bytes:
+            self._set([])
+            self.mark, self.body, self._released = None, None, None
+        return body
+
+    def _assemble(self) -> bytes:
         if self.body is None:
             # One join, so one large allocation: the brackets go on the end pieces.
             parts = self.pieces.copy()
