@@ -56,14 +56,25 @@ _XMIN8 = """(CASE WHEN j.xmin::text::bigint <= (x.top & 4294967295)
          THEN ((x.top >> 32) << 32) | j.xmin::text::bigint
          ELSE greatest((((x.top >> 32) - 1) << 32) | j.xmin::text::bigint, 3)
     END)::text::xid8"""
+_JOB_ITEM_COLUMNS = """j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled,
+    j.timeout_ms, j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
+    j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
+    r.status AS last_status, r.started_at AS last_run"""
+# One round trip: the snapshot and job count on every row, and the changed jobs as GET /jobs
+# shows them (one row of NULL job columns when none changed).
 _FEED = f"""
-SELECT x.now::text, (SELECT count(*) FROM jobs), (
-    SELECT coalesce(array_agg(j.id), '{{}}') FROM jobs j
+WITH x AS (
+    SELECT s AS now, pg_snapshot_xmax(s)::text::bigint AS top, %s::pg_snapshot AS prev
+    FROM pg_current_snapshot() AS s
+), changed AS (
+    SELECT j.* FROM jobs j, x
     WHERE NOT pg_visible_in_snapshot(j.list_xid, x.prev)
        OR NOT pg_visible_in_snapshot({_XMIN8}, x.prev)
 )
-FROM (SELECT s AS now, pg_snapshot_xmax(s)::text::bigint AS top, %s::pg_snapshot AS prev
-      FROM pg_current_snapshot() AS s) AS x
+SELECT x.now::text, (SELECT count(*) FROM jobs), {_JOB_ITEM_COLUMNS}
+FROM x LEFT JOIN changed j ON true LEFT JOIN LATERAL (
+    SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
+) r ON true
 """
 _SNAPSHOT = "SELECT pg_current_snapshot()::text"
 _ORDER = "SELECT id FROM jobs ORDER BY id"
@@ -267,8 +278,9 @@ class PostgresJobStore:
     def refresh_jobs_list(self, view: JobsListView) -> bytes:
         """See the Protocol. The view's mark is the snapshot of its last read, taken before
         anything else is read, so a change committed while a refresh reads is named again
-        by the next one. Jobs named changed are read (a job gone since is dropped); a count
-        that does not match the view's (a job added or deleted) reads the order again."""
+        by the next one. With nothing ended since the mark, one cheap statement; else one
+        more that returns the changed jobs themselves. A job new to the view, or a count that
+        does not match the view's (a job deleted), reads the order again."""
         with self._db.connection() as conn:
             if not isinstance(view.mark, str):
                 row = conn.execute(_SNAPSHOT).fetchone()
@@ -278,14 +290,17 @@ class PostgresJobStore:
             now = conn.execute(_SNAPSHOT).fetchone()
             if now is not None and now[0] == view.mark and view.body is not None:
                 return view.body  # no transaction ended since: nothing can have changed
-            feed = conn.execute(_FEED, (view.mark,)).fetchone()
-            assert feed is not None
-            position, count, changed = feed
-            added: list[tuple[str, int, bytes]] = []
-            if changed:
-                rows = _fragment_rows(conn.execute(_LIST_SOME_WITH_LAST_RUN, (changed,)))
-                added = view.update(rows)
-                view.remove(set(changed) - {job_id for job_id, _v, _t in rows})
+            cur = conn.execute(_FEED, (view.mark,))
+            assert cur.description is not None
+            names = [d.name for d in cur.description][2:]
+            found = cur.fetchall()  # at least one row: x has one
+            position, count = found[0][0], found[0][1]
+            rows = []
+            for row in found:
+                if row[2] is not None:
+                    item = _decoded(dict(zip(names, row[2:], strict=True)))
+                    rows.append((str(item["id"]), 0, orjson.dumps(item)))
+            added = view.update(rows)
             if added or count != view.held():
                 order = [str(row[0]) for row in conn.execute(_ORDER)]
                 known = set(view.index) | {row[0] for row in added}
