@@ -39,6 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from jeeves_runner.api.app import create_app
 from jeeves_runner.api.server import ApiServer
 from jeeves_runner.models import RunResult, format_instant
@@ -377,7 +379,7 @@ def store_reads(db: str, rounds: int = 300) -> dict[str, Any]:
     writer = RunWriter(db)
     view = JobsListView()
     store.jobs.refresh_jobs_list(view)
-    timings: dict[str, list[float]] = {"refresh": [], "whole": [], "runs": []}
+    timings: dict[str, list[float]] = {"refresh": [], "whole": [], "runs": [], "runs_dicts": []}
     try:
         for n in range(rounds):
             job_id = f"job-{(n * 7) % 1000:05d}"
@@ -389,6 +391,11 @@ def store_reads(db: str, rounds: int = 300) -> dict[str, Any]:
             t2 = time.perf_counter()
             timings["refresh"].append(t1 - t0)
             timings["runs"].append(t2 - t1)
+            if n % 2:  # the list as the route built it before: rows, dicts, orjson
+                writer.write(job_id)
+                t3 = time.perf_counter()
+                orjson.dumps({"runs": store.runs.list_runs(job_id, 50)})
+                timings["runs_dicts"].append(time.perf_counter() - t3)
             if n % 10 == 0:
                 whole = store.jobs.jobs_list_json()
                 timings["whole"].append(time.perf_counter() - t2)
@@ -400,6 +407,9 @@ def store_reads(db: str, rounds: int = 300) -> dict[str, Any]:
     figures = {f"{k}_median_ms": round(statistics.median(v) * 1000, 3) for k, v in timings.items()}
     figures["whole_over_refresh"] = round(
         figures["whole_median_ms"] / max(figures["refresh_median_ms"], 1e-6), 1
+    )
+    figures["runs_dicts_over_json"] = round(
+        figures["runs_dicts_median_ms"] / max(figures["runs_median_ms"], 1e-6), 2
     )
     return figures
 
