@@ -170,6 +170,37 @@ def test_list_jobs_shows_a_write_from_another_connection_on_the_next_get(
         other.close()
 
 
+def test_list_jobs_on_postgresql_shows_a_write_from_another_connection(
+    pg_url: str, clock: FakeClock
+) -> None:
+    """As above, on PostgreSQL: another process's commits (here another store's connections)
+    are in the next GET /jobs, found through the transactions they were made in."""
+    from jeeves_runner.store.postgres import PostgresStore
+
+    served, other = PostgresStore(pg_url), PostgresStore(pg_url)
+    control = FakeControl(served, clock)  # type: ignore[arg-type]
+    try:
+        with (
+            LiveApi(create_app(control, clock=clock)) as api,
+            httpx.Client(base_url=api.url) as client,
+        ):
+            other.jobs.add_job(Job(id="a", name="A", schedule="@daily", script="/a.sh"), NOW_TEXT)
+            assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a"]
+            run_id = other.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, NOW_TEXT)
+            assert client.get("/jobs").json()["jobs"][0]["last_status"] == "running"
+            result = RunResult(status=RunStatus.OK, duration_ms=3)
+            other.runs.finish_run(run_id, result, NOW_TEXT)
+            assert client.get("/jobs").json()["jobs"][0]["last_status"] == "ok"
+            other.jobs.add_job(Job(id="b", name="B", schedule="@daily", script="/b.sh"), NOW_TEXT)
+            other.jobs.delete_job("a")
+            body = client.get("/jobs")
+            assert [j["id"] for j in body.json()["jobs"]] == ["b"]
+            assert body.content == other.jobs.jobs_list_json()
+    finally:
+        control.gateway.close()  # closes `served`
+        other.close()
+
+
 # ---- GET /jobs/:id -----------------------------------------------------------------------
 
 
