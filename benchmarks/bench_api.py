@@ -27,6 +27,7 @@ import asyncio
 import json
 import random
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from jeeves_runner.api.app import create_app
 from jeeves_runner.api.server import ApiServer
@@ -50,14 +53,17 @@ from jeeves_runner.store.protocols import Store
 
 POSTGRES_TARGETS = {
     "jobs_1k_warm": ("requests_per_s", ">=", 1000),
-    "jobs_1k_cold": ("requests_per_s", ">=", 300),
+    "jobs_1k_write": ("requests_per_s", ">=", 300),
 }
 TARGETS = {
     "jobs_1k_warm": ("requests_per_s", ">=", 1600),
     "runs_limit50_warm": ("requests_per_s", ">=", 2000),
     "runs_limit50_cold": ("requests_per_s", ">=", 2000),
+    "jobs_1k_write": ("requests_per_s", ">=", 800),
+    "runs_limit50_write": ("requests_per_s", ">=", 3000),
     "jobs_10k_warm": ("median_ms", "<=", 50),
     "jobs_10k_cold": ("median_ms", "<=", 50),
+    "jobs_10k_write": ("median_ms", "<=", 50),
 }
 
 _JOB_SQL = (
@@ -130,12 +136,14 @@ def build_dataset(path: str, jobs: int, runs: int) -> None:
 
 class BenchControl:
     """A read-only RunnerControl over a store. `cold`: the data version moves on every read,
-    so no response body is ever reused."""
+    so no response body is ever reused. `real`: the version is the store's own, as the
+    runner's is (another process's commit moves it)."""
 
-    def __init__(self, store: Store, *, cold: bool) -> None:
+    def __init__(self, store: Store, *, cold: bool, real: bool = False) -> None:
         self._store = store
         self._gateway = StoreGateway(store)
         self._cold = cold
+        self._real = real
         self._version = 0
         # The scheduler's plan of a runner over these jobs (made once: nothing fires here),
         # so GET /jobs carries next_run as a runner's does.
@@ -156,6 +164,8 @@ class BenchControl:
         return 0
 
     def data_version(self, store: Store) -> tuple[int, int]:
+        if self._real:
+            return 0, store.data_version()
         if self._cold:
             self._version += 1
         # PostgreSQL's answer is a round trip, which every request of a real runner pays;
@@ -191,9 +201,10 @@ class BenchControl:
 class ServedApi:
     """The API served from a background thread's event loop."""
 
-    def __init__(self, db: str, *, cold: bool) -> None:
+    def __init__(self, db: str, *, cold: bool, real: bool = False) -> None:
         self.store = open_store(db)
-        self.server = ApiServer(create_app(BenchControl(self.store, cold=cold)), "127.0.0.1", 0)
+        control = BenchControl(self.store, cold=cold, real=real)
+        self.server = ApiServer(create_app(control), "127.0.0.1", 0)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -247,10 +258,58 @@ class KeepAliveClient:
         self._sock.close()
 
 
-def client_loop(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
-    """One keep-alive connection, requests back to back for `seconds`."""
+class RunWriter:
+    """The write made before every request of a `_write` scenario, by the client process on
+    its own connection (another process, as far as the server knows): a finished run of the
+    job the next request reads (GET /jobs: jobs in turn), so that job's last run, and its
+    run list, change every time. Its time is not counted in the request's."""
+
+    _SQL = (
+        "INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, exit_code, "
+        "stdout, stderr, trigger) VALUES ({p}, 'ok', {p}, {p}, 7, 0, 'written', '', 'manual')"
+    )
+
+    def __init__(self, db: str) -> None:
+        self._count = 0
+        if db.startswith("postgresql:"):
+            import psycopg
+
+            self._pg = psycopg.connect(db, autocommit=True)
+            self._sql = self._SQL.format(p="%s")
+        else:
+            self._lite = sqlite3.connect(db, isolation_level=None, timeout=30)
+            # A commit without an fsync (WAL): the write is what is measured around, not
+            # the disk.
+            self._lite.execute("PRAGMA synchronous = NORMAL")
+            self._sql = self._SQL.format(p="?")
+
+    def write(self, job_id: str) -> None:
+        self._count += 1
+        at = format_instant(datetime(2026, 3, 3, tzinfo=UTC) + timedelta(seconds=self._count))
+        if hasattr(self, "_pg"):
+            self._pg.execute(self._sql, (job_id, at, at))
+        else:
+            self._lite.execute(self._sql, (job_id, at, at))
+
+    def close(self) -> None:
+        (self._pg if hasattr(self, "_pg") else self._lite).close()
+
+
+def _written_job(path: str, count: int) -> str:
+    """The job a request reads: its own for a run list, jobs in turn for GET /jobs."""
+    if path.startswith("/jobs/"):
+        return path.split("/")[2]
+    return f"job-{count % 1000:05d}"
+
+
+def client_loop(
+    port: int, paths: list[str], seconds: float, write_db: str | None = None
+) -> dict[str, Any]:
+    """One keep-alive connection, requests back to back for `seconds`; with `write_db`, a
+    write to that database before each request (not timed)."""
     requests = [f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for p in paths]
     client = KeepAliveClient(port)
+    writer = RunWriter(write_db) if write_db else None
     for request in requests[:20]:  # warm-up: connection, caches, first queries
         client.get(request)
     latencies: list[float] = []
@@ -259,6 +318,8 @@ def client_loop(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
     started = time.perf_counter()
     deadline = started + seconds
     while True:
+        if writer is not None:
+            writer.write(_written_job(paths[count % len(paths)], count))
         t0 = time.perf_counter()
         if t0 >= deadline:
             break
@@ -270,19 +331,32 @@ def client_loop(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
         count += 1
     elapsed = time.perf_counter() - started
     client.close()
+    if writer is not None:
+        writer.close()
     latencies.sort()
-    return {
+    # With writes, the rate is that of the requests alone (the writes' time left out); the
+    # rate of whole write+request cycles is reported beside it.
+    busy = sum(latencies) if writer is not None else elapsed
+    figures = {
         "requests": count,
         "seconds": round(elapsed, 3),
-        "requests_per_s": round(count / elapsed, 1),
+        "requests_per_s": round(count / busy, 1),
         "median_ms": round(statistics.median(latencies) * 1000, 3),
         "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 3),
         "body_bytes": body_bytes // max(count, 1),
     }
+    if writer is not None:
+        figures["write_and_request_cycles_per_s"] = round(count / elapsed, 1)
+    return figures
 
 
-def measure(db: str, paths: list[str], seconds: float, *, cold: bool) -> dict[str, Any]:
-    with ServedApi(db, cold=cold) as api:
+def measure(
+    db: str, paths: list[str], seconds: float, *, cold: bool, write: bool = False
+) -> dict[str, Any]:
+    """`write`: a write from the client process before every request, and the API's data
+    version the store's own (as in the runner), so no body is reused that the write made
+    stale."""
+    with ServedApi(db, cold=cold, real=write) as api:
         done = subprocess.run(
             [
                 sys.executable,
@@ -290,6 +364,7 @@ def measure(db: str, paths: list[str], seconds: float, *, cold: bool) -> dict[st
                 "--client",
                 str(api.server.port),
                 str(seconds),
+                db if write else "-",
                 *paths,
             ],
             capture_output=True,
@@ -300,6 +375,53 @@ def measure(db: str, paths: list[str], seconds: float, *, cold: bool) -> dict[st
         raise SystemExit(f"client failed: {done.stderr.strip()}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def store_reads(db: str, rounds: int = 300) -> dict[str, Any]:
+    """In process, through the store verbs the routes use, with a write by another
+    connection before each read: GET /jobs's body refreshed from the change feed against
+    built whole, and a 50-run list. Medians in ms; steadier than HTTP on a loaded host."""
+    try:
+        from jeeves_runner.store.jobs_list import JobsListView
+    except ImportError:  # an older tree, measured as a baseline: it has no change feed
+        return {}
+    store = open_store(db)
+    writer = RunWriter(db)
+    view = JobsListView()
+    store.jobs.refresh_jobs_list(view)
+    timings: dict[str, list[float]] = {"refresh": [], "whole": [], "runs": [], "runs_dicts": []}
+    try:
+        for n in range(rounds):
+            job_id = f"job-{(n * 7) % 1000:05d}"
+            writer.write(job_id)
+            t0 = time.perf_counter()
+            refreshed = store.jobs.refresh_jobs_list(view)
+            t1 = time.perf_counter()
+            store.runs.list_runs_json(job_id, 50)
+            t2 = time.perf_counter()
+            timings["refresh"].append(t1 - t0)
+            timings["runs"].append(t2 - t1)
+            if n % 2:  # the list as the route built it before: rows, dicts, orjson
+                writer.write(job_id)
+                t3 = time.perf_counter()
+                orjson.dumps({"runs": store.runs.list_runs(job_id, 50)})
+                timings["runs_dicts"].append(time.perf_counter() - t3)
+            if n % 10 == 0:
+                whole = store.jobs.jobs_list_json()
+                timings["whole"].append(time.perf_counter() - t2)
+                if whole != refreshed:
+                    raise SystemExit("the refreshed GET /jobs body differs from a whole one")
+    finally:
+        writer.close()
+        store.close()
+    figures = {f"{k}_median_ms": round(statistics.median(v) * 1000, 3) for k, v in timings.items()}
+    figures["whole_over_refresh"] = round(
+        figures["whole_median_ms"] / max(figures["refresh_median_ms"], 1e-6), 1
+    )
+    figures["runs_dicts_over_json"] = round(
+        figures["runs_dicts_median_ms"] / max(figures["runs_median_ms"], 1e-6), 2
+    )
+    return figures
 
 
 def verdict(
@@ -338,6 +460,15 @@ def main() -> None:
             scenarios[f"runs_limit50_{kind}"] = verdict(
                 f"runs_limit50_{kind}", measure(small, runs_paths, args.seconds, cold=cold)
             )
+        # Uncached for real (issue 9): a write before every request. Last, as they add runs.
+        report["store_reads_after_a_write"] = store_reads(small)
+        scenarios["jobs_1k_write"] = verdict(
+            "jobs_1k_write", measure(small, ["/jobs"], args.seconds, cold=False, write=True)
+        )
+        scenarios["runs_limit50_write"] = verdict(
+            "runs_limit50_write",
+            measure(small, runs_paths, args.seconds, cold=False, write=True),
+        )
         if not args.quick:
             large = str(Path(tmp) / "large.sqlite")
             t0 = time.perf_counter()
@@ -348,6 +479,10 @@ def main() -> None:
             )
             scenarios["jobs_10k_cold"] = verdict(
                 "jobs_10k_cold", measure(large, ["/jobs"], args.seconds, cold=True)
+            )
+            scenarios["jobs_10k_write"] = verdict(
+                "jobs_10k_write",
+                measure(large, ["/jobs"], args.seconds, cold=False, write=True),
             )
     report["all_targets_met"] = all(
         s["meets_target"] for s in report["scenarios"].values() if "meets_target" in s
@@ -388,6 +523,11 @@ def postgres(args: argparse.Namespace) -> None:
                 measure(url, runs_paths, args.seconds, cold=cold),
                 POSTGRES_TARGETS,
             )
+        report["store_reads_after_a_write"] = store_reads(url)
+        for name, paths in (("jobs_1k_write", ["/jobs"]), ("runs_limit50_write", runs_paths)):
+            scenarios[name] = verdict(
+                name, measure(url, paths, args.seconds, cold=False, write=True), POSTGRES_TARGETS
+            )
     report["scenarios"] = scenarios
     report["all_targets_met"] = all(
         s["meets_target"] for s in scenarios.values() if "meets_target" in s
@@ -397,7 +537,10 @@ def postgres(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        port, seconds, *paths = sys.argv[2:]
-        print(json.dumps(client_loop(int(port), paths, float(seconds))))
+        port, seconds, write_db, *paths = sys.argv[2:]
+        figures = client_loop(
+            int(port), paths, float(seconds), None if write_db == "-" else write_db
+        )
+        print(json.dumps(figures))
     else:
         main()

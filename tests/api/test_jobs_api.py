@@ -18,7 +18,7 @@ from jeeves_runner.api.app import create_app
 from jeeves_runner.api.job_schedule import with_next_runs
 from jeeves_runner.api.jobs import BodyCache
 from jeeves_runner.clock import FakeClock
-from jeeves_runner.models import Job, JobType, OverlapPolicy, RunResult, RunStatus
+from jeeves_runner.models import Job, JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
 from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.store import SqliteStore
 
@@ -145,16 +145,65 @@ def test_list_jobs_shows_a_running_run(client: httpx.Client, control: FakeContro
     assert (job["last_status"], job["last_run"]) == ("running", "2026-03-02T11:59:57.000Z")
 
 
-def test_list_jobs_body_is_reused_until_the_data_version_moves(
-    client: httpx.Client, control: FakeControl, store: Any, clock: FakeClock
+def test_list_jobs_shows_a_write_from_another_connection_on_the_next_get(
+    client: httpx.Client, control: FakeControl, tmp_db: Any
 ) -> None:
+    """GET /jobs follows the database's change feed, not the runner's own data version: a
+    write by another process (here another connection that the runner is never told about)
+    is in the very next answer, and an answer with nothing changed is the same bytes."""
     control.add_job("a")
+    control.add_job("b")
     first = client.get("/jobs")
-    # Written behind the runner's back: the data version does not move, the body is reused.
-    store.jobs.set_enabled("a", False, "2026-03-02T12:00:00.000Z")
     assert client.get("/jobs").content == first.content
-    control.version += 1
-    assert client.get("/jobs").json()["jobs"][0]["enabled"] == 0
+    announced = control.version
+    other = SqliteStore(tmp_db)
+    try:
+        other.jobs.set_enabled("a", False, NOW_TEXT)
+        assert client.get("/jobs").json()["jobs"][0]["enabled"] == 0
+        run_id = other.runs.create_run("b", RunTrigger.MANUAL, RunStatus.RUNNING, NOW_TEXT)
+        assert client.get("/jobs").json()["jobs"][1]["last_status"] == "running"
+        other.runs.finish_run(run_id, RunResult(status=RunStatus.ERROR, duration_ms=3), NOW_TEXT)
+        assert client.get("/jobs").json()["jobs"][1]["last_status"] == "error"
+        other.jobs.add_job(Job(id="c", name="C", schedule="@daily", script="/c.sh"), NOW_TEXT)
+        assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a", "b", "c"]
+        other.jobs.delete_job("a")
+        body = client.get("/jobs")
+        assert [j["id"] for j in body.json()["jobs"]] == ["b", "c"]
+        assert body.content == with_next_runs(other.jobs.jobs_list_json(), control.fire_plan())
+        assert control.version == announced, "nobody told the runner"
+    finally:
+        other.close()
+
+
+def test_list_jobs_on_postgresql_shows_a_write_from_another_connection(
+    pg_url: str, clock: FakeClock
+) -> None:
+    """As above, on PostgreSQL: another process's commits (here another store's connections)
+    are in the next GET /jobs, found through the transactions they were made in."""
+    from jeeves_runner.store.postgres import PostgresStore
+
+    served, other = PostgresStore(pg_url), PostgresStore(pg_url)
+    control = FakeControl(served, clock)  # type: ignore[arg-type]
+    try:
+        with (
+            LiveApi(create_app(control, clock=clock)) as api,
+            httpx.Client(base_url=api.url) as client,
+        ):
+            other.jobs.add_job(Job(id="a", name="A", schedule="@daily", script="/a.sh"), NOW_TEXT)
+            assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a"]
+            run_id = other.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, NOW_TEXT)
+            assert client.get("/jobs").json()["jobs"][0]["last_status"] == "running"
+            result = RunResult(status=RunStatus.OK, duration_ms=3)
+            other.runs.finish_run(run_id, result, NOW_TEXT)
+            assert client.get("/jobs").json()["jobs"][0]["last_status"] == "ok"
+            other.jobs.add_job(Job(id="b", name="B", schedule="@daily", script="/b.sh"), NOW_TEXT)
+            other.jobs.delete_job("a")
+            body = client.get("/jobs")
+            assert [j["id"] for j in body.json()["jobs"]] == ["b"]
+            assert body.content == with_next_runs(other.jobs.jobs_list_json(), control.fire_plan())
+    finally:
+        control.gateway.close()  # closes `served`
+        other.close()
 
 
 def test_list_jobs_next_run_is_the_schedulers_plan_like_the_detail(
@@ -530,19 +579,24 @@ def test_body_cache_keeps_one_version() -> None:
 def test_a_body_is_never_served_after_its_version_moved(
     client: httpx.Client, control: FakeControl, store: SqliteStore
 ) -> None:
-    control.add_job("a")
+    tagged = {"tags": ("t",)}
+    control.add_job("a", **tagged)
     control.version_moves_on_read = True  # as if something changed at every look
-    assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a"]
-    store.jobs.add_job(Job(id="b", name="B", schedule="* * * * *", script="/b.sh"), NOW_TEXT)
-    assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a", "b"]
+    assert [j["id"] for j in client.get("/jobs?tag=t").json()["jobs"]] == ["a"]
+    store.jobs.add_job(
+        Job(id="b", name="B", schedule="* * * * *", script="/b.sh", tags=("t",)), NOW_TEXT
+    )
+    assert [j["id"] for j in client.get("/jobs?tag=t").json()["jobs"]] == ["a", "b"]
     # Once the version holds still, the body is kept: a change nobody announced is not seen
     # (which is what shows the cache is used) until the version moves.
     control.version_moves_on_read = False
-    client.get("/jobs")
-    store.jobs.add_job(Job(id="c", name="C", schedule="* * * * *", script="/c.sh"), NOW_TEXT)
-    assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a", "b"]
+    client.get("/jobs?tag=t")
+    store.jobs.add_job(
+        Job(id="c", name="C", schedule="* * * * *", script="/c.sh", tags=("t",)), NOW_TEXT
+    )
+    assert [j["id"] for j in client.get("/jobs?tag=t").json()["jobs"]] == ["a", "b"]
     control.version += 1
-    assert [j["id"] for j in client.get("/jobs").json()["jobs"]] == ["a", "b", "c"]
+    assert [j["id"] for j in client.get("/jobs?tag=t").json()["jobs"]] == ["a", "b", "c"]
 
 
 def test_body_cache_is_bounded_in_bytes() -> None:

@@ -4,7 +4,9 @@ run once per backend (see conftest.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 import pytest
 
 from jeeves_runner.models import Job, OpenRun, RunResult, RunStatus, RunTrigger, format_instant
@@ -439,3 +441,44 @@ def test_get_run_gives_the_detail_fields_of_a_first_try(jobs: Store) -> None:
         "missed_last": None,
         "node_id": None,
     }
+
+
+def test_list_runs_json_is_list_runs_encoded_as_the_api_answers(jobs: Store) -> None:
+    """The body GET /jobs/:id/runs sends: byte for byte what orjson makes of list_runs(),
+    with output not yet written as '' (a running run, a skipped fire)."""
+    done = jobs.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    output = 'tab\there "quoted" \\ ünï \x1b[31mred\x1b[0m \u2028\n'
+    jobs.runs.finish_run(
+        done,
+        RunResult(
+            status=RunStatus.ERROR,
+            duration_ms=12,
+            exit_code=-9,
+            stdout=output,
+            stderr="boom\r\n",
+            error="Exit code -9",
+            tokens=1234,
+            result_meta='{"k": [1, 2]}',
+        ),
+        T1,
+    )
+    jobs.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T2)
+    jobs.runs.record_skip("a", T3, "still running", RunTrigger.SCHEDULE, None)
+    jobs.runs.create_run("a", RunTrigger.RETRY, RunStatus.PENDING, T3)
+
+    def expected(limit: int, **filters: Any) -> bytes:
+        runs = jobs.runs.list_runs("a", limit, **filters)
+        for one in runs:
+            one["stdout"] = "" if one["stdout"] is None else one["stdout"]
+            one["stderr"] = "" if one["stderr"] is None else one["stderr"]
+        return orjson.dumps({"runs": runs})
+
+    for limit, filters in [
+        (50, {}),
+        (2, {}),
+        (50, {"statuses": [RunStatus.ERROR, RunStatus.SKIPPED]}),
+        (50, {"before": done + 1}),
+        (50, {"before": done}),
+    ]:
+        assert jobs.runs.list_runs_json("a", limit, **filters) == expected(limit, **filters)
+    assert jobs.runs.list_runs_json("b", 50) == b'{"runs":[]}'

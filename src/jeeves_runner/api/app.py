@@ -35,6 +35,7 @@ from jeeves_runner.api import (
 from jeeves_runner.api import metrics as metrics_api
 from jeeves_runner.api.access import AccessControl, is_dashboard_path
 from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.hot_reads import HotReads
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.auth import TokenGuard
 from jeeves_runner.clock import Clock, SystemClock
@@ -50,6 +51,7 @@ from jeeves_runner.metrics import RunnerMetrics
 from jeeves_runner.models import JobExistsError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.web import render as web_render
 from jeeves_runner.web import routes as web_routes
 from jeeves_runner.web.session import PageError
@@ -109,6 +111,7 @@ def create_app(
     app.state.clock = clock if clock is not None else SystemClock()
     app.state.zone = zone if zone is not None else resolve_zone(None)
     app.state.body_cache = jobs.BodyCache()
+    app.state.jobs_list = JobsListView()
     app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
     app.state.metrics_lock = asyncio.Lock()
     routers = (
@@ -135,6 +138,7 @@ def create_app(
         app.add_exception_handler(error_type, _answer_with(status_code))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(HotReads, answer=error_response)  # inside HEAD and access control
     app.add_middleware(HeadAsGet)
     app.add_middleware(AccessControl, guard=guard)
     app.add_middleware(LastResort)  # added last: the outermost

@@ -31,6 +31,7 @@ from jeeves_runner.models import (
     format_instant,
 )
 from jeeves_runner.scheduling.fire_schedule import utc_from_timestamp
+from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.store.protocols import Store
 
 JOB_NOT_FOUND = "Job not found"
@@ -202,23 +203,32 @@ async def _cached_body(
 )
 async def list_jobs(request: Request) -> Response:
     tag = request.query_params.get("tag")
-    # Taken on the loop, where the scheduler keeps it; the body is kept per plan version
-    # too, so a fire (which moves the job's next_run) builds it afresh.
+    # Taken on the loop, where the scheduler keeps it: each job's next_run is spliced into
+    # the store's bytes, and the result kept while neither the body nor the plan moves.
     plan = get_control(request).fire_plan()
+    if tag is None:
+        # The whole list: the app's view, brought up to date from the store's change feed
+        # (only jobs changed since the last request are read), always on the probe thread,
+        # so the view has one user at a time.
+        view: JobsListView = request.app.state.jobs_list
+        body = await get_control(request).store.probe(lambda s: s.jobs.refresh_jobs_list(view))
+        kept = getattr(request.app.state, "jobs_list_with_next", None)
+        if kept is not None and kept[0] is body and kept[1] == plan.version:
+            return Response(content=kept[2], media_type=JSON)
+        spliced = with_next_runs(body, plan)
+        request.app.state.jobs_list_with_next = (body, plan.version, spliced)
+        return Response(content=spliced, media_type=JSON)
 
     def build(s: Store) -> bytes:
-        if tag is None:
-            return with_next_runs(s.jobs.jobs_list_json(), plan)
         jobs = [j for j in s.jobs.list_jobs_with_last_run() if tag in j["tags"]]
         for job in jobs:
             ts = plan.next.get(job["id"])
             job["next_run"] = None if ts is None else format_instant(utc_from_timestamp(ts))
         return orjson.dumps({"jobs": jobs})
 
-    key = ("jobs", plan.version) if tag is None else ("jobs", plan.version, tag)
-    body = await _cached_body(request, key, build)
-    assert body is not None
-    return Response(content=body, media_type=JSON)
+    tagged = await _cached_body(request, ("jobs", plan.version, tag), build)
+    assert tagged is not None
+    return Response(content=tagged, media_type=JSON)
 
 
 @router.get(
@@ -248,22 +258,19 @@ async def list_runs(job_id: str, request: Request) -> Response:
     before = before_from(request)
 
     def build(s: Store) -> bytes | None:
-        runs = s.runs.list_runs(job_id, limit, statuses=statuses, before=before)
+        body = s.runs.list_runs_json(job_id, limit, statuses=statuses, before=before)
         # Only an empty list needs the second read: a job with runs exists.
-        if not runs and s.jobs.get_job_row(job_id) is None:
+        if body == _NO_RUNS and s.jobs.get_job_row(job_id) is None:
             return None
-        for run in runs:
-            # A run still going (or a skipped fire) has no output yet; the field stays text.
-            if run["stdout"] is None:
-                run["stdout"] = ""
-            if run["stderr"] is None:
-                run["stderr"] = ""
-        return orjson.dumps({"runs": runs})
+        return body
 
     body = await _cached_body(request, ("runs", job_id, limit, statuses, before), build)
     if body is None:
         raise ApiError(404, JOB_NOT_FOUND)
     return Response(content=body, media_type=JSON)
+
+
+_NO_RUNS = b'{"runs":[]}'
 
 
 class RunStarted(BaseModel):

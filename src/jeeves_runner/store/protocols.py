@@ -25,6 +25,7 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
+from jeeves_runner.store.jobs_list import JobsListView
 
 # What `RunStore.get_run` gives beyond a listed run's fields (the same on every backend): the
 # instant a scheduled fire or a retry was due, its try, the missed instants a `missed` row
@@ -61,6 +62,13 @@ class JobStore(Protocol):
 
     def jobs_list_json(self) -> bytes:
         """`{"jobs": [...]}` exactly as list_jobs_with_last_run() would encode, as bytes."""
+        ...
+
+    def refresh_jobs_list(self, view: JobsListView) -> bytes:
+        """The same bytes as jobs_list_json(), with `view` brought up to date: only the jobs
+        that changed since the view's last refresh are read, whoever changed them (this
+        process, another one, another node, rows written by hand). Nothing changed: the
+        view's body as it is."""
         ...
 
     def get_job_row(self, job_id: str) -> dict[str, Any] | None: ...
@@ -148,6 +156,19 @@ class RunStore(Protocol):
     ) -> list[dict[str, Any]]:
         """A job's runs, newest first: only those in `statuses` (any when empty), only those
         with an id below `before` (the next page)."""
+        ...
+
+    def list_runs_json(
+        self,
+        job_id: str,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        before: int | None = None,
+    ) -> bytes:
+        """`{"runs": [...]}` of list_runs() as GET /jobs/:id/runs answers it, as bytes: the
+        same runs and fields in the same order, output not yet written ('' for NULL) as
+        empty text."""
         ...
 
     def list_all_runs(

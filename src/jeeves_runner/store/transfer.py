@@ -29,6 +29,9 @@ TABLES = [
     "audit_log",
 ]
 
+# Each backend's own bookkeeping, kept by its triggers: never copied, never reported.
+_BOOKKEEPING = {("jobs", "list_seq")}
+
 
 class TargetNotEmptyError(StoreError):
     pass
@@ -55,7 +58,9 @@ def copy_sqlite_to_postgres(
     plan: list[tuple[str, list[str], Iterable[tuple[Any, ...]]]] = []
     left_behind: list[tuple[str, str]] = []
     for table in TABLES:
-        source_columns = export.table_columns(source.db, table)
+        source_columns = [
+            c for c in export.table_columns(source.db, table) if (table, c) not in _BOOKKEEPING
+        ]
         target_columns = set(importing.table_columns(target.db, table))
         columns = [c for c in source_columns if c in target_columns]
         left_behind += [(table, c) for c in source_columns if c not in target_columns]

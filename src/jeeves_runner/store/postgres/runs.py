@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 
 from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, RunTrigger
@@ -248,6 +249,23 @@ class PostgresRunStore:
         chosen = [s.value for s in statuses]
         with self._db.connection() as conn:
             return _dicts(conn.execute(_LIST, (job_id, _below(before), chosen, chosen, limit)))
+
+    def list_runs_json(
+        self,
+        job_id: str,
+        limit: int,
+        *,
+        statuses: Collection[RunStatus] = (),
+        before: int | None = None,
+    ) -> bytes:
+        runs = self.list_runs(job_id, limit, statuses=statuses, before=before)
+        for run in runs:
+            # A run still going (or a skipped fire) has no output yet; the field stays text.
+            if run["stdout"] is None:
+                run["stdout"] = ""
+            if run["stderr"] is None:
+                run["stderr"] = ""
+        return orjson.dumps({"runs": runs})
 
     def list_all_runs(
         self,
