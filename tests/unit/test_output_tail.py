@@ -124,3 +124,10 @@ def test_big_chunks_keep_the_last_lines_and_cut_the_long_ones(seed: int) -> None
         pos += size
     expected = [cut_model(line, 2000) for line in lines][-max_lines:]
     assert tail.text() == b"\n".join(expected).decode()
+
+
+def test_a_tail_that_does_not_fold_results_keeps_result_lines_as_plain_output() -> None:
+    tail = OutputTail(results=False)
+    tail.feed(b'JR_RESULT:{"tokens": 5}\nok\nJR_RESULT:{"tokens": 6}\n')
+    assert tail.result.tokens is None and tail.result.lines == 0
+    assert tail.text() == 'JR_RESULT:{"tokens": 5}\nok\nJR_RESULT:{"tokens": 6}'

@@ -53,14 +53,15 @@ def start_reader(read_end: int, collected: Collected) -> PipeReader:
     ("read_bytes", "interval_s", "nap"),
     [
         (600_000, 0.001, 0.0),  # the pipe was over half full: read again at once
+        (20_000, 0.00001, 0.0),  # big blocks, fast: a nap would only fill the pipe
         (100, 10.0, NAP_MAX_S),  # a quiet child: the longest nap, then a blocking read
         (0, 0.0, NAP_MAX_S),
-        (100_000, 0.001, 0.005),  # 100 MB/s: 5 ms to write 500 kB more, within the bound
-        (100_000, 0.0002, 0.001),  # 500 MB/s: 1 ms
-        (400_000, 0.00001, 0.0),  # so fast that a nap is shorter than a timer is worth
+        (10_000, 0.0001, 0.005),  # 100 MB/s in small writes: 5 ms to write 500 kB more
+        (10_000, 0.00002, 0.001),  # 500 MB/s: 1 ms
+        (4_000, 0.000001, 0.0),  # so fast that a nap is shorter than a timer is worth
     ],
 )
-def test_the_nap_lets_the_child_write_about_half_a_pipe(
+def test_the_nap_lets_a_child_writing_small_pieces_write_about_half_a_pipe(
     read_bytes: int, interval_s: float, nap: float
 ) -> None:
     assert pace(read_bytes, interval_s, 500_000) == pytest.approx(nap)

@@ -106,7 +106,7 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, log: RunLog | None = None) -> None:
         self.stdout = OutputTail()
-        self.stderr = OutputTail()
+        self.stderr = OutputTail(results=False)  # JR_RESULT: lines count on stdout only
         self.log = log
         if log is not None:
             # A JR_RESULT: line that cannot be used says so in the run's log.

@@ -73,8 +73,13 @@ class ResultFold:
 
 
 class OutputTail:
-    def __init__(self, max_lines: int = 100, max_line_bytes: int = 4096) -> None:
+    def __init__(
+        self, max_lines: int = 100, max_line_bytes: int = 4096, *, results: bool = True
+    ) -> None:
+        """`results`: fold the stream's `JR_RESULT:` lines (stdout's; on stderr they are
+        plain output, and not searching for them saves a pass over every chunk)."""
         self.max_lines = max_lines
+        self._results = results
         self.max_line_bytes = max_line_bytes
         self._lines: deque[bytes] = deque(maxlen=max_lines)
         self._partial = b""
@@ -93,7 +98,7 @@ class OutputTail:
         self._partial = b""
         self._partial_cut = False
         start = first_nl + 1
-        if chunk.find(RESULT_PREFIX, start) >= 0:
+        if self._results and chunk.find(RESULT_PREFIX, start) >= 0:
             for line in chunk[start:].split(b"\n")[:-1]:
                 if line.startswith(RESULT_PREFIX):
                     self.result.add(line[: self.max_line_bytes])
@@ -141,7 +146,7 @@ class OutputTail:
             self._partial += data
 
     def _complete(self, line: bytes) -> None:
-        if line.startswith(RESULT_PREFIX):
+        if self._results and line.startswith(RESULT_PREFIX):
             self.result.add(line)
         self._lines.append(cut_line(line, self.max_line_bytes) if self._partial_cut else line)
 

@@ -9,12 +9,12 @@ loop's transports than into a pipe read with plain `read()` calls, and was preem
 reader about 180,000 times when the reader read as soon as it could.
 
 So each stream gets a thread blocked in a plain `read()`, which the kernel wakes only when
-the pipe turns non-empty, and which naps a moment after a read that found little
-(`pace`), so that the next read takes many of the child's writes at once. The nap is sized
-from the rate the child is writing at, so that a fast writer neither fills the pipe and
-waits (the nap is short) nor wakes the reader once per write (there is a nap at all); it
-is never longer than `NAP_MAX_S`, which is all it adds to the time a line takes to reach a
-follower.
+the pipe turns non-empty, and which naps a moment after a small read (`pace`), so that the
+next read takes many of the child's writes at once. The nap is sized from the rate the child
+is writing at, to let it write about half a pipe; it is never longer than `NAP_MAX_S`, which
+is all it adds to the time a line takes to reach a follower. After a big read there is no
+nap: a child writing big blocks costs a wake-up per block at most, and would only fill the
+pipe and wait.
 
 What is read is handed to the event loop (`call_soon_threadsafe`) with the instant it was
 read; the loop does all the work with it. Memory stays bounded: the thread stops reading
@@ -38,18 +38,23 @@ READ_BYTES = 1024 * 1024
 QUEUE_MAX_BYTES = 2 * 1024 * 1024
 NAP_MAX_S = 0.005
 NAP_MIN_S = 0.0002  # shorter naps are not worth a timer
+# A read this big is not the mark of a child writing a line at a time (the case the nap is
+# for: one wake-up per write): read again at once. A child writing big blocks fast would
+# only fill the pipe and wait during a nap (a timer can fire late on a busy machine).
+SMALL_READ_BYTES = 16 * 1024
 
 
 def pace(read_bytes: int, interval_s: float, target_bytes: int) -> float:
     """How long to nap after a read of `read_bytes` that came `interval_s` after the read
     before it, so that the next read finds about `target_bytes` (0: read again at once).
 
-    A read that found `target_bytes` or more is followed by another at once: the child is
-    fast and the pipe will not be empty, so no wake-up is spent on it. Otherwise the rate the
-    child wrote at since the last read says how long it takes to write `target_bytes`; a
-    child that went quiet (a long interval) gets the longest nap, after which the thread
-    blocks in `read()` until it writes again."""
-    if read_bytes >= target_bytes:
+    A read that found `SMALL_READ_BYTES` or more is followed by another at once: the child
+    writes big blocks, each wake-up brings many bytes, and a nap would only let a fast child
+    fill the pipe and wait. After a small read, the rate the child wrote at since the last
+    read says how long it takes to write `target_bytes`; a child that went quiet (a long
+    interval) gets the longest nap, after which the thread blocks in `read()` until it
+    writes again."""
+    if read_bytes >= min(target_bytes, SMALL_READ_BYTES):
         return 0.0
     if interval_s <= 0 or read_bytes <= 0:
         return NAP_MAX_S
