@@ -34,8 +34,8 @@ from datetime import datetime
 
 from jeeves_runner.clock import Clock
 
-READ_BYTES = 1024 * 1024
-QUEUE_MAX_BYTES = 2 * 1024 * 1024
+READ_BYTES = 256 * 1024
+QUEUE_MAX_BYTES = 1024 * 1024
 NAP_MAX_S = 0.005
 NAP_MIN_S = 0.0002  # shorter naps are not worth a timer
 # A read this big is not the mark of a child writing a line at a time (the case the nap is
