@@ -236,11 +236,7 @@ def test_the_childs_pipes_are_widened_so_a_fast_writer_blocks_less(tmp_path: Pat
     async def sizes() -> list[int]:
         executor = ProcessExecutor(db_path=str(tmp_path / "r.sqlite"), clock=SystemClock())
         process = await executor.spawn(job(str(script)), 1)
-        found = []
-        for fd in (1, 2):
-            pipe = process.transport.get_pipe_transport(fd)
-            assert pipe is not None
-            found.append(fcntl.fcntl(pipe.get_extra_info("pipe").fileno(), F_GETPIPE_SZ))
+        found = [fcntl.fcntl(reader.fd, F_GETPIPE_SZ) for reader in process.readers]
         await process.wait()
         return found
 

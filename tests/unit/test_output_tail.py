@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -94,3 +97,37 @@ def test_nul_and_bytes_that_are_not_utf8_read_as_the_replacement_character() -> 
     tail = OutputTail(max_lines=10, max_line_bytes=4096)
     tail.feed(b"a\x00b\nc\xffd\n")
     assert tail.text() == "a\ufffdb\nc\ufffdd"
+
+
+def cut_model(line: bytes, cap: int) -> bytes:
+    return line if len(line) <= cap else line[:cap] + "…[cut]".encode()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_big_chunks_keep_the_last_lines_and_cut_the_long_ones(seed: int) -> None:
+    # Chunks far larger than the few kilobytes where the last lines are looked for first,
+    # lines short and long (past the cap), so every way of finding them is taken.
+    rng = random.Random(seed)
+    short = rng.choice([5, 40, 200])
+    lengths = [
+        rng.randint(0, short) if rng.random() < 0.97 else rng.randint(0, 5000)
+        for _ in range(rng.randint(1, 5000))
+    ]
+    lines = [b"%d:" % i + b"x" * n for i, n in enumerate(lengths)]
+    data = b"\n".join(lines) + b"\n"
+    max_lines = rng.choice([1, 7, 100, 400])
+    tail = OutputTail(max_lines=max_lines, max_line_bytes=2000)
+    pos = 0
+    while pos < len(data):
+        size = rng.choice([1, 100, 5000, 70_000, 300_000])
+        tail.feed(data[pos : pos + size])
+        pos += size
+    expected = [cut_model(line, 2000) for line in lines][-max_lines:]
+    assert tail.text() == b"\n".join(expected).decode()
+
+
+def test_a_tail_that_does_not_fold_results_keeps_result_lines_as_plain_output() -> None:
+    tail = OutputTail(results=False)
+    tail.feed(b'JR_RESULT:{"tokens": 5}\nok\nJR_RESULT:{"tokens": 6}\n')
+    assert tail.result.tokens is None and tail.result.lines == 0
+    assert tail.text() == 'JR_RESULT:{"tokens": 5}\nok\nJR_RESULT:{"tokens": 6}'

@@ -4,6 +4,7 @@ marker, live readers; RunLogWriter: one commit per tick for every run, over a re
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,53 @@ def test_long_lines_are_cut_and_marked_however_they_arrive() -> None:
         "ok",
         "b" * 10 + "…[cut]",
         "c" * 10 + "…[cut]",
+    ]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_big_reads_keep_every_line_in_order_and_cut_only_the_long_ones(seed: int) -> None:
+    # Reads as large as the pipe readers make them, lines just under, at and past the cap,
+    # and lines begun in one read and ended in another: the log holds every line once.
+    rng = random.Random(seed)
+    cap = rng.choice([64, 1000])
+    lengths = [
+        rng.choice([rng.randint(0, 80), cap - 1, cap, cap + 1, rng.randint(0, 4 * cap)])
+        for _ in range(rng.randint(1, 3000))
+    ]
+    text = [(b"%d:" % i).ljust(n, b"x") for i, n in enumerate(lengths)]
+    data = b"\n".join(text) + (b"\n" if rng.random() < 0.5 else b"")
+    run_log, clock = new_log(max_line_bytes=cap, max_bytes=1 << 30)
+    pos = 0
+    while pos < len(data):
+        size = rng.choice([1, 7, 500, 60_000, 1 << 20])
+        run_log.feed(OUT, data[pos : pos + size], clock.now())
+        pos += size
+    run_log.finish()
+    expected = [
+        (line if len(line) <= cap else line[:cap] + "…[cut]".encode()).decode() for line in text
+    ]
+    assert [line for _, _, line in lines(run_log)] == expected
+
+
+def test_a_line_one_byte_past_the_cap_is_cut_wherever_it_sits_in_a_read() -> None:
+    cap = 10
+    for before in (b"", b"ok\n", b"x" * cap + b"\n"):
+        for after in (b"", b"ok\n"):
+            run_log, _ = new_log(max_line_bytes=cap)
+            run_log.feed(OUT, before + b"a" * (cap + 1) + b"\n" + after)
+            kept = [line for _, _, line in lines(run_log)]
+            assert "a" * cap + "…[cut]" in kept, (before, after)
+
+
+def test_lines_carry_the_instant_their_read_was_made_not_when_they_were_handled() -> None:
+    run_log, clock = new_log()
+    read_at = clock.now()
+    clock.advance(0.25)
+    run_log.feed(OUT, b"read a moment ago\n", read_at)
+    run_log.feed(OUT, b"read now\n")
+    assert lines(run_log) == [
+        ("stdout", "12:00:00.000", "read a moment ago"),
+        ("stdout", "12:00:00.250", "read now"),
     ]
 
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.execution.child_env import child_environment
 from jeeves_runner.execution.output_tail import OutputTail
+from jeeves_runner.execution.pipe_reader import PipeReader
 from jeeves_runner.execution.process_groups import group_is_alive as _group_alive
 from jeeves_runner.execution.process_groups import signal_group as _signal_group
 from jeeves_runner.execution.run_log import RunLog
@@ -30,6 +33,8 @@ KILL_GRACE_S = 5.0
 # After the job's own process exits, a background grandchild may still hold its pipes open;
 # we wait this long for end-of-file and then stop reading rather than hang the run.
 PIPE_DRAIN_S = 1.0
+# How long a reader told to stop may take to end and close its fd (it is woken at once).
+READERS_STOP_S = 1.0
 
 
 PYTHON = "{python}"  # the runner's own interpreter, so scripts can import the client
@@ -96,11 +101,12 @@ def missing_program(script: str, program: str) -> str:
 class _ChildProtocol(asyncio.SubprocessProtocol):
     """Output goes straight into the bounded tails as it arrives (no stream buffers), and
     the child's exit is known apart from its pipes closing: a background grandchild that
-    keeps the pipes open must not hold the run."""
+    keeps the pipes open must not hold the run. The pipes are read by `PipeReader` threads,
+    which call `pipe_data_received` and `pipe_connection_lost` on the loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, log: RunLog | None = None) -> None:
         self.stdout = OutputTail()
-        self.stderr = OutputTail()
+        self.stderr = OutputTail(results=False)  # JR_RESULT: lines count on stdout only
         self.log = log
         if log is not None:
             # A JR_RESULT: line that cannot be used says so in the run's log.
@@ -110,11 +116,11 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
         self.pipes_closed: asyncio.Future[None] = loop.create_future()
         self._open_pipes = {1, 2}
 
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+    def pipe_data_received(self, fd: int, data: bytes | str, at: datetime | None = None) -> None:
         chunk = data if isinstance(data, bytes) else data.encode()
         # The full log first: a warning about a JR_RESULT: line follows the line itself.
         if self.log is not None:
-            self.log.feed(LogStream.STDOUT if fd == 1 else LogStream.STDERR, chunk)
+            self.log.feed(LogStream.STDOUT if fd == 1 else LogStream.STDERR, chunk, at)
         (self.stdout if fd == 1 else self.stderr).feed(chunk)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
@@ -137,6 +143,7 @@ class RunningProcess:
     protocol: _ChildProtocol
     started_mono: float
     clock: Clock
+    readers: tuple[PipeReader, ...] = ()
     _stop_reason: str | None = None
     _stop_status: RunStatus = RunStatus.ERROR
 
@@ -172,9 +179,19 @@ class RunningProcess:
             # file, but not for a background grandchild that keeps them open.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.protocol.pipes_closed), PIPE_DRAIN_S)
+            if not self.protocol.pipes_closed.done():
+                # Stop reading; the readers end (and close their fds) at once.
+                for reader in self.readers:
+                    reader.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(self.protocol.pipes_closed), READERS_STOP_S
+                    )
         finally:
             # Our ends of the pipes are closed now even if a grandchild holds theirs (it
             # gets EPIPE on its next write): no descriptor outlives the run.
+            for reader in self.readers:
+                reader.stop()
             self.transport.close()
         return self._result()
 
@@ -267,56 +284,89 @@ class ProcessExecutor:
         env["JR_JOB_ID"] = job.id
         env["JR_RUN_ID"] = str(run_id)
         loop = asyncio.get_running_loop()
+        # The runner's ends are read by threads (pipe_reader.py says why not by the loop).
+        # os.pipe() makes both ends close-on-exec: only this child gets the write ends, as
+        # its stdout and stderr.
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ChildProtocol(loop, log),
                 *command,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=out_w,
+                stderr=err_w,
                 env=env,
                 cwd=launch.cwd,
                 start_new_session=True,
             )
-        except FileNotFoundError:
-            what = job.script or command[0]
-            if launch.cwd is not None and not Path(launch.cwd).is_dir():
-                raise SpawnError(f"Cannot start {what}: cwd {launch.cwd} is not a folder") from None
-            raise SpawnError(missing_program(what, command[0])) from None
-        except PermissionError:
-            raise SpawnError(
-                f"Cannot start {job.script or command[0]}: permission denied"
-            ) from None
-        except OSError as exc:
-            what = job.script or command[0]
-            raise SpawnError(f"Cannot start {what}: {exc.strerror or exc}") from None
-        _widen_pipes(transport)
+        except BaseException as exc:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            error = _spawn_error(exc, job, launch.cwd, command)
+            if error is exc:
+                raise
+            raise error from None
+        os.close(out_w)
+        os.close(err_w)
+        readers = []
+        for fd, read_end in ((1, out_r), (2, err_r)):
+            reader = PipeReader(
+                read_end,
+                loop,
+                self.clock,
+                functools.partial(protocol.pipe_data_received, fd),
+                functools.partial(protocol.pipe_connection_lost, fd, None),
+                target_bytes=widen_pipe(read_end) // 2,
+                name=f"run-{run_id}-{'stdout' if fd == 1 else 'stderr'}",
+            )
+            reader.start()
+            readers.append(reader)
         return RunningProcess(
             job=job,
             transport=transport,
             protocol=protocol,
             started_mono=self.clock.monotonic(),
             clock=self.clock,
+            readers=tuple(readers),
         )
+
+
+def _spawn_error(
+    exc: BaseException, job: Job, cwd: str | None, command: list[str]
+) -> BaseException:
+    """What a failed start says (SpawnError, one sentence); anything else as it came."""
+    what = job.script or command[0]
+    if isinstance(exc, FileNotFoundError):
+        if cwd is not None and not Path(cwd).is_dir():
+            return SpawnError(f"Cannot start {what}: cwd {cwd} is not a folder")
+        return SpawnError(missing_program(what, command[0]))
+    if isinstance(exc, PermissionError):
+        return SpawnError(f"Cannot start {what}: permission denied")
+    if isinstance(exc, OSError):
+        return SpawnError(f"Cannot start {what}: {exc.strerror or exc}")
+    return exc
 
 
 # Linux: a child writing fast blocks (and is switched out) each time its pipe's 64 KiB fill;
 # 1 MiB (the default pipe-max-size for unprivileged processes) lets it run on while the
 # runner reads. Kernel memory, used only while the child is ahead of the runner.
 _F_SETPIPE_SZ = 1031
+_F_GETPIPE_SZ = 1032
 PIPE_BYTES = 1024 * 1024
+DEFAULT_PIPE_BYTES = 64 * 1024
 
 
-def _widen_pipes(transport: asyncio.SubprocessTransport) -> None:
+def widen_pipe(fd: int) -> int:
+    """Widens the pipe of `fd` to PIPE_BYTES where the system allows; its size after."""
     if not sys.platform.startswith("linux"):
-        return
-    for fd in (1, 2):
-        pipe = transport.get_pipe_transport(fd)
-        raw = pipe.get_extra_info("pipe") if pipe is not None else None
-        if raw is None:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            fcntl.fcntl(raw.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+        return DEFAULT_PIPE_BYTES
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
+    try:
+        return int(fcntl.fcntl(fd, _F_GETPIPE_SZ))
+    except OSError:
+        return DEFAULT_PIPE_BYTES
 
 
 def _signal_name(number: int) -> str:

@@ -1,8 +1,9 @@
 """Bounded capture of a child's output: the last N lines, each capped in bytes.
 
-Memory stays bounded whatever the child prints (a 1 GiB stream, a 1 MB line). Each chunk is
-handled with `rsplit(maxsplit=N)`, so the cost per chunk does not grow with how many short
-lines it holds, and `JR_RESULT:` lines are found with one substring test per chunk.
+Memory stays bounded whatever the child prints (a 1 GiB stream, a 1 MB line). Only the last
+N lines of each chunk are split out (found by N backward searches from its end), so the cost
+per chunk does not grow with how many short lines it holds, and `JR_RESULT:` lines are found
+with one substring search per chunk.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 
 RESULT_PREFIX = b"JR_RESULT:"
 CUT_MARK = "…[cut]".encode()
+# Where the last lines of a chunk are looked for first (100 lines of up to 160 bytes).
+SUFFIX_GUESS_BYTES = 16 * 1024
 
 
 def cut_line(line: bytes, cap: int) -> bytes:
@@ -70,8 +73,13 @@ class ResultFold:
 
 
 class OutputTail:
-    def __init__(self, max_lines: int = 100, max_line_bytes: int = 4096) -> None:
+    def __init__(
+        self, max_lines: int = 100, max_line_bytes: int = 4096, *, results: bool = True
+    ) -> None:
+        """`results`: fold the stream's `JR_RESULT:` lines (stdout's; on stderr they are
+        plain output, and not searching for them saves a pass over every chunk)."""
         self.max_lines = max_lines
+        self._results = results
         self.max_line_bytes = max_line_bytes
         self._lines: deque[bytes] = deque(maxlen=max_lines)
         self._partial = b""
@@ -85,27 +93,47 @@ class OutputTail:
         if first_nl < 0:
             self._extend_partial(chunk)
             return
-        self._extend_partial(chunk[:first_nl])
+        self._extend_partial(chunk[: min(first_nl, self.max_line_bytes + 1)])
         self._complete(self._partial)
         self._partial = b""
         self._partial_cut = False
-        rest = chunk[first_nl + 1 :]
-        if RESULT_PREFIX in rest:
-            for line in rest.split(b"\n")[:-1]:
+        start = first_nl + 1
+        if self._results and chunk.find(RESULT_PREFIX, start) >= 0:
+            for line in chunk[start:].split(b"\n")[:-1]:
                 if line.startswith(RESULT_PREFIX):
                     self.result.add(line[: self.max_line_bytes])
-        # Only the last max_lines complete lines of this chunk can survive in the tail.
-        pieces = rest.rsplit(b"\n", self.max_lines + 1)
-        if len(pieces) > self.max_lines + 1:
-            pieces = pieces[1:]
-        complete = pieces[:-1]
-        cap = self.max_line_bytes
-        # One pass in C over the lengths; the per-line loop only for the rare chunk that
-        # holds a line to cut.
-        if complete and max(map(len, complete)) > cap:
-            complete = [line if len(line) <= cap else cut_line(line, cap) for line in complete]
-        self._lines.extend(complete)
-        self._extend_partial(pieces[-1])
+        last_nl = chunk.rfind(b"\n")
+        complete = self._last_lines(chunk, start, last_nl)
+        if complete:
+            cap = self.max_line_bytes
+            # One pass in C over the lengths; the per-line loop only for the rare chunk that
+            # holds a line to cut.
+            if max(map(len, complete)) > cap:
+                complete = [line if len(line) <= cap else cut_line(line, cap) for line in complete]
+            self._lines.extend(complete)
+        self._extend_partial(chunk[last_nl + 1 :])
+
+    def _last_lines(self, chunk: bytes, start: int, last_nl: int) -> list[bytes]:
+        """The last max_lines of the whole lines in chunk[start:last_nl + 1], without their
+        newlines. Only they can survive in the tail, so the bytes before them are neither
+        copied nor split: first a guess at the few kilobytes that hold them, else a step
+        back over newlines (max_lines short searches)."""
+        if last_nl < start:
+            return []
+        if last_nl - start <= SUFFIX_GUESS_BYTES:
+            return chunk[start:last_nl].split(b"\n")[-self.max_lines :]
+        pieces = chunk[last_nl - SUFFIX_GUESS_BYTES : last_nl].rsplit(b"\n", self.max_lines)
+        if len(pieces) > self.max_lines:
+            return pieces[1:]
+        keep_from = start
+        pos = last_nl
+        for _ in range(self.max_lines):
+            pos = chunk.rfind(b"\n", start, pos)
+            if pos < 0:
+                break
+        else:
+            keep_from = pos + 1
+        return chunk[keep_from:last_nl].split(b"\n")
 
     def _extend_partial(self, data: bytes) -> None:
         if self._partial_cut or not data:
@@ -118,7 +146,7 @@ class OutputTail:
             self._partial += data
 
     def _complete(self, line: bytes) -> None:
-        if line.startswith(RESULT_PREFIX):
+        if self._results and line.startswith(RESULT_PREFIX):
             self.result.add(line)
         self._lines.append(cut_line(line, self.max_line_bytes) if self._partial_cut else line)
 

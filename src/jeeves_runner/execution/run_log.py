@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 
@@ -155,8 +156,9 @@ class RunLog:
 
     # ---- input -----------------------------------------------------------------------
 
-    def feed(self, stream: LogStream, data: bytes) -> None:
-        """Bytes read from one of the child's pipes."""
+    def feed(self, stream: LogStream, data: bytes, read_at: datetime | None = None) -> None:
+        """Bytes read from one of the child's pipes at `read_at` (now when None): every line
+        they complete gets that instant."""
         if self.finished or not data:
             return
         self._tails_stale = True
@@ -166,23 +168,33 @@ class RunLog:
             # No line yet (a progress bar): only the run's tails change, but they should.
             self._on_pending(self)
             return
+        end = last_nl + 1
         partial = self._partial[stream]
+        block: bytes
         if partial or self._partial_cut[stream]:
             first_nl = data.find(b"\n")
+            if not self._partial_cut[stream]:
+                self._extend_partial(stream, data[: min(first_nl, self._line_cap + 1)])
+            first = bytes(partial)
             if self._partial_cut[stream]:
-                first = cut_line(bytes(partial), self._line_cap)
-            else:
-                first = bytes(partial) + data[:first_nl]
-                if len(first) > self._line_cap:
-                    first = cut_line(first, self._line_cap)
+                first = cut_line(first, self._line_cap)
             partial.clear()
             self._partial_cut[stream] = False
-            block = first + b"\n" + self._cut_long(data[first_nl + 1 : last_nl + 1])
+            rest = (
+                data[first_nl + 1 : end] if self._has_long_line(data, first_nl + 1, end) else None
+            )
+            if rest is not None:
+                block = b"".join((first, b"\n", self._cut_long(rest)))
+            else:
+                # One copy of the chunk's lines, none of them split out.
+                block = b"".join((first, b"\n", memoryview(data)[first_nl + 1 : end]))
         else:
-            block = self._cut_long(data[: last_nl + 1])
-        self._append(stream, block)
-        if last_nl + 1 < len(data):
-            self._extend_partial(stream, data[last_nl + 1 :])
+            block = data[:end]  # the same object when the chunk ends with a newline
+            if self._has_long_line(data, 0, end):
+                block = self._cut_long(block)
+        self._append(stream, block, read_at)
+        if end < len(data):
+            self._extend_partial(stream, data[end:])
 
     def warn(self, text: str) -> None:
         """A line of the runner's own in this run's log (a bad `JR_RESULT:` line, ...)."""
@@ -210,19 +222,30 @@ class RunLog:
             del partial[self._line_cap :]
             self._partial_cut[stream] = True
 
-    def _cut_long(self, block: bytes) -> bytes:
-        if len(block) <= self._line_cap:
-            return block
-        lines = block.split(b"\n")
-        if max(map(len, lines)) <= self._line_cap:
-            return block
+    def _has_long_line(self, data: bytes, start: int, end: int) -> bool:
+        """Whether one of the whole lines in data[start:end] is longer than the line cap.
+        A line starting at `pos` is within the cap if a newline follows within cap + 1
+        bytes; the last newline in that window starts the next window, so this takes about
+        (end - start) / cap backward searches, each ending at the first newline it meets."""
         cap = self._line_cap
+        pos = start
+        while end - pos > cap + 1:
+            newline = data.rfind(b"\n", pos, pos + cap + 1)
+            if newline < 0:
+                return True
+            pos = newline + 1
+        return False
+
+    def _cut_long(self, block: bytes) -> bytes:
+        cap = self._line_cap
+        lines = block.split(b"\n")
         return b"\n".join(line if len(line) <= cap else cut_line(line, cap) for line in lines)
 
-    def _append(self, stream: LogStream, block: bytes) -> None:
-        """Whole lines of one stream, read now: into the head while it has room, else into
-        the tail, whose oldest chunks are dropped once it holds more than half the cap."""
-        at = format_instant(self._clock.now())
+    def _append(self, stream: LogStream, block: bytes, read_at: datetime | None = None) -> None:
+        """Whole lines of one stream, read at `read_at` (now when None): into the head while
+        it has room, else into the tail, whose oldest chunks are dropped once it holds more
+        than half the cap."""
+        at = format_instant(read_at if read_at is not None else self._clock.now())
         if self.in_head:
             room = self._half - self._head_bytes
             if len(block) <= room:
