@@ -1,10 +1,42 @@
-"""Alert-on-change values: a job's streak of consecutive failures. No I/O here."""
+"""Alert values: the events a run can raise, the notify policies, and a job's streak of
+consecutive failures. No I/O here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from jeeves_runner.models import RunStatus
+
+
+class AlertEvent(StrEnum):
+    """What a webhook is sent (its `event` field) and what its `events` list names."""
+
+    FAILED = "run.failed"
+    RECOVERED = "run.recovered"
+    SUCCEEDED = "run.succeeded"
+    LATE = "run.late"
+    OVERDUE = "run.overdue"
+    MISSED = "run.missed"
+
+
+class NotifyPolicy(StrEnum):
+    ALWAYS = "always"  # every failure and every success
+    CHANGE = "change"  # the first failure, every notify_repeat-th in a row, the recovery
+
+
+# Events a job's failure destination (on_failure, else defaultOnFailure) receives; its
+# success destination receives run.succeeded.
+FAILURE_SIDE = frozenset(
+    {
+        AlertEvent.FAILED,
+        AlertEvent.RECOVERED,
+        AlertEvent.LATE,
+        AlertEvent.OVERDUE,
+        AlertEvent.MISSED,
+    }
+)
+WEBHOOK_PREFIX = "webhook:"
 
 
 @dataclass(frozen=True, slots=True)
