@@ -79,6 +79,10 @@ class WebhookSender:
     def pending(self) -> int:
         return self._queue.qsize() + self._busy
 
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
+
     def subscribers(self, event: str) -> list[str]:
         """Names of the webhooks whose `events` list `event`."""
         return [hook.name for hook in self.webhooks.values() if event in hook.events]
