@@ -131,6 +131,18 @@ class NotificationsConfig(_Section):
         return [hook.name for hook in self.webhooks]
 
 
+def job_destination_problem(
+    on_failure: str | None, on_success: str | None, webhook_names: list[str]
+) -> str | None:
+    """The first of a job's on_failure/on_success that names an unknown webhook, as
+    "on_failure: no webhook named ...", or None."""
+    for key, value in (("on_failure", on_failure), ("on_success", on_success)):
+        problem = destination_problem(value, webhook_names)
+        if problem is not None:
+            return f"{key}: {problem}"
+    return None
+
+
 def destination_problem(value: str | None, webhook_names: list[str]) -> str | None:
     """Why a job's on_failure/on_success (or a default) cannot be used, or None: a Slack
     channel is anything; `webhook:NAME` must name a configured webhook."""

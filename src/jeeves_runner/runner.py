@@ -285,6 +285,7 @@ class Runner:
             zone=self.scheduler.fires.zone,
             guard=guard,
             metrics=self.dispatcher.metrics,
+            webhook_names=lambda: self.config.notifications.webhook_names,  # after a SIGHUP too
         )
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
