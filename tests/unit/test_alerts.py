@@ -360,3 +360,17 @@ def test_a_database_that_refuses_the_streak_still_announces_a_failure(
         other.close()
         store.close()
     assert len(slack.posts) == 2  # each read as a first failure: announced, not lost
+
+
+def test_a_job_no_one_listens_to_costs_no_write(
+    store: SqliteStore, slack: SlackStandIn, receiver: WebhookStandIn, tmp_path: Path
+) -> None:
+    quiet = a_job(store)  # no channel, no default, no webhook subscribed to outcomes
+    hooks = [{"name": "late-only", "url": receiver.url, "events": ["run.late"]}]
+
+    async def scenario(notifier: Notifier) -> None:
+        await outcomes(notifier, quiet, FAIL, OK)
+
+    with_notifier(store, config(slack, tmp_path, hooks), scenario)
+    assert store.notify_state.get_streak("backup") is None
+    assert slack.posts == [] and receiver.events == []

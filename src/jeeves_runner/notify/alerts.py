@@ -44,6 +44,7 @@ from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.gateway import StoreGateway
 
 _COUNTED = frozenset({RunStatus.OK, RunStatus.ERROR, RunStatus.TIMEOUT})
+_OUTCOME_EVENTS = (AlertEvent.FAILED, AlertEvent.RECOVERED, AlertEvent.SUCCEEDED)
 
 
 def event_id(event: AlertEvent, run_id: int | None, job_id: str) -> str:
@@ -162,9 +163,19 @@ class Notifier:
     def notify_run_later(self, job: Job, result: RunResult, run_id: int | None = None) -> None:
         """A run's final outcome: count it into the job's streak (in the store) and send what
         the job's `notify` policy says is due. Cancelled and skipped runs send nothing."""
-        if result.status not in _COUNTED:
+        if result.status not in _COUNTED or not self._listened_to(job):
             return
         self._spawn(self._outcome(job, result, run_id))
+
+    def _listened_to(self, job: Job) -> bool:
+        """Whether an outcome of `job` could reach anyone. When nothing could, its streak is
+        not written either: a runner without notifications pays no write per run (the streak
+        starts afresh once a destination is configured)."""
+        if job.on_failure or job.on_success:
+            return True
+        if self.config.default_on_failure or self.config.default_on_success:
+            return True
+        return any(self.webhooks.subscribers(event.value) for event in _OUTCOME_EVENTS)
 
     def run_late(self, job: Job, run_id: int, scheduled_for: str, started_at: str) -> None:
         late_ms = _ms_between(scheduled_for, started_at)
