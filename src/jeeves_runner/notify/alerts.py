@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import structlog
@@ -178,10 +178,13 @@ class Notifier:
         return any(self.webhooks.subscribers(event.value) for event in _OUTCOME_EVENTS)
 
     def run_late(self, job: Job, run_id: int, scheduled_for: str, started_at: str) -> None:
-        late_ms = _ms_between(scheduled_for, started_at)
-        run = {"scheduled_for": scheduled_for, "started_at": started_at, "late_ms": late_ms}
-        text = late_message(job, scheduled_for, late_ms)
-        self._safely(lambda: self._send(AlertEvent.LATE, job, run, run_id, text))
+        def send() -> None:
+            late_ms = _ms_between(scheduled_for, started_at)
+            run = {"scheduled_for": scheduled_for, "started_at": started_at, "late_ms": late_ms}
+            text = late_message(job, scheduled_for, late_ms)
+            self._send(AlertEvent.LATE, job, run, run_id, text)
+
+        self._safely(send)
 
     def run_overdue(self, job: Job, run_id: int, started_at: str, elapsed_ms: int) -> None:
         run = {
@@ -318,7 +321,7 @@ class Notifier:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _safely(self, send: Any) -> None:
+    def _safely(self, send: Callable[[], None]) -> None:
         try:
             send()
         except Exception as exc:
