@@ -125,7 +125,7 @@ def test_other_refusals_are_not_retried(receiver: WebhookStandIn, status: int) -
 def test_a_try_that_times_out_is_retried(receiver: WebhookStandIn) -> None:
     receiver.script(HANG)
     sleep = RecordedSleep()
-    sender = WebhookSender([], sleep=sleep, try_timeout_s=0.2)
+    sender = WebhookSender([], sleep=sleep, try_timeout_s=0.5)
     assert deliver(sender, delivery(hook(receiver.url))) is True
     assert len(receiver.recorded()) == 2
     assert sleep.calls == [1.0]

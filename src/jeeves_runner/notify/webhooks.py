@@ -18,6 +18,7 @@ import collections
 import contextlib
 import hashlib
 import hmac
+import importlib
 from dataclasses import dataclass
 
 import httpx
@@ -33,6 +34,12 @@ QUEUE_MAX = 1000  # deliveries waiting; past it, new ones are dropped (and logge
 WORKERS = 4  # deliveries in flight at once, so one slow receiver does not stall the others
 SIGNATURE_HEADER = "X-Jeeves-Signature"
 USER_AGENT = "jeeves-runner-webhook/1"
+_FIRST_REQUEST_IMPORTS = (
+    "anyio._backends._asyncio",
+    "anyio.lowlevel",
+    "anyio.streams.tls",
+    "anyio.to_thread",
+)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -72,6 +79,7 @@ class WebhookSender:
         self._workers: set[asyncio.Task[None]] = set()
         self._busy = 0
         self._http: httpx.AsyncClient | None = None
+        self._http_made: asyncio.Future[httpx.AsyncClient] | None = None
         # Deliveries by what became of them: sent, failed, dropped (what /metrics shows).
         self.outcomes: collections.Counter[str] = collections.Counter()
 
@@ -169,13 +177,12 @@ class WebhookSender:
             job_id=delivery.job_id,
             component="notify",
         )
+        client = await self._client()
         for try_number in range(1, WEBHOOK_TRIES + 1):
             try:
                 # httpx's timeout is per phase; this bounds the whole try.
                 async with asyncio.timeout(self._try_timeout_s):
-                    response = await self._client().post(
-                        hook.url, content=delivery.body, headers=headers
-                    )
+                    response = await client.post(hook.url, content=delivery.body, headers=headers)
             except (TimeoutError, httpx.TimeoutException, httpx.TransportError) as exc:
                 reason = (
                     f"no answer within {self._try_timeout_s:g}s"
@@ -207,12 +214,22 @@ class WebhookSender:
             await self._sleep(delay)
         return False  # unreachable: the last try always returns
 
-    def _client(self) -> httpx.AsyncClient:
+    async def _client(self) -> httpx.AsyncClient:
+        # Made in a thread: building a client loads the TLS certificates, ~0.1-0.2 s of CPU
+        # that would otherwise stall the event loop at the first delivery. Once per sender.
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self._try_timeout_s), follow_redirects=False
-            )
+            if self._http_made is None:
+                self._http_made = asyncio.ensure_future(asyncio.to_thread(self._new_client))
+            self._http = await asyncio.shield(self._http_made)
         return self._http
+
+    def _new_client(self) -> httpx.AsyncClient:
+        # The first request would import these on the loop (another ~0.1 s); here they load
+        # in this thread instead.
+        for module in _FIRST_REQUEST_IMPORTS:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
+        return httpx.AsyncClient(timeout=httpx.Timeout(self._try_timeout_s), follow_redirects=False)
 
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for queued deliveries, cancel the rest, and return how many
@@ -236,6 +253,9 @@ class WebhookSender:
         return abandoned
 
     async def aclose(self) -> None:
+        if self._http is None and self._http_made is not None and self._http_made.done():
+            self._http = None if self._http_made.cancelled() else self._http_made.result()
+        self._http_made = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
