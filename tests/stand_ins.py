@@ -1,4 +1,5 @@
-"""Small real HTTP servers on 127.0.0.1 standing in for Slack and the LLM gateway.
+"""Small real HTTP servers on 127.0.0.1 standing in for Slack, webhook receivers and the LLM
+gateway.
 
 Each runs `ThreadingHTTPServer` on an ephemeral port in a thread, records every request and
 answers from a script of replies. Use them as context managers so they are always shut down.
@@ -33,6 +34,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the body's bytes as sent (what a signature covers)
 
 
 class StandInServer:
@@ -82,7 +84,8 @@ class StandInServer:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", errors="replace")
-        recorded = Recorded(handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        recorded = Recorded(handler.path, headers, body, raw)
         with self._lock:
             self.requests.append(recorded)
             reply = self.answer(recorded)
@@ -140,6 +143,44 @@ class SlackStandIn(StandInServer):
     def posts(self) -> list[Any]:
         with self._lock:
             return [r.body for r in self.requests]
+
+
+class WebhookStandIn(StandInServer):
+    """A webhook receiver at `url`: scripted replies are used in order, then every request
+    gets 200. `arrived` is set at each request, so tests wait on it rather than sleep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._script: deque[Reply] = deque()
+        self.arrived = threading.Event()
+
+    def __enter__(self) -> WebhookStandIn:
+        super().__enter__()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/hooks/jeeves"
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def answer(self, recorded: Recorded) -> Reply:
+        self.arrived.set()
+        if self._script:
+            return self._script.popleft()
+        return Reply(200, {"ok": True})
+
+    @property
+    def events(self) -> list[Any]:
+        """The bodies received, in order of arrival."""
+        with self._lock:
+            return [r.body for r in self.requests]
+
+    def recorded(self) -> list[Recorded]:
+        with self._lock:
+            return list(self.requests)
 
 
 def gateway_ok(result: Any) -> Reply:

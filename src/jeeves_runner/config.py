@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,7 @@ from pydantic import (
 )
 
 from jeeves_runner.models import DEFAULT_DB_PATH
+from jeeves_runner.notify_model import WEBHOOK_PREFIX, AlertEvent
 from jeeves_runner.scheduling.cron import InvalidSchedule, resolve_zone
 from jeeves_runner.store.locations import postgres_url_problem, redact_url
 
@@ -57,13 +60,102 @@ def _http_url(value: str) -> str:
     return value
 
 
+_WEBHOOK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+EVENT_NAMES = ", ".join(e.value for e in AlertEvent)
+
+
+class WebhookConfig(_Section):
+    """One receiver of JSON POSTs (see README, "Webhooks")."""
+
+    name: str
+    url: str
+    # The events this webhook gets from every job ([]: only what jobs send it by name,
+    # `on_failure: "webhook:NAME"`).
+    events: list[str]
+    # Signs each body: X-Jeeves-Signature: sha256=<hex HMAC-SHA256 of the body>.
+    secret: str | None = Field(default=None, min_length=1)
+
+    _url = field_validator("url")(_http_url)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _WEBHOOK_NAME.fullmatch(value):
+            raise ValueError(
+                "must be 1 to 64 letters, digits, '-', '_' or '.' (a job names it as "
+                f"webhook:NAME), got {json.dumps(value, ensure_ascii=False)}"
+            )
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        known = {e.value for e in AlertEvent}
+        for event in value:
+            if event not in known:
+                raise ValueError(
+                    f"unknown event {json.dumps(event, ensure_ascii=False)} (known: {EVENT_NAMES})"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("names an event more than once")
+        return value
+
+
 class NotificationsConfig(_Section):
     slack_token_path: str | None = Field(default=None, alias="slackTokenPath")
     default_on_failure: str | None = Field(default=None, alias="defaultOnFailure")
     default_on_success: str | None = Field(default=None, alias="defaultOnSuccess")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, alias="slackApiUrl", min_length=1)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     _url = field_validator("slack_api_url")(_http_url)
+
+    @model_validator(mode="after")
+    def _webhook_names(self) -> NotificationsConfig:
+        seen: set[str] = set()
+        for hook in self.webhooks:
+            if hook.name in seen:
+                raise ValueError(f"webhooks: the name {hook.name!r} is used more than once")
+            seen.add(hook.name)
+        for key, value in (
+            ("defaultOnFailure", self.default_on_failure),
+            ("defaultOnSuccess", self.default_on_success),
+        ):
+            problem = destination_problem(value, self.webhook_names)
+            if problem is not None:
+                raise ValueError(f"{key}: {problem}")
+        return self
+
+    @property
+    def webhook_names(self) -> list[str]:
+        return [hook.name for hook in self.webhooks]
+
+
+def job_destination_problem(
+    on_failure: str | None, on_success: str | None, webhook_names: list[str]
+) -> str | None:
+    """The first of a job's on_failure/on_success that names an unknown webhook, as
+    "on_failure: no webhook named ...", or None."""
+    for key, value in (("on_failure", on_failure), ("on_success", on_success)):
+        problem = destination_problem(value, webhook_names)
+        if problem is not None:
+            return f"{key}: {problem}"
+    return None
+
+
+def destination_problem(value: str | None, webhook_names: list[str]) -> str | None:
+    """Why a job's on_failure/on_success (or a default) cannot be used, or None: a Slack
+    channel is anything; `webhook:NAME` must name a configured webhook."""
+    if value is None or not value.startswith(WEBHOOK_PREFIX):
+        return None
+    name = value[len(WEBHOOK_PREFIX) :]
+    if name in webhook_names:
+        return None
+    known = ", ".join(webhook_names) if webhook_names else "none are configured"
+    return (
+        f"no webhook named {json.dumps(name, ensure_ascii=False)} in "
+        f"notifications.webhooks (known: {known})"
+    )
 
 
 class LogConfig(_Section):
@@ -165,6 +257,12 @@ class Config(_Section):
             for section, key in (("notifications", "slackTokenPath"), ("gateway", "tokenPath")):
                 if data[section][key] is not None:
                     data[section][key] = "<redacted>"
+            for hook in data["notifications"]["webhooks"]:
+                # A webhook's URL often carries its credential (a token in the path).
+                scheme, _, rest = hook["url"].partition("://")
+                hook["url"] = f"{scheme}://{rest.split('/')[0].rpartition('@')[2]}/<redacted>"
+                if hook["secret"] is not None:
+                    hook["secret"] = "<redacted>"
             if data["dbUrl"] is not None:
                 data["dbUrl"] = redact_url(data["dbUrl"])
         return data
@@ -190,6 +288,13 @@ _EXPECTATIONS: dict[str, str] = {
     "notifications.defaultOnFailure": "a Slack channel id string or null",
     "notifications.defaultOnSuccess": "a Slack channel id string or null",
     "notifications.slackApiUrl": "a URL string",
+    "notifications.webhooks": "a list of webhooks, each {name, url, events, secret}",
+    "notifications.webhooks.[]": "an object {name, url, events, secret}",
+    "notifications.webhooks.[].name": "a name string (letters, digits, '-', '_', '.')",
+    "notifications.webhooks.[].url": "a URL string",
+    "notifications.webhooks.[].events": f"a list of event names from {EVENT_NAMES}",
+    "notifications.webhooks.[].events.[]": f"an event name string, one of {EVENT_NAMES}",
+    "notifications.webhooks.[].secret": "a non-empty string or null",
     "log": "an object",
     "log.level": "one of trace, debug, info, warn, error, fatal",
     "log.file": "a file path string",
@@ -212,6 +317,8 @@ def _section_model(path: tuple[str, ...]) -> type[BaseModel]:
     for part in path:
         for name, field in model.model_fields.items():
             annotation = field.annotation
+            if typing.get_origin(annotation) is list:
+                (annotation,) = typing.get_args(annotation)  # a list of sections: its item
             if (
                 (field.alias or name) == part
                 and isinstance(annotation, type)
@@ -232,10 +339,15 @@ def _describe(error: Any) -> str:
     got = json.dumps(error.get("input"), ensure_ascii=False)
     if error["type"] == "value_error":
         reason = str(error.get("ctx", {}).get("error", error["msg"]))
+        inner, sep, rest = reason.partition(": ")
+        if key and sep and inner in _known_keys(_section_model(loc)):
+            return f"{key}.{inner}: {rest}"  # a section's check naming one of its keys
         return f"{key}: {reason}" if key else reason
     # A list element's key ("secretEnv.2") is described once for every index.
     element = ".".join("[]" if part.isdigit() else part for part in loc)
     expected = _EXPECTATIONS.get(key) or _EXPECTATIONS.get(element) or error["msg"].lower()
+    if error["type"] == "missing":
+        return f"{key}: is required; it must be {expected}"
     return f"{key}: must be {expected}, got {got}"
 
 

@@ -104,6 +104,19 @@ class Job:
     tags: tuple[str, ...] = ()
     source: str | None = None
     source_digest: str | None = None
+    retries: int = 0
+    retry_delay_ms: int = 10_000
+    retry_backoff: float = 2.0
+    retry_max_delay_ms: int = 600_000
+    # Items: "error", "timeout", or exit codes as decimal strings.
+    retry_on: tuple[str, ...] = ("error", "timeout")
+    catchup: str = "skip"  # "skip" | "once" | "all"
+    catchup_max: int = 10
+    catchup_window_ms: int = 86_400_000
+    notify: str = "change"  # "always" | "change"
+    notify_repeat: int = 10
+    late_after_ms: int = 60_000
+    max_duration_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

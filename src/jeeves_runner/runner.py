@@ -36,7 +36,7 @@ from jeeves_runner.models import (
     RunResult,
     format_instant,
 )
-from jeeves_runner.notify.slack import SlackNotifier
+from jeeves_runner.notify.alerts import Notifier
 from jeeves_runner.process_limits import raise_fd_limit
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.fire_schedule import FirePlan
@@ -182,7 +182,7 @@ class Runner:
             if closed:
                 log.warning("closed runs left open by a stopped runner", count=closed)
             zone = resolve_zone(config.timezone)
-            self.notifier = SlackNotifier(config.notifications)
+            self.notifier = Notifier(config.notifications, store=self._gateway, clock=self.clock)
             self.notifier.warn_if_token_missing()
             warn_readable_token_files(config)
             self.sessions = SessionRunner(config.gateway, self.clock)
@@ -290,6 +290,7 @@ class Runner:
             zone=self.scheduler.fires.zone,
             guard=guard,
             metrics=self.dispatcher.metrics,
+            webhook_names=lambda: self.config.notifications.webhook_names,  # after a SIGHUP too
         )
         server = ApiServer(app, self.config.host, self.config.port)
         await server.start()
@@ -433,7 +434,9 @@ class Runner:
             set_log_level(new.log.level)
             applied.append("log.level")
         if new.notifications != old.notifications:
-            notifier = SlackNotifier(new.notifications)
+            # Webhooks too: the new sender takes every event from now on; the old one
+            # finishes what it has queued.
+            notifier = Notifier(new.notifications, store=self._gateway, clock=self.clock)
             previous, self.notifier = self.notifier, notifier
             self.dispatcher.notifier = notifier
             self.dispatcher.metrics.watch(self.dispatcher, self.scheduler, self._gateway, notifier)

@@ -508,3 +508,115 @@ def test_redaction_hides_the_password_of_db_url() -> None:
 )
 def test_a_bad_db_url_is_named(data: dict[str, Any], problem: str) -> None:
     assert problems_of(data) == [problem]
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+EVENTS = "run.failed, run.recovered, run.succeeded, run.late, run.overdue, run.missed"
+
+
+def webhooks(*hooks: dict[str, Any], **notifications: Any) -> dict[str, Any]:
+    return {"notifications": {"webhooks": list(hooks), **notifications}}
+
+
+def test_webhooks_are_read_with_their_events_and_secret() -> None:
+    config = parse_config(
+        webhooks(
+            {"name": "pager", "url": "https://hooks.example/x", "events": ["run.failed"]},
+            {"name": "all", "url": "http://127.0.0.1:9/h", "events": [], "secret": "k"},
+            defaultOnFailure="webhook:pager",
+        )
+    )
+    pager, everything = config.notifications.webhooks
+    assert (pager.name, pager.events, pager.secret) == ("pager", ["run.failed"], None)
+    assert (everything.name, everything.secret) == ("all", "k")
+    assert config.notifications.webhook_names == ["pager", "all"]
+    assert parse_config({}).notifications.webhooks == []
+
+
+@pytest.mark.parametrize(
+    ("hooks", "extra", "problem"),
+    [
+        (
+            [{"name": "ops", "url": "http://x/", "events": ["run.fail"]}],
+            {},
+            f'notifications.webhooks.0.events: unknown event "run.fail" (known: {EVENTS})',
+        ),
+        (
+            [{"name": "ops", "url": "http://x/", "events": ["run.late", "run.late"]}],
+            {},
+            "notifications.webhooks.0.events: names an event more than once",
+        ),
+        (
+            [{"name": "ops", "url": "http://x/"}],
+            {},
+            "notifications.webhooks.0.events: is required; it must be a list of event names "
+            f"from {EVENTS}",
+        ),
+        (
+            [{"name": "o p", "url": "http://x/", "events": []}],
+            {},
+            "notifications.webhooks.0.name: must be 1 to 64 letters, digits, '-', '_' or '.' "
+            '(a job names it as webhook:NAME), got "o p"',
+        ),
+        (
+            [{"name": "ops", "url": "ftp://x/", "events": []}],
+            {},
+            'notifications.webhooks.0.url: must be an http:// or https:// URL, got "ftp://x/"',
+        ),
+        (
+            [{"name": "ops", "url": "http://x/", "events": [], "secret": ""}],
+            {},
+            'notifications.webhooks.0.secret: must be a non-empty string or null, got ""',
+        ),
+        (
+            [{"name": "ops", "url": "http://x/", "events": [], "sceret": "k"}],
+            {},
+            "notifications.webhooks.0.sceret: unknown key (did you mean 'secret'?)",
+        ),
+        (
+            [{"name": "ops", "url": "http://x/", "events": []}] * 2,
+            {},
+            "notifications.webhooks: the name 'ops' is used more than once",
+        ),
+        (
+            [{"name": "ops", "url": "http://x/", "events": []}],
+            {"defaultOnSuccess": "webhook:pager"},
+            'notifications.defaultOnSuccess: no webhook named "pager" in notifications.webhooks '
+            "(known: ops)",
+        ),
+    ],
+)
+def test_bad_webhooks_are_named(
+    hooks: list[dict[str, Any]], extra: dict[str, Any], problem: str
+) -> None:
+    assert problems_of(webhooks(*hooks, **extra)) == [problem]
+
+
+def test_a_list_is_required() -> None:
+    assert problems_of({"notifications": {"webhooks": {"name": "x"}}}) == [
+        "notifications.webhooks: must be a list of webhooks, each {name, url, events, secret}, "
+        'got {"name": "x"}'
+    ]
+
+
+def test_redaction_hides_webhook_secrets_and_url_paths() -> None:
+    config = parse_config(
+        webhooks(
+            {
+                "name": "s",
+                "url": "https://user:pw@hooks.example:8443/services/T0/B0/tok",
+                "events": [],
+                "secret": "k",
+            }
+        )
+    )
+    (shown,) = config.to_json_dict(redact=True)["notifications"]["webhooks"]
+    assert shown == {
+        "name": "s",
+        "url": "https://hooks.example:8443/<redacted>",
+        "events": [],
+        "secret": "<redacted>",
+    }
+    (kept,) = config.to_json_dict()["notifications"]["webhooks"]
+    assert kept["secret"] == "k"

@@ -90,11 +90,13 @@ def create_app(
     zone: tzinfo | None = None,
     guard: TokenGuard | None = None,
     metrics: RunnerMetrics | None = None,
+    webhook_names: Callable[[], list[str]] | None = None,
 ) -> FastAPI:
     """`zone`: the runner's zone, for jobs without their own (None: this machine's).
     `guard`: who may do what (without one: open, as on loopback with no token; the Origin
     check applies either way). `metrics`: what /metrics shows (without: a registry of its
-    own, so the route still answers)."""
+    own, so the route still answers). `webhook_names`: the configured webhooks, read at each
+    job write, that a job's on_failure/on_success may name as `webhook:NAME` (None: none)."""
     app = RunnerApi(
         title="jeeves-runner",
         version=__version__,
@@ -114,6 +116,7 @@ def create_app(
     app.state.jobs_list = JobsListView()
     app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
     app.state.metrics_lock = asyncio.Lock()
+    app.state.webhook_names = webhook_names if webhook_names is not None else list
     routers = (
         jobs.router,
         runs.router,

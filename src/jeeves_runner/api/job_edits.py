@@ -25,6 +25,7 @@ from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.jobs import JOB_NOT_FOUND, JobDetail, OkBody, disable_job, enable_job
 from jeeves_runner.api.params import error_responses, json_response
+from jeeves_runner.config import job_destination_problem
 from jeeves_runner.control import JobManagedByFileError
 from jeeves_runner.jobs.rules import JobRuleError, build_job
 from jeeves_runner.models import Job
@@ -194,7 +195,7 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
     if work_dir is not None and not Path(work_dir).is_absolute():
         raise ApiError(400, f"cwd: must be an absolute path, got {work_dir!r}")
     try:
-        return build_job(
+        job = build_job(
             job_id=merged["id"],
             name=merged["name"],
             schedule=merged["schedule"],
@@ -217,6 +218,12 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
         )
     except JobRuleError as exc:
         raise ApiError(400, _api_field_names(str(exc))) from None
+    problem = job_destination_problem(
+        job.on_failure, job.on_success, request.app.state.webhook_names()
+    )
+    if problem is not None:
+        raise ApiError(400, problem)
+    return job
 
 
 def checked_job(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job:

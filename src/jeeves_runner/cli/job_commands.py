@@ -27,7 +27,7 @@ from jeeves_runner.cli.common import (
     load,
     opened_store,
 )
-from jeeves_runner.config import Config
+from jeeves_runner.config import Config, job_destination_problem
 from jeeves_runner.control import JobInFlightError, JobManagedByFileError
 from jeeves_runner.jobs.rules import JobRuleError, build_job
 from jeeves_runner.models import Job, format_instant
@@ -151,6 +151,7 @@ def add_job(
         on_success=on_success,
         enabled=not disabled,
     )
+    _check_destinations(job, config)
     with opened_store(config.db_location, create=True) as store:
         try:
             store.jobs.add_job(job, format_instant(_now()))
@@ -189,7 +190,8 @@ def edit_job(
     """Change some fields of job JOB_ID; the others stay. The add-job rules apply."""
     if no_timeout and timeout_ms is not None:
         raise CliError("--timeout and --no-timeout cannot be given together", EXIT_USAGE)
-    with opened_store(load(config_path).db_location) as store:
+    config = load(config_path)
+    with opened_store(config.db_location) as store:
         current = store.jobs.get_job(job_id)
         if current is None:
             raise CliError(JOB_NOT_FOUND.format(job_id))
@@ -220,6 +222,8 @@ def edit_job(
             on_success=_pick(on_success, current.on_success),
             enabled=current.enabled,
         )
+        if job.on_failure != current.on_failure or job.on_success != current.on_success:
+            _check_destinations(job, config)
         changed = _changed_fields(current, job)
         if not changed:
             click.echo(f"Job '{job_id}' unchanged")
@@ -434,6 +438,14 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _pick(new: Any, old: Any) -> Any:
     return old if new is None else new
+
+
+def _check_destinations(job: Job, config: Config) -> None:
+    problem = job_destination_problem(
+        job.on_failure, job.on_success, config.notifications.webhook_names
+    )
+    if problem is not None:
+        raise CliError(problem)
 
 
 def _built(**fields: Any) -> Job:

@@ -38,6 +38,7 @@ from jeeves_runner.models import (
     RunTrigger,
     format_instant,
 )
+from jeeves_runner.notify.run_watch import RunWatch
 from jeeves_runner.scheduling.overlap import FireDecision, JobActivity, decide
 from jeeves_runner.scheduling.slots import ConcurrencySlots
 from jeeves_runner.store.errors import StoreError
@@ -67,7 +68,13 @@ class SessionRunnerLike(Protocol):
 
 
 class NotifierLike(Protocol):
-    def notify_run_later(self, job: Job, result: RunResult) -> None: ...
+    def notify_run_later(self, job: Job, result: RunResult, run_id: int | None = None) -> None: ...
+
+    def run_late(self, job: Job, run_id: int, scheduled_for: str, started_at: str) -> None: ...
+
+    def run_overdue(self, job: Job, run_id: int, started_at: str, elapsed_ms: int) -> None: ...
+
+    def runs_missed(self, job: Job, run_id: int, count: int, first: str, last: str) -> None: ...
 
 
 class ResultJournal(Protocol):
@@ -137,6 +144,7 @@ class RunDispatcher:
         self._identities: list[tuple[int, int, int, int | None]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
         self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
+        self.run_watch = RunWatch(clock, lambda: self.notifier)  # late and overdue alerts
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -260,6 +268,7 @@ class RunDispatcher:
             self._accept(
                 p.job, p.run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE
             )
+            self.run_watch.fire_accepted(p.job, p.run_id, fire_at)
         for p, reason in skips:
             await self.discard([p])
             await self._record_skips(p.job.id, at, reason, 1)
@@ -432,6 +441,7 @@ class RunDispatcher:
                 activity.queued = False
             activity.in_flight -= 1
             activity.released()
+            self.run_watch.run_ended(run_id)
         self._recording.add(run_id)
         try:
             try:
@@ -565,7 +575,7 @@ class RunDispatcher:
             trigger=trigger.value,
         )
         if self.notifier is not None and result.status is not RunStatus.SKIPPED:
-            self.notifier.notify_run_later(job, result)
+            self.notifier.notify_run_later(job, result, run_id)
 
     def _to_journal(
         self, run_id: int, result: RunResult, finished: str, started: tuple[str, str] | None
@@ -611,6 +621,7 @@ class RunDispatcher:
             elapsed = int((self.clock.monotonic() - started_mono) * 1000)
             return RunResult(status=RunStatus.ERROR, duration_ms=elapsed, error=str(exc))
         self._mark_running(run_id, job.id)
+        self.run_watch.run_started(job, run_id)
         # Its group id is its pid (a session of its own). Kept with the run, so a runner
         # killed with -9 leaves the next start what it needs to end this group.
         pid = process.pid
@@ -625,6 +636,7 @@ class RunDispatcher:
 
     async def _execute_session(self, job: Job, run_id: int) -> RunResult:
         self._mark_running(run_id, job.id)
+        self.run_watch.run_started(job, run_id)
         if self.sessions is None:
             return RunResult(
                 status=RunStatus.ERROR, duration_ms=0, error="session jobs are not available"

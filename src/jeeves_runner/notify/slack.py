@@ -72,6 +72,42 @@ def run_message(job: Job, result: RunResult) -> str | None:
     return None
 
 
+def failure_message(job: Job, result: RunResult, failures: int) -> str | None:
+    """run_message for a failure; a reminder (failures > 1, under notify: change) says how
+    many runs in a row failed."""
+    text = run_message(job, result)
+    if text is None or failures <= 1:
+        return text
+    name = slack_escape(job.name)
+    return text.replace(f"*{name}* failed", f"*{name}* failed again ({failures} in a row)", 1)
+
+
+def recovery_message(job: Job, result: RunResult, failures: int) -> str:
+    seconds = f"{result.duration_ms / 1000:.1f}s"
+    runs = "run" if failures == 1 else "runs"
+    return f"✅ *{slack_escape(job.name)}* recovered ({seconds}) after {failures} failed {runs}"
+
+
+def late_message(job: Job, scheduled_for: str, late_ms: int) -> str:
+    return (
+        f"⏰ *{slack_escape(job.name)}* started {late_ms / 1000:.1f}s late (due at {scheduled_for})"
+    )
+
+
+def overdue_message(job: Job, run_id: int, elapsed_ms: int) -> str:
+    return (
+        f"⏳ *{slack_escape(job.name)}* is still running after {elapsed_ms / 1000:.1f}s "
+        f"(run {run_id}, max_duration_ms {job.max_duration_ms})"
+    )
+
+
+def missed_message(job: Job, count: int, first: str, last: str) -> str:
+    name = slack_escape(job.name)
+    if count == 1:
+        return f"⚠️ *{name}* missed its fire at {first}"
+    return f"⚠️ *{name}* missed {count} fires from {first} to {last}"
+
+
 def registration_message(total: int, failed: list[tuple[str, str]]) -> str:
     scheduled = total - len(failed)
     lines = [
@@ -89,14 +125,16 @@ def backoff_delay(try_number: int) -> float:
     return float(2 ** (try_number - 1))
 
 
-def retry_delay(try_number: int, status: int, retry_after: str | None) -> float | None:
+def retry_delay(
+    try_number: int, status: int, retry_after: str | None, max_tries: int = MAX_TRIES
+) -> float | None:
     """Seconds to wait before the next try, or None when this answer is not retried.
 
     `try_number` counts from 1. 429 and 5xx are retried; Retry-After (delta seconds) is
     honoured when given, else the wait doubles from 1 s. An HTTP-date Retry-After is read as
-    absent: Slack sends seconds.
+    absent: Slack sends seconds. (Webhooks use it too, with their own `max_tries`.)
     """
-    if try_number >= MAX_TRIES or not (status == 429 or 500 <= status <= 599):
+    if try_number >= max_tries or not (status == 429 or 500 <= status <= 599):
         return None
     backoff = backoff_delay(try_number)
     if retry_after is None:
@@ -188,6 +226,19 @@ class SlackNotifier:
     def notify_run_later(self, job: Job, result: RunResult) -> None:
         """Schedule `notify_run` in the background; must be called from the event loop."""
         self._schedule(self.notify_run(job, result))
+
+    def post_later(self, channel: str, text: str, *, job_id: str | None) -> None:
+        """Post `text` to `channel` in the background; must be called from the event loop."""
+        self._schedule(self.post(channel, text, job_id=job_id))
+
+    async def post(self, channel: str, text: str, *, job_id: str | None) -> bool:
+        try:
+            return await self._post(channel, text, job_id=job_id)
+        except Exception as exc:
+            self._log.error(
+                "slack notification crashed", job_id=job_id, error=repr(exc), component="notify"
+            )
+            return False
 
     def notify_registration_failures_later(self, total: int, failed: list[tuple[str, str]]) -> None:
         """Schedule `notify_registration_failures`, so start-up does not wait on Slack."""

@@ -23,6 +23,7 @@ from jeeves_runner.models import (
     RunTrigger,
     ScheduleEntry,
 )
+from jeeves_runner.notify_model import NotifyStreak
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
 from jeeves_runner.store.jobs_list import JobsListView
@@ -441,6 +442,24 @@ class AuditStore(Protocol):
         ...
 
 
+class NotifyStateStore(Protocol):
+    """Each job's streak of consecutive failures, for alerts on change (`notify: change`).
+    Kept in the database so a restarted runner neither repeats a failure alert nor misses a
+    recovery; deleted with its job."""
+
+    def record_outcome(self, job_id: str, status: RunStatus, at: str) -> NotifyStreak | None:
+        """Count a finished run into its job's streak and return the streak as it was before
+        it (failures 0, last_status None for a job's first), in one atomic step: two
+        processes recording at once each see the other's. `error` and `timeout` add one
+        failure, `ok` sets the count back to 0; any other status changes nothing. None when
+        there is no such job (deleted a moment ago): nothing is stored."""
+        ...
+
+    def get_streak(self, job_id: str) -> NotifyStreak | None:
+        """The job's streak; None when none of its runs was recorded yet."""
+        ...
+
+
 class Store(Protocol):
     """One database: jobs, runs, state and queues."""
 
@@ -464,6 +483,9 @@ class Store(Protocol):
 
     @property
     def audit(self) -> AuditStore: ...
+
+    @property
+    def notify_state(self) -> NotifyStateStore: ...
 
     @property
     def location(self) -> str:

@@ -49,6 +49,7 @@ def test_a_fresh_schema_is_migrated_and_versioned(store: PostgresStore, pg_url: 
         "api_tokens",
         "audit_log",
         "jobs",
+        "notify_state",
         "queue_items",
         "queues",
         "run_logs",

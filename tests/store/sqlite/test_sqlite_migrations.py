@@ -13,7 +13,7 @@ import jeeves_runner.store
 from jeeves_runner.store import SCHEMA_VERSION, SchemaTooNewError, SqliteStore, StoreError
 
 MIGRATIONS_DIR = Path(jeeves_runner.store.__file__).parent / "sqlite" / "migrations"
-TABLES = {"jobs", "runs", "state", "state_items", "queues", "queue_items"}
+TABLES = {"jobs", "runs", "state", "state_items", "queues", "queue_items", "notify_state"}
 
 
 def user_version(path: Path) -> int:

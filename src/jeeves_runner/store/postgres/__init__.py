@@ -22,6 +22,7 @@ from jeeves_runner.store.postgres.database import (
 )
 from jeeves_runner.store.postgres.jobs import PostgresJobStore
 from jeeves_runner.store.postgres.logs import PostgresRunLogStore
+from jeeves_runner.store.postgres.notify_state import PostgresNotifyStateStore
 from jeeves_runner.store.postgres.queues import PostgresQueueStore
 from jeeves_runner.store.postgres.runs import PostgresRunStore
 from jeeves_runner.store.postgres.state import PostgresStateStore
@@ -50,6 +51,7 @@ class PostgresStore:
         self._queues = PostgresQueueStore(self.db)
         self._tokens = PostgresTokenStore(self.db)
         self._audit = PostgresAuditStore(self.db)
+        self._notify_state = PostgresNotifyStateStore(self.db)
 
     @property
     def jobs(self) -> PostgresJobStore:
@@ -78,6 +80,10 @@ class PostgresStore:
     @property
     def audit(self) -> PostgresAuditStore:
         return self._audit
+
+    @property
+    def notify_state(self) -> PostgresNotifyStateStore:
+        return self._notify_state
 
     @property
     def location(self) -> str:

@@ -11,6 +11,7 @@ from jeeves_runner.store.sqlite.access import SqliteAuditStore, SqliteTokenStore
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.jobs import SqliteJobStore
 from jeeves_runner.store.sqlite.logs import SqliteRunLogStore
+from jeeves_runner.store.sqlite.notify_state import SqliteNotifyStateStore
 from jeeves_runner.store.sqlite.queues import SqliteQueueStore
 from jeeves_runner.store.sqlite.runs import SqliteRunStore
 from jeeves_runner.store.sqlite.state import SqliteStateStore
@@ -29,6 +30,7 @@ class SqliteStore:
         self._queues = SqliteQueueStore(self.db)
         self._tokens = SqliteTokenStore(self.db)
         self._audit = SqliteAuditStore(self.db)
+        self._notify_state = SqliteNotifyStateStore(self.db)
 
     @property
     def jobs(self) -> SqliteJobStore:
@@ -57,6 +59,10 @@ class SqliteStore:
     @property
     def audit(self) -> SqliteAuditStore:
         return self._audit
+
+    @property
+    def notify_state(self) -> SqliteNotifyStateStore:
+        return self._notify_state
 
     @property
     def location(self) -> str:
