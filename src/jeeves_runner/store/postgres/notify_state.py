@@ -1,5 +1,5 @@
 """Each job's streak of consecutive failures, for alerts on change (PostgreSQL, migration
-0005). Same rules as the SQLite backend."""
+0007). Same rules as the SQLite backend."""
 
 from __future__ import annotations
 

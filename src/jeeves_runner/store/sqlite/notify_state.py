@@ -1,4 +1,4 @@
-"""Each job's streak of consecutive failures, for alerts on change (migration 0008)."""
+"""Each job's streak of consecutive failures, for alerts on change (migration 0010)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
--- Version 5: each job's streak of consecutive failures, for alerts on change (SQLite's
--- version 8). Deleted with its job.
+-- Version 7: each job's streak of consecutive failures, for alerts on change (SQLite's
+-- version 10). Deleted with its job.
 
 CREATE TABLE notify_state (
     job_id      TEXT COLLATE "C" PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,

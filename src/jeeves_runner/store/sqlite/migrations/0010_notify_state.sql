@@ -1,4 +1,4 @@
--- Version 8: each job's streak of consecutive failures, for alerts on change (notify:
+-- Version 10: each job's streak of consecutive failures, for alerts on change (notify:
 -- change). Kept in the database so a restart, or another runner on the same data, neither
 -- repeats a failure alert nor misses a recovery; deleted with its job.
 
