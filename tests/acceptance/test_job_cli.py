@@ -141,6 +141,7 @@ def test_remove_job_refuses_a_job_with_an_open_run_unless_forced(
     assert stored(config, "report") is None
 
 
+@pytest.mark.slow
 def test_show_job_prints_definition_next_fires_and_last_runs(cli: Any, script: Path) -> None:
     add(cli, "report", script, schedule="0 3 * * *")
     out = assert_ok(cli("show-job", "report"))
@@ -223,6 +224,7 @@ def test_remove_job_force_stops_the_run_through_the_runner(runner: RunnerProcess
     assert runner.runs("hang") == []
 
 
+@pytest.mark.slow
 def test_add_and_edit_the_run_fields(cli: Any, config: Path, script: Path, tmp_path: Path) -> None:
     (tmp_path / "work").mkdir()
     add(cli, "report", script, "--arg", "a b", "--arg", "c", "--env", "GREETING=hi there",

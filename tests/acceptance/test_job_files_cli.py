@@ -70,6 +70,7 @@ def test_plan_then_apply_adds_a_job_whose_paths_are_read_beside_the_file(
     assert (job.name, job.tags, job.source) == ("Mail", ("mail",), str(path))
 
 
+@pytest.mark.slow
 def test_a_change_is_shown_field_by_field_and_a_second_apply_writes_nothing(
     cli: Any, folder: Path, tmp_path: Path
 ) -> None:

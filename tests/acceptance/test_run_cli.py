@@ -56,6 +56,7 @@ def wait_finished(live: LiveRunner, run_id: int) -> dict[str, Any]:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_trigger_no_wait_prints_the_run_id_then_runs_and_logs_show_it(
     live: LiveRunner, config: str, run_cli: RunCli, tmp_path: Path
 ) -> None:

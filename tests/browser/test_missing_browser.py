@@ -40,6 +40,7 @@ def run_browser_test(ci: bool) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ci", [False, True])
 def test_a_missing_chromium_skips_or_fails_under_ci(ci: bool) -> None:
     done = run_browser_test(ci)

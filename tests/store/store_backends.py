@@ -34,17 +34,18 @@ def _sqlite(tmp_path: Path) -> Backend:
 
 
 def _postgres(tmp_path: Path) -> Backend:
-    # A fresh schema of the test run's database; skips (fails under CI=true) without a server.
+    # A schema of the test run's database with no rows (one an earlier test emptied, or a new
+    # one); skips (fails under CI=true) without a server.
     from psycopg import errors as pg_errors
 
     from jeeves_runner.store.postgres import PostgresStore
 
-    schema, url = SERVER.new_schema()
+    schema, url = SERVER.emptied_schema()
     return Backend(
         "postgres",
         lambda: PostgresStore(url),
         lambda: pg_errors.LockNotAvailable("canceling statement due to lock timeout"),
-        lambda: SERVER.drop_schema(schema),
+        lambda: SERVER.give_back(schema),
     )
 
 

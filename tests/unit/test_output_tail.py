@@ -82,6 +82,7 @@ def test_result_lines_found_even_outside_the_tail() -> None:
     assert tail.text() == 'JR_RESULT:{"meta": "m"}\nd'
 
 
+@pytest.mark.slow
 def test_a_million_result_lines_keep_only_their_folded_values() -> None:
     tail = OutputTail(max_lines=3)
     chunk = b"".join(b'JR_RESULT:{"tokens": %d}\n' % n for n in range(10_000))

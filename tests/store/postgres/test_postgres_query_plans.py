@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from jeeves_runner.store.postgres import PostgresStore, jobs, logs, queues, runs
 from postgres_server import SERVER
+
+pytestmark = pytest.mark.slow  # each fills tables with 20,000 rows
 
 NOW = "2026-03-02T01:00:00.000Z"
 
