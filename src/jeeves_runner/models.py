@@ -104,6 +104,8 @@ class Job:
     tags: tuple[str, ...] = ()
     source: str | None = None
     source_digest: str | None = None
+    # Cluster mode: labels a node must all carry to run this job (empty: any node).
+    run_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

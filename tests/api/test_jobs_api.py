@@ -39,6 +39,7 @@ JOB_FIELDS = {
     "cwd",
     "timezone",
     "tags",
+    "run_on",
     "source",
 }
 RUN_FIELDS = {
@@ -109,6 +110,7 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "cwd": None,
         "timezone": None,
         "tags": [],
+        "run_on": [],
         "source": None,
         "last_status": None,
         "last_run": None,

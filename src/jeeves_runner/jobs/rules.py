@@ -46,6 +46,22 @@ def check_strings(name: str, value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+# A label: what a node's `cluster.labels` and a job's `run_on` hold (a node id is one too).
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+
+
+def check_labels(name: str, value: object) -> tuple[str, ...]:
+    """A list of node labels (`run_on`): each letters, digits, '_', '.', ':' and '-'."""
+    labels = check_strings(name, value)
+    for label in labels:
+        if not LABEL.match(label):
+            raise JobRuleError(
+                f"{name}: {label!r} is not a label (1-63 letters, digits, '_', '.', ':' or '-',"
+                " starting with a letter or digit)"
+            )
+    return tuple(dict.fromkeys(labels))
+
+
 def check_command(value: object) -> tuple[str, ...]:
     command = check_strings("command", value)
     if not command or not command[0].strip():
@@ -165,6 +181,7 @@ def build_job(
     work_dir: str | None = None,
     timezone: str | None = None,
     tags: object = (),
+    run_on: object = (),
 ) -> Job:
     """`cwd` is the folder relative paths are read from (the shell's, or a job file's);
     `work_dir` is the job's own `cwd` field, the folder its child runs in."""
@@ -207,6 +224,7 @@ def build_job(
         cwd=resolve_cwd(work_dir, cwd),
         timezone=check_timezone(timezone),
         tags=check_strings("tags", tags),
+        run_on=check_labels("run_on", run_on),
         type=kind,
         description=description or None,
         enabled=enabled,
