@@ -14,6 +14,7 @@ from psycopg_pool import PoolTimeout
 
 from jeeves_runner.store.errors import DatabaseBusyError, DatabaseUnavailableError, StoreError
 from jeeves_runner.store.postgres.access import PostgresAuditStore, PostgresTokenStore
+from jeeves_runner.store.postgres.cluster import PostgresClusterStore
 from jeeves_runner.store.postgres.database import (
     DEFAULT_POOL_SIZE,
     SCHEMA_VERSION,
@@ -50,6 +51,7 @@ class PostgresStore:
         self._queues = PostgresQueueStore(self.db)
         self._tokens = PostgresTokenStore(self.db)
         self._audit = PostgresAuditStore(self.db)
+        self._cluster = PostgresClusterStore(self.db)
 
     @property
     def jobs(self) -> PostgresJobStore:
@@ -78,6 +80,10 @@ class PostgresStore:
     @property
     def audit(self) -> PostgresAuditStore:
         return self._audit
+
+    @property
+    def cluster(self) -> PostgresClusterStore:
+        return self._cluster
 
     @property
     def location(self) -> str:
