@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from jeeves_runner.models import RunTrigger
+
+# A label: what a node's `cluster.labels` and a job's `run_on` hold (a node id is one too).
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+LABEL_RULE = "1-63 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
 
 # How many heartbeats a node may miss before a peer declares it lost.
 LOST_AFTER_HEARTBEATS = 3

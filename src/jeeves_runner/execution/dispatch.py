@@ -81,6 +81,9 @@ class PreparedFire:
     job: Job
     run_id: int | None  # a `pending` row made ahead of the fire, when the job looked free
     taken: bool = False  # handled by fire(): its row, if any, now belongs to a run or a skip
+    # Cluster mode: a skip is recorded by this (the claimed row becomes `skipped` in place,
+    # so its instant keeps its one row) instead of a collapsed skip row.
+    on_skip: Callable[[str], Awaitable[None]] | None = None
 
 
 class RunDispatcher:
@@ -237,6 +240,11 @@ class RunDispatcher:
                 p.job, p.run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE
             )
         for p, reason in skips:
+            if p.on_skip is not None:
+                p.taken = True
+                await p.on_skip(reason)
+                self._changed()
+                continue
             await self.discard([p])
             activity = self._activity(p.job.id)
             previous = activity.skip_row
@@ -251,6 +259,12 @@ class RunDispatcher:
             (log.debug if row == previous else log.info)(
                 "fire skipped", job_id=p.job.id, reason=reason
             )
+
+    @property
+    def in_flight_run_ids(self) -> tuple[int, ...]:
+        """Runs of this runner with a row and no recorded end yet (cluster heartbeats adopt
+        them for the node)."""
+        return tuple(self._run_tasks)
 
     # ---- manual runs -----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jeeves_runner.cluster_model import LABEL, LABEL_RULE
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
 from jeeves_runner.models import Job, JobType, OverlapPolicy
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
@@ -46,19 +47,12 @@ def check_strings(name: str, value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-# A label: what a node's `cluster.labels` and a job's `run_on` hold (a node id is one too).
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
-
-
 def check_labels(name: str, value: object) -> tuple[str, ...]:
     """A list of node labels (`run_on`): each letters, digits, '_', '.', ':' and '-'."""
     labels = check_strings(name, value)
     for label in labels:
         if not LABEL.match(label):
-            raise JobRuleError(
-                f"{name}: {label!r} is not a label (1-63 letters, digits, '_', '.', ':' or '-',"
-                " starting with a letter or digit)"
-            )
+            raise JobRuleError(f"{name}: {label!r} is not a label ({LABEL_RULE})")
     return tuple(dict.fromkeys(labels))
 
 
