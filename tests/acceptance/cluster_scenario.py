@@ -13,6 +13,7 @@ import math
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ class ClusterOutcome:
     # row that existed at the kill), in seconds.
     failover_s: float | None = None
     lateness_ms: list[float] = field(default_factory=list)  # ok runs: start - instant
+    final_view: dict[str, Any] = field(default_factory=dict)  # GET /cluster on `a` at the end
 
     def as_dict(self) -> dict[str, Any]:
         ordered = sorted(self.lateness_ms)
@@ -91,8 +93,15 @@ def leader_of(node: RunnerProcess) -> str | None:
 
 
 def run_scenario(
-    folder: Path, pg_url: str, *, seconds: int, kills_at: tuple[float, ...], heartbeat_ms: int
+    folder: Path,
+    pg_url: str,
+    *,
+    seconds: int,
+    kills_at: tuple[float, ...],
+    heartbeat_ms: int,
+    before_window: Callable[[dict[str, RunnerProcess]], None] | None = None,
 ) -> ClusterOutcome:
+    """`before_window`: more checks on the running nodes, before the window starts."""
     store = PostgresStore(pg_url)
     now = format_instant(datetime.now(UTC))
     for n in range(20):
@@ -110,6 +119,8 @@ def run_scenario(
     try:
         a = nodes["a"]
         wait_for(lambda: leader_of(a), 10, "a leader")
+        if before_window is not None:
+            before_window(nodes)
         start = math.ceil(time.time()) + 1.0
         end = start + seconds
         for at in kills_at:
@@ -143,6 +154,7 @@ def run_scenario(
             step=0.2,
         )
         wait_for(lambda: _pool_empty(store), 30, "the pool empty", step=0.2)
+        outcome.final_view = cluster_view(a)
         a.stop()
         for name, node in nodes.items():
             if name not in outcome.killed and name != "a":
