@@ -332,7 +332,13 @@ class ClusterNode:
             self.led_since = None
         self.leading = leading
         if leading:
-            await self._plan(now)
+            try:
+                await self._plan(now)
+            except BaseException:
+                # Fires taken off the heap may not have been written: start again from what
+                # the database holds (the next turn takes over afresh and catches them up).
+                self.leading = False
+                raise
             wait = POLL_S
             next_ts = self.planner.fires.next_due()
             if next_ts is not None:

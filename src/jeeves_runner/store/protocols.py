@@ -497,7 +497,9 @@ class ClusterStore(Protocol):
 
     def close_node_runs(self, node_id: str, at: str, during: str, before: str) -> int:
         """Close the node's own open runs (a start after a crash, the end of a stop):
-        `running` ones with `during`, `pending` ones it claimed with `before`."""
+        `running` ones with `during`; scheduled runs it claimed and never started go back
+        to the pool; its other `pending` ones (manual) are closed with `before`. Answers how
+        many it closed."""
         ...
 
     def node_open_runs(self, node_id: str) -> list[OpenRun]:

@@ -161,9 +161,13 @@ def test_heartbeats_adopt_runs_and_list_nodes_counts_running(store: PostgresStor
     assert nodes[0]["last_heartbeat"] == T0 and nodes[1]["last_heartbeat"] == T1
     store.cluster.leave("n2", T2, "stopped")
     assert store.cluster.list_nodes()[1]["stopped_at"] == T2
-    assert [r.id for r in store.cluster.node_open_runs("n1")] == [run_id]
+    store.cluster.write_plans([JobPlan("a", None, T1, (T1,))], T0)
+    (claimed,) = store.cluster.claim_runs("n1", [], T1, 1)
+    assert [r.id for r in store.cluster.node_open_runs("n1")] == [run_id, claimed.run_id]
+    # Its running run is closed; the fire it claimed and never started goes back to the pool.
     assert store.cluster.close_node_runs("n1", T2, "gone", "never") == 1
     assert store.cluster.node_open_runs("n1") == []
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 1)] == [claimed.run_id]
 
 
 def test_unowned_manual_runs_are_closed_after_the_grace(store: PostgresStore) -> None:

@@ -242,6 +242,8 @@ class PostgresClusterStore:
     def close_node_runs(self, node_id: str, at: str, during: str, before: str) -> int:
         with self._db.transaction() as conn:
             closed = conn.execute(_CLOSE_NODE_RUNNING, (at, _text(during), node_id)).rowcount
+            if conn.execute(_RETURN_TO_POOL, (node_id,)).rowcount:
+                conn.execute(_NOTIFY_RUNS)
             return closed + conn.execute(_CLOSE_NODE_PENDING, (at, _text(before), node_id)).rowcount
 
     def node_open_runs(self, node_id: str) -> list[OpenRun]:
