@@ -67,18 +67,27 @@ def _quantile(ordered: list[float], q: float) -> float | None:
 
 def start_nodes(folder: Path, pg_url: str, heartbeat_ms: int) -> dict[str, RunnerProcess]:
     nodes: dict[str, RunnerProcess] = {}
-    # `a` last: one of the others leads, so killing the leader never strands the pinned job.
-    for name in ("b", "c", "a"):
-        home = folder / name
-        home.mkdir()
-        nodes[name] = RunnerProcess(
-            home,
-            dbUrl=pg_url,
-            maxConcurrency=20,
-            timezone="UTC",
-            log={"level": "info"},
-            cluster={"enabled": True, "nodeId": name, "heartbeatMs": heartbeat_ms},
-        ).start()
+    try:
+        # `a` last: one of the others leads, so killing the leader never strands the pinned
+        # job.
+        for name in ("b", "c", "a"):
+            home = folder / name
+            home.mkdir()
+            nodes[name] = RunnerProcess(
+                home,
+                dbUrl=pg_url,
+                maxConcurrency=20,
+                timezone="UTC",
+                log={"level": "info"},
+                cluster={"enabled": True, "nodeId": name, "heartbeatMs": heartbeat_ms},
+            )
+            nodes[name].start()
+    except BaseException:
+        # One that did not come up: the others must not outlive the test.
+        for node in nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop(signal.SIGKILL)
+        raise
     return nodes
 
 
@@ -114,9 +123,10 @@ def run_scenario(
             run_on=("a",) if n == 0 else (),
         )
         store.jobs.add_job(job, now)
-    nodes = start_nodes(folder, pg_url, heartbeat_ms)
+    nodes: dict[str, RunnerProcess] = {}
     outcome = ClusterOutcome()
     try:
+        nodes.update(start_nodes(folder, pg_url, heartbeat_ms))
         a = nodes["a"]
         wait_for(lambda: leader_of(a), 10, "a leader")
         if before_window is not None:
