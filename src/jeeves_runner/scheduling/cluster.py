@@ -468,6 +468,12 @@ class ClusterNode:
                 )
             if gone:
                 await self._db(lambda: _discard(self.store, gone))
+            if not self.dispatcher.accepting:
+                # Stopping: fire() would drop the rows, and the instants with them. Back to
+                # the pool for a node that goes on.
+                node, back = self.identity.node_id, [p.run_id for p in prepared if p.run_id]
+                await self._db(lambda: self.store.cluster.unclaim(node, back))
+                return
             for run_id in ids:
                 self._claims.run_ids.discard(run_id)
             if prepared:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jeeves_runner.clock import FakeClock
+from jeeves_runner.cluster_model import JobPlan
 from jeeves_runner.models import Job, format_instant
 from jeeves_runner.scheduling import cluster as cluster_module
 from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
@@ -80,5 +81,39 @@ def test_a_failed_plan_write_is_caught_up_by_the_next_take_over(
 
     try:
         asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+class StoppingDispatcher(IdleDispatcher):
+    accepting = False
+
+    async def fire(self, *args: object) -> None:
+        raise AssertionError("a stopping node must not fire what it claimed")
+
+
+def test_claims_a_stopping_node_did_not_start_go_back_to_the_pool(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(Job(id="tick", name="t", schedule="* * * * * *", script="/s"), at(-60))
+    store.cluster.write_plans([JobPlan("tick", None, at(0), (at(0),))], at(-1))
+    (claim,) = store.cluster.claim_runs("n1", [], at(0), 5)
+    node = ClusterNode(
+        store=store,
+        link=PostgresClusterLink(pg_url, "n1"),
+        dispatcher=StoppingDispatcher(),  # type: ignore[arg-type]
+        clock=FakeClock(NOW),
+        zone=UTC,
+        identity=NodeIdentity("n1", "host", ("n1",), 2.0),
+    )
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(claim.scheduled_for, [claim])
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(scenario())
+        assert [c.run_id for c in store.cluster.claim_runs("n2", [], at(0), 5)] == [claim.run_id]
     finally:
         store.close()
