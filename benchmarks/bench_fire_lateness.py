@@ -259,22 +259,29 @@ def run_runner(
     block: int,
     phase: Phase,
     db_url: str | None = None,
+    cluster_nodes: int = 0,
 ) -> None:
     """One runner process on a fresh database (a SQLite file, or the fresh PostgreSQL schema
-    `db_url` names); the window starts WARMUP_S after /health."""
+    `db_url` names), or `cluster_nodes` runners in cluster mode on that schema; the window
+    starts WARMUP_S after /health (of every node). The CPU figure is the first process's."""
     db_path = folder / f"runner-{block}.sqlite"
     location = db_url or str(db_path)
-    port = free_port()
-    config = {
-        "port": port,
-        "host": "127.0.0.1",
-        **({"dbUrl": db_url} if db_url else {"dbPath": str(db_path)}),
-        "maxConcurrency": len(scripts),
-        "timezone": "UTC",
-        "log": {"level": "warn", "file": str(folder / f"runner-{block}.log")},
-    }
-    config_path = folder / f"config-{block}.json"
-    config_path.write_text(json.dumps(config), encoding="utf-8")
+    configs: list[tuple[Path, int]] = []
+    for node in range(max(1, cluster_nodes)):
+        port = free_port()
+        config: dict[str, Any] = {
+            "port": port,
+            "host": "127.0.0.1",
+            **({"dbUrl": db_url} if db_url else {"dbPath": str(db_path)}),
+            "maxConcurrency": len(scripts),
+            "timezone": "UTC",
+            "log": {"level": "warn", "file": str(folder / f"runner-{block}-{node}.log")},
+        }
+        if cluster_nodes:
+            config["cluster"] = {"enabled": True, "nodeId": f"node-{node}"}
+        config_path = folder / f"config-{block}-{node}.json"
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        configs.append((config_path, port))
 
     store = open_store(location)
     now = "2026-01-01T00:00:00.000Z"
@@ -289,18 +296,21 @@ def run_runner(
         store.jobs.add_job(job, now)
     store.close()
 
-    stderr_path = folder / f"runner-{block}.stderr"
-    proc = start_runner(config_path, folder, stderr_path)
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 30
-        while not health_ok(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"runner did not come up: {stderr_path.read_text(errors='replace')[-2000:]}"
-                )
-            time.sleep(0.02)
+        for node, (config_path, port) in enumerate(configs):
+            stderr_path = folder / f"runner-{block}-{node}.stderr"
+            proc = start_runner(config_path, folder, stderr_path)
+            procs.append(proc)
+            deadline = time.monotonic() + 30
+            while not health_ok(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"runner did not come up: {stderr_path.read_text(errors='replace')[-2000:]}"
+                    )
+                time.sleep(0.02)
         first = math.ceil(time.time()) + WARMUP_S
-        cpu = ProcessCpu(proc.pid)
+        cpu = ProcessCpu(procs[0].pid)
         sleep_until(first)
         cpu.begin()
         host = HostLoad()
@@ -310,8 +320,9 @@ def run_runner(
         # The last window second's children start within it; leave time for their rows.
         sleep_until(first + duration + 1.5)
     finally:
-        stop_runner(proc)
-    phase.exit_codes.append(proc.returncode)
+        for proc in procs:
+            stop_runner(proc)
+    phase.exit_codes.extend(proc.returncode for proc in procs)
     store = open_store(location)
     try:
         rows = [
@@ -360,10 +371,16 @@ def main() -> None:
         "so that background load on a shared host falls on both alike",
     )
     parser.add_argument("--db-url", help="also run the runner on this PostgreSQL database")
+    parser.add_argument(
+        "--cluster-nodes",
+        type=int,
+        default=0,
+        help="with --db-url: also run this many nodes in cluster mode on a fresh schema",
+    )
     args = parser.parse_args()
     block_s = max(1, args.duration // args.blocks)
 
-    floor, runner, on_postgres = Phase(), Phase(), Phase()
+    floor, runner, on_postgres, on_cluster = Phase(), Phase(), Phase(), Phase()
     with tempfile.TemporaryDirectory(prefix="jr-bench-fire-") as tmp:
         folder = Path(tmp)
         scripts = make_scripts(folder, args.jobs)
@@ -373,6 +390,17 @@ def main() -> None:
             if args.db_url:
                 with PostgresSchema(args.db_url) as url:
                     run_runner(folder, scripts, block_s, block + 1000, on_postgres, url)
+                if args.cluster_nodes:
+                    with PostgresSchema(args.db_url) as url:
+                        run_runner(
+                            folder,
+                            scripts,
+                            block_s,
+                            block + 2000,
+                            on_cluster,
+                            url,
+                            cluster_nodes=args.cluster_nodes,
+                        )
     fl, rn = floor.result(args.jobs), runner.result(args.jobs)
     fla, rla = fl["lateness"], rn["lateness"]
     targets = {
@@ -400,6 +428,23 @@ def main() -> None:
                 "p50": round(pla.get("p50_ms", math.nan) - rla.get("p50_ms", math.nan), 2),
                 "p99": round(pla.get("p99_ms", math.nan) - rla.get("p99_ms", math.nan), 2),
             },
+        }
+    if args.db_url and args.cluster_nodes:
+        cl = on_cluster.result(args.jobs)
+        cla = cl["lateness"]
+        targets["cluster_no_fire_lost"] = (
+            cl["missing"] == 0
+            and cl["duplicates"] == 0
+            and cl["fires_recorded"] == cl["fires_expected"]
+        )
+        targets["cluster_p50_within_sqlite_plus_5ms"] = (
+            cla.get("p50_ms", math.inf) <= rla.get("p50_ms", math.inf) + 5
+        )
+        extra["cluster_nodes"] = args.cluster_nodes
+        extra["runner_cluster"] = cl
+        extra["cluster_minus_sqlite_ms"] = {
+            "p50": round(cla.get("p50_ms", math.nan) - rla.get("p50_ms", math.nan), 2),
+            "p99": round(cla.get("p99_ms", math.nan) - rla.get("p99_ms", math.nan), 2),
         }
     print(
         json.dumps(

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from jeeves_runner.cluster_model import LABEL, LABEL_RULE
 from jeeves_runner.models import DEFAULT_DB_PATH
 from jeeves_runner.notify_model import WEBHOOK_PREFIX, AlertEvent
 from jeeves_runner.scheduling.cron import InvalidSchedule, resolve_zone
@@ -171,6 +172,31 @@ class GatewayConfig(_Section):
     _url = field_validator("url")(_http_url)
 
 
+class ClusterConfig(_Section):
+    """Cluster mode (README, "Cluster mode"): needs dbUrl."""
+
+    enabled: bool = False
+    # Default: "<host name>-<port>", which is unique on one machine.
+    node_id: str | None = Field(default=None, alias="nodeId")
+    labels: list[str] = Field(default_factory=list)
+    heartbeat_ms: int = Field(default=2000, alias="heartbeatMs", ge=100, le=60_000)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_label(cls, value: str | None) -> str | None:
+        if value is not None and not LABEL.match(value):
+            raise ValueError(f"must be {LABEL_RULE}, got {json.dumps(value)}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if not LABEL.match(label):
+                raise ValueError(f"each label must be {LABEL_RULE}, got {json.dumps(label)}")
+        return value
+
+
 class Config(_Section):
     port: int = Field(default=1937, ge=1, le=65535)
     host: str = Field(default="127.0.0.1", min_length=1)
@@ -191,6 +217,7 @@ class Config(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     log: LogConfig = LogConfig()
     gateway: GatewayConfig = GatewayConfig()
+    cluster: ClusterConfig = ClusterConfig()
     # Names of environment variables jobs must not inherit (the gateway token variable is
     # withheld anyway): see execution/child_env.py.
     secret_env: list[str] = Field(default_factory=list, alias="secretEnv")
@@ -224,6 +251,8 @@ class Config(_Section):
     def _one_database(self) -> Config:
         if self.db_url is not None and "db_path" in self.model_fields_set:
             raise ValueError("set either dbPath (SQLite) or dbUrl (PostgreSQL), not both")
+        if self.cluster.enabled and self.db_url is None:
+            raise ValueError("cluster.enabled needs dbUrl: cluster mode runs on PostgreSQL")
         return self
 
     @property
@@ -302,6 +331,12 @@ _EXPECTATIONS: dict[str, str] = {
     "gateway.url": "a URL string",
     "gateway.tokenPath": "a file path string",
     "gateway.pollIntervalMs": "an integer ≥ 1",
+    "cluster": "an object",
+    "cluster.enabled": "true or false",
+    "cluster.nodeId": "a node id string",
+    "cluster.labels": "a list of label strings",
+    "cluster.labels.[]": "a label string",
+    "cluster.heartbeatMs": "an integer from 100 to 60000",
     "secretEnv": "a list of environment variable names",
     "secretEnv.[]": "an environment variable name string",
     "$schema": "a string",

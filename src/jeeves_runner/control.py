@@ -118,6 +118,11 @@ class RunnerControl(Protocol):
         flight (unknown, finished, or another node's)."""
         ...
 
+    async def cluster_view(self) -> dict[str, Any]:
+        """GET /cluster: {"enabled", "node_id", "nodes": [...]}; a single runner answers
+        enabled false and no nodes."""
+        ...
+
     def subscribe_log(self, run_id: int) -> LogSubscription | None:
         """A live reader of the log of a run in flight in this runner; None otherwise (the
         whole log is then in the store)."""

@@ -117,6 +117,8 @@ class Job:
     notify_repeat: int = 10
     late_after_ms: int = 60_000
     max_duration_ms: int | None = None
+    # Cluster mode: labels a node must all carry to run this job (empty: any node).
+    run_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import re
 import signal
+import socket
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
 from jeeves_runner import audit
 from jeeves_runner.clock import Clock, SystemClock
 from jeeves_runner.config import Config, ConfigError, load_config
+from jeeves_runner.control import ShuttingDownError
 from jeeves_runner.execution.dispatch import RunDispatcher
 from jeeves_runner.execution.executor import KILL_GRACE_S, ProcessExecutor
 from jeeves_runner.execution.orphans import kill_orphan_groups
@@ -38,6 +42,7 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.notify.alerts import Notifier
 from jeeves_runner.process_limits import raise_fd_limit
+from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.scheduling.loop import Scheduler, describe_zone
@@ -45,7 +50,7 @@ from jeeves_runner.scheduling.schedule_watch import ScheduleWatch
 from jeeves_runner.store import StoreError
 from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.opening import open_store, runner_lock
-from jeeves_runner.store.protocols import Store
+from jeeves_runner.store.protocols import ClusteredStore, Store
 from jeeves_runner.token_files import warn_readable_token_files
 
 log = structlog.get_logger("jeeves_runner.runner")
@@ -61,7 +66,10 @@ class Runner:
     config_path: str | None = None  # read again on SIGHUP
 
     def __post_init__(self) -> None:
-        self._lock = runner_lock(self.config.db_location)
+        # Cluster nodes share the runner lock: a single runner (cluster mode off) on the
+        # same schema refuses to start beside them, and they beside it.
+        self._lock = runner_lock(self.config.db_location, shared=self.config.cluster.enabled)
+        self.cluster: ClusterNode | None = None
         self._store: Store | None = None
         self._gateway: StoreGateway | None = None
         self._started_mono = self.clock.monotonic()
@@ -112,10 +120,48 @@ class Runner:
     async def trigger(
         self, job_id: str, *, on_started: Callable[[int], None] | None = None
     ) -> RunResult:
+        job = await self._job_for_elsewhere(job_id)
+        if job is not None:
+            assert self.cluster is not None
+            run_id = await self.cluster.run_elsewhere(job)
+            if on_started is not None:
+                on_started(run_id)
+            return await self.cluster.wait_result(run_id)
         return await self.dispatcher.trigger(job_id, on_started=on_started)
 
     async def start_run(self, job_id: str) -> int:
+        job = await self._job_for_elsewhere(job_id)
+        if job is not None:
+            assert self.cluster is not None
+            return await self.cluster.run_elsewhere(job)
         return await self.dispatcher.start_run(job_id)
+
+    async def _job_for_elsewhere(self, job_id: str) -> Job | None:
+        """In cluster mode, a job whose run_on this node does not satisfy: its manual run
+        goes to the pool for a node that may run it. None: run it here."""
+        cluster = self.cluster
+        if cluster is None:
+            return None
+        if not self.dispatcher.accepting:
+            raise ShuttingDownError()
+        job = await self.store.read(lambda s: s.jobs.get_job(job_id))
+        if job is None or cluster.identity.may_run(job):
+            return None  # unknown: the dispatcher answers "not found"
+        return job
+
+    async def cluster_view(self) -> dict[str, Any]:
+        cluster = self.cluster
+        if cluster is None:
+            return {"enabled": False, "node_id": None, "nodes": []}
+        nodes = await self.store.read(lambda s: cast(ClusteredStore, s).cluster.list_nodes())
+        for node in nodes:
+            reason = node["stop_reason"] or ""
+            if node["stopped_at"] is None:
+                node["state"] = "up"
+            else:
+                node["state"] = "lost" if reason.startswith("lost") else "stopped"
+                node["leader"] = False
+        return {"enabled": True, "node_id": cluster.identity.node_id, "nodes": nodes}
 
     async def cancel_run(self, run_id: int, reason: str) -> bool:
         return await self.dispatcher.cancel_run(run_id, reason)
@@ -168,17 +214,23 @@ class Runner:
             replayed = await self._gateway.write(journal.replay)
             if replayed:
                 log.warning("results kept at the last stop written", count=replayed)
-            # Groups a killed runner left alive are ended before anything new starts.
-            open_runs = await self._gateway.read(lambda s: s.runs.open_runs())
+            # Groups a killed runner left alive are ended before anything new starts. A
+            # cluster node ends and closes only its own: the other runs belong to live peers.
+            node_id = self._node_id()
+            open_runs = await self._gateway.read(
+                lambda s: (
+                    s.runs.open_runs()
+                    if node_id is None
+                    else cast(ClusteredStore, s).cluster.node_open_runs(node_id)
+                )
+            )
             ended = await kill_orphan_groups(open_runs, KILL_GRACE_S)
             if ended:
                 at = format_instant(self.clock.now())
                 await self._gateway.write(lambda s: _close_runs(s, ended, at))
                 log.warning("ended process groups a stopped runner left", runs=sorted(ended))
             at = format_instant(self.clock.now())
-            closed = await self._gateway.write(
-                lambda s: s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
-            )
+            closed = await self._gateway.write(lambda s: _close_open_runs(s, node_id, at))
             if closed:
                 log.warning("closed runs left open by a stopped runner", count=closed)
             zone = resolve_zone(config.timezone)
@@ -257,9 +309,16 @@ class Runner:
                 failed = [(j, f.reason) for j, f in self.scheduler.failed_registrations.items()]
                 # Sent in the background: Slack being slow must not delay the first fires.
                 self.notifier.notify_registration_failures_later(total, failed)
+            if config.cluster.enabled:
+                self.cluster = self._make_cluster_node(zone)
             if self.serve_api:
                 await self._start_api()
-            self.scheduler.start()
+            if self.cluster is not None:
+                # The cluster plans and claims fires; the scheduler's heap (kept fresh by the
+                # schedule watch) only answers "next run" for the API.
+                await self.cluster.start()
+            else:
+                self.scheduler.start()
             self.schedule_watch.start()
             if self.job_folder is not None:
                 self.job_folder.start()
@@ -277,6 +336,37 @@ class Runner:
             await self._close_resources()
             raise
         log.info("runner started", db=self._store.location, host=config.host, port=self.port)
+
+    def _node_id(self) -> str | None:
+        """This node's id in cluster mode (config, else "<host name>-<port>"); else None."""
+        cluster = self.config.cluster
+        if not cluster.enabled:
+            return None
+        if cluster.node_id is not None:
+            return cluster.node_id
+        host = re.sub(r"[^A-Za-z0-9_.:-]", "-", socket.gethostname()).strip("-.") or "node"
+        return f"{host[:50]}-{self.config.port}"
+
+    def _make_cluster_node(self, zone: tzinfo) -> ClusterNode:
+        from jeeves_runner.store.opening import open_cluster_link
+
+        node_id = self._node_id()
+        assert node_id is not None and self.config.db_url is not None
+        cluster = self.config.cluster
+        labels = tuple(dict.fromkeys([*cluster.labels, node_id]))
+        return ClusterNode(
+            store=cast(ClusteredStore, self._store),
+            link=open_cluster_link(self.config.db_url, node_id),
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+            zone=zone,
+            identity=NodeIdentity(
+                node_id=node_id,
+                host=socket.gethostname(),
+                labels=labels,
+                heartbeat_s=cluster.heartbeat_ms / 1000,
+            ),
+        )
 
     async def _start_api(self) -> None:
         from jeeves_runner.api.app import create_app
@@ -310,6 +400,8 @@ class Runner:
         log.info("runner stopping", running=self.dispatcher.executing)
         # First: from now on no child starts, whatever the steps below wait for.
         self.dispatcher.accepting = False
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.schedule_watch.stop()
         if self.job_folder is not None:
             await self.job_folder.stop()
@@ -330,10 +422,11 @@ class Runner:
             return
         at = format_instant(self.clock.now())
         journal = self._journal
+        node_id = self._node_id()
 
         def sweep(s: Store) -> tuple[int, int]:
             replayed = journal.replay(s) if journal is not None else 0
-            return replayed, s.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
+            return replayed, _close_open_runs(s, node_id, at)
 
         try:
             replayed, closed = await asyncio.wait_for(self._gateway.write(sweep), 2.0)
@@ -533,6 +626,16 @@ class Runner:
                 log.exception("maintenance failed")
                 continue
             self._maintenance_done(report)
+
+
+def _close_open_runs(store: Store, node_id: str | None, at: str) -> int:
+    """Runs left open by this runner's previous life (or at the end of a stop): every open
+    run for a single runner; only this node's in a cluster."""
+    if node_id is None:
+        return store.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
+    return cast(ClusteredStore, store).cluster.close_node_runs(
+        node_id, at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN
+    )
 
 
 def _close_runs(store: Store, errors: dict[int, str], at: str) -> None:

@@ -245,6 +245,12 @@ def test_add_and_edit_the_run_fields(cli: Any, config: Path, script: Path, tmp_p
     assert_ok(cli("edit-job", "report", "--timezone", "", "--cwd", ""))
     job = stored(config, "report")
     assert (job.timezone, job.cwd) == (None, None)
+    changed = assert_ok(cli("edit-job", "report", "--run-on", "gpu", "--run-on", "box-1"))
+    assert changed == "Changed job 'report': run_on\n"
+    assert stored(config, "report").run_on == ("gpu", "box-1")
+    assert "run on:      gpu, box-1" in assert_ok(cli("show-job", "report")).splitlines()
+    assert_ok(cli("edit-job", "report", "--name", "Report"))  # other edits keep run_on
+    assert stored(config, "report").run_on == ("gpu", "box-1")
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,9 @@ class FakeControl:
     def database_problem(self) -> str | None:
         return self.gateway.problem()
 
+    async def cluster_view(self) -> dict[str, Any]:
+        return {"enabled": False, "node_id": None, "nodes": []}
+
     async def trigger(
         self, job_id: str, *, on_started: Callable[[int], None] | None = None
     ) -> RunResult:

@@ -244,8 +244,10 @@ def test_create_with_every_run_field(client: httpx.Client, script: Path, tmp_pat
         cwd=str(tmp_path),
         timezone="Europe/London",
         tags=["nightly", "mail"],
+        run_on=["node-a", "gpu"],
     )
     job = client.post("/jobs", json=body).json()["job"]
+    assert job["run_on"] == ["node-a", "gpu"]
     assert job["args"] == ["--fast", "two words"]
     assert job["env"] == {"GREETING": "hi"}
     assert job["cwd"] == str(tmp_path)
@@ -276,6 +278,12 @@ def test_a_command_job_needs_no_script_and_patching_one_replaces_the_other(
         ({"args": "x"}, 'args: must be a list of strings, got "x"'),
         ({"args": ["x", 1]}, "args: must be a list of strings, got the item 1"),
         ({"tags": [None]}, "tags: must be a list of strings, got the item null"),
+        ({"run_on": "a"}, 'run_on: must be a list of strings, got "a"'),
+        (
+            {"run_on": ["a b"]},
+            "run_on: 'a b' is not a label (1-63 letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or digit)",
+        ),
         ({"timezone": "Mars/Base"}, "timezone: unknown time zone 'Mars/Base'"),
         ({"cwd": "rel"}, "cwd: must be an absolute path, got 'rel'"),
         ({"cwd": "/nope/at/all"}, "cwd: /nope/at/all does not exist"),

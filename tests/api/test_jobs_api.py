@@ -42,6 +42,7 @@ JOB_FIELDS = {
     "cwd",
     "timezone",
     "tags",
+    "run_on",
     "source",
 }
 RUN_FIELDS = {
@@ -112,6 +113,7 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "cwd": None,
         "timezone": None,
         "tags": [],
+        "run_on": [],
         "source": None,
         "last_status": None,
         "last_run": None,

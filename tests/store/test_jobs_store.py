@@ -48,6 +48,16 @@ def test_add_job_stores_every_field(store: Store) -> None:
     assert store.jobs.get_job("full") == stored
 
 
+def test_run_on_labels_round_trip_and_are_replaced_by_an_update(store: Store) -> None:
+    store.jobs.add_job(a_job("pinned", run_on=("a", "gpu")), T0)
+    assert store.jobs.get_job("pinned").run_on == ("a", "gpu")  # type: ignore[union-attr]
+    row = store.jobs.get_job_row("pinned")
+    assert row is not None and row["run_on"] == ["a", "gpu"]
+    assert store.jobs.list_jobs_with_last_run()[0]["run_on"] == ["a", "gpu"]
+    assert store.jobs.update_job(a_job("pinned"), T1)
+    assert store.jobs.get_job("pinned").run_on == ()  # type: ignore[union-attr]
+
+
 def test_jobs_survive_reopening_the_store(backend: Backend) -> None:
     first = backend.open()
     first.jobs.add_job(a_job("kept"), T0)

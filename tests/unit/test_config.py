@@ -232,6 +232,51 @@ def test_a_number_out_of_range_is_refused(data: dict[str, Any], problem: str) ->
     assert problems_of(data) == [problem]
 
 
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"cluster": {"enabled": True}},
+            "cluster.enabled needs dbUrl: cluster mode runs on PostgreSQL",
+        ),
+        (
+            {"cluster": {"nodeId": "a b"}},
+            "cluster.nodeId: must be 1-63 letters, digits, '_', '.', ':' or '-', starting with "
+            'a letter or digit, got "a b"',
+        ),
+        (
+            {"cluster": {"labels": ["ok", ""]}},
+            "cluster.labels: each label must be 1-63 letters, digits, '_', '.', ':' or '-', "
+            'starting with a letter or digit, got ""',
+        ),
+        (
+            {"cluster": {"heartbeatMs": 5}},
+            "cluster.heartbeatMs: must be an integer from 100 to 60000, got 5",
+        ),
+        ({"cluster": {"enabled": "yes"}}, 'cluster.enabled: must be true or false, got "yes"'),
+        ({"cluster": {"enabld": True}}, "cluster.enabld: unknown key (did you mean 'enabled'?)"),
+    ],
+)
+def test_cluster_settings_are_checked(data: dict[str, Any], problem: str) -> None:
+    assert problems_of(data) == [problem]
+
+
+def test_cluster_mode_defaults_off_and_takes_its_settings() -> None:
+    assert parse_config({}).cluster.enabled is False
+    config = parse_config(
+        {
+            "dbUrl": "postgresql://root@127.0.0.1/jr",
+            "cluster": {"enabled": True, "nodeId": "box-1", "labels": ["gpu"], "heartbeatMs": 500},
+        }
+    )
+    assert (config.cluster.node_id, config.cluster.labels, config.cluster.heartbeat_ms) == (
+        "box-1",
+        ["gpu"],
+        500,
+    )
+    assert parse_config({}).cluster.heartbeat_ms == 2000
+
+
 def test_zero_is_allowed_where_it_means_something() -> None:
     config = parse_config({"shutdownGraceMs": 0, "reconcileIntervalMs": 0})
     assert (config.shutdown_grace_ms, config.reconcile_interval_ms) == (0, 0)
@@ -255,7 +300,7 @@ def test_zero_is_allowed_where_it_means_something() -> None:
             {"notifications": {"slackToken": "x"}},
             "notifications.slackToken: unknown key (did you mean 'slackTokenPath'?)",
         ),
-        ({"colour": "blue"}, "colour: unknown key"),
+        ({"flavour": "blue"}, "flavour: unknown key"),
     ],
 )
 def test_an_unknown_key_is_refused_with_a_suggestion_when_close(

@@ -35,6 +35,11 @@ def test_a_toml_and_a_json_file_each_define_a_job_named_after_the_file(folder: P
     assert read.jobs["b"].command == ("true",)
 
 
+def test_run_on_is_read_from_a_job_file(folder: Path) -> None:
+    (folder / "a.toml").write_text('schedule = "@daily"\ncommand = ["true"]\nrun_on = ["node-a"]\n')
+    assert read_folder(folder, NOW).jobs["a"].run_on == ("node-a",)
+
+
 def test_two_files_for_one_id_are_both_refused(folder: Path) -> None:
     (folder / "a.toml").write_text('schedule = "@daily"\ncommand = ["true"]\n')
     (folder / "a.json").write_text('{"schedule": "@daily", "command": ["true"]}')
@@ -61,6 +66,9 @@ def test_a_file_name_that_is_no_id_is_reported(folder: Path) -> None:
         ('schedule = 5\n', 1, "schedule: must be a string, got 5"),
         ('schedule = "@daily"\ncommand = ["true"]\nenabled = "yes"\n', 3,
          "enabled: must be true or false"),
+        ('schedule = "@daily"\ncommand = ["true"]\nrun_on = ["-x"]\n', 3,
+         "run_on: '-x' is not a label (1-63 letters, digits, '_', '.', ':' or '-', "
+         "starting with a letter or digit)"),
     ],
 )  # fmt: skip
 def test_problems_name_the_line_and_the_field(

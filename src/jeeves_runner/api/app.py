@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jeeves_runner import __version__
 from jeeves_runner.api import (
     audit,
+    cluster,
     health,
     job_edits,
     job_schedule,
@@ -123,6 +124,7 @@ def create_app(
         job_edits.router,
         job_schedule.router,
         health.router,
+        cluster.router,
         queues.router,
         state.router,
         audit.router,

@@ -67,6 +67,9 @@ class JobChange(_Fields):
     cwd: str | None = Field(default=None, description="Absolute path of an existing folder")
     timezone: str | None = None
     tags: list[str] | None = None
+    run_on: list[str] | None = Field(
+        default=None, description="Cluster mode: labels a node must all carry to run the job"
+    )
 
 
 class JobCreate(_Fields):
@@ -100,13 +103,17 @@ class JobCreate(_Fields):
     )
     timezone: str | None = Field(default=None, description="IANA zone; default: the runner's")
     tags: list[str] = Field(default_factory=list)
+    run_on: list[str] = Field(
+        default_factory=list,
+        description="Cluster mode: labels a node must all carry to run the job (empty: any)",
+    )
 
 
 # What GET /jobs/:id shows but only the runner sets.
 _READ_ONLY = ("created_at", "updated_at", "last_status", "last_run", "next_run", "source")
 _REQUIRED_NOT_NULL = ("id", "name", "schedule", "type", "enabled", "overlap_policy")
 # Checked by the job rules, which name the item at fault (an env value that is not a string).
-_RULE_CHECKED = ("command", "args", "env", "tags")
+_RULE_CHECKED = ("command", "args", "env", "tags", "run_on")
 
 
 def _body_openapi(model: type[BaseModel]) -> dict[str, Any]:
@@ -215,6 +222,7 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
             work_dir=work_dir,
             timezone=merged.get("timezone"),
             tags=_given(merged.get("tags"), ()),
+            run_on=_given(merged.get("run_on"), ()),
         )
     except JobRuleError as exc:
         raise ApiError(400, _api_field_names(str(exc))) from None
@@ -265,6 +273,7 @@ def _as_fields(job: Job) -> dict[str, Any]:
         "cwd": job.cwd,
         "timezone": job.timezone,
         "tags": list(job.tags),
+        "run_on": list(job.run_on),
     }
 
 

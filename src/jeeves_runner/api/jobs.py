@@ -63,6 +63,9 @@ class JobBody(BaseModel):
     )
     timezone: str | None = Field(description="IANA zone of the schedule; null: the runner's")
     tags: list[str]
+    run_on: list[str] = Field(
+        description="Cluster mode: labels a node must all carry to run the job; [] any node"
+    )
     source: str | None = Field(description="The job file that defines the job, if any")
 
 

@@ -97,6 +97,12 @@ def _job_options(*, required: bool) -> Callable[[F], F]:
             ),
             click.option("--timezone", default=None, help="IANA zone of the schedule."),
             click.option("--tag", "tags", multiple=True, help="A free-form label (repeat)."),
+            click.option(
+                "--run-on",
+                "run_on",
+                multiple=True,
+                help="Cluster mode: a label a node must carry to run the job (repeat).",
+            ),
         ]
         for option in reversed(options):
             func = option(func)
@@ -127,6 +133,7 @@ def add_job(
     work_dir: str | None,
     timezone: str | None,
     tags: tuple[str, ...],
+    run_on: tuple[str, ...],
     disabled: bool,
     config_path: str | None,
 ) -> None:
@@ -139,6 +146,7 @@ def add_job(
         work_dir=work_dir,
         timezone=timezone,
         tags=tags,
+        run_on=run_on,
         job_id=job_id,
         name=name,
         schedule=schedule,
@@ -184,6 +192,7 @@ def edit_job(
     work_dir: str | None,
     timezone: str | None,
     tags: tuple[str, ...],
+    run_on: tuple[str, ...],
     no_timeout: bool,
     config_path: str | None,
 ) -> None:
@@ -214,6 +223,7 @@ def edit_job(
             work_dir=_pick(work_dir, current.cwd) or None,
             timezone=_pick(timezone, current.timezone) or None,
             tags=tags or current.tags,
+            run_on=run_on or current.run_on,
             job_type=_pick(job_type, current.type.value),
             description=_pick(description, current.description),
             timeout_ms=None if no_timeout else _pick(timeout_ms, current.timeout_ms),
@@ -330,6 +340,7 @@ def show_job(job_id: str, config_path: str | None) -> None:
         ("cwd", job.cwd or ("the runner's folder" if job.command else "the script's folder")),
         ("timezone", job.timezone or "the runner's"),
         ("tags", ", ".join(job.tags) or None),
+        ("run on", ", ".join(job.run_on) or None),
         ("description", job.description),
         ("timeout", f"{job.timeout_ms} ms" if job.timeout_ms else None),
         ("overlap", job.overlap_policy.value),
@@ -471,6 +482,7 @@ _COMPARED = (
     "cwd",
     "timezone",
     "tags",
+    "run_on",
 )
 
 

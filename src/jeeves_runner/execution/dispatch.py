@@ -90,6 +90,9 @@ class PreparedFire:
     job: Job
     run_id: int | None  # a `pending` row made ahead of the fire, when the job looked free
     taken: bool = False  # handled by fire(): its row, if any, now belongs to a run or a skip
+    # Cluster mode: a skip is recorded by this (the claimed row becomes `skipped` in place,
+    # so its instant keeps its one row) instead of a collapsed skip row.
+    on_skip: Callable[[str], Awaitable[None]] | None = None
 
 
 class RunDispatcher:
@@ -270,6 +273,11 @@ class RunDispatcher:
             )
             self.run_watch.fire_accepted(p.job, p.run_id, fire_at)
         for p, reason in skips:
+            if p.on_skip is not None:
+                p.taken = True
+                await p.on_skip(reason)
+                self._changed()
+                continue
             await self.discard([p])
             await self._record_skips(p.job.id, at, reason, 1)
 
@@ -293,6 +301,12 @@ class RunDispatcher:
         (log.debug if row == previous else log.info)(
             "fire skipped", job_id=job_id, reason=reason, fires=count
         )
+
+    @property
+    def in_flight_run_ids(self) -> tuple[int, ...]:
+        """Runs of this runner with a row and no recorded end yet (cluster heartbeats adopt
+        them for the node)."""
+        return tuple(self._run_tasks)
 
     # ---- manual runs -----------------------------------------------------------------
 

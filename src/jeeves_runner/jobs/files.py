@@ -42,6 +42,7 @@ FILE_KEYS = (
     "cwd",
     "timezone",
     "tags",
+    "run_on",
 )
 _TEXT_KEYS = ("name", "schedule", "script", "type", "description", "overlap_policy",
               "on_failure", "on_success", "cwd", "timezone")  # fmt: skip
@@ -181,6 +182,7 @@ def job_from_text(path: Path, text: str, now: datetime) -> Job:
             work_dir=data.get("cwd"),
             timezone=data.get("timezone"),
             tags=data.get("tags", ()),
+            run_on=data.get("run_on", ()),
         )
     except JobRuleError as exc:
         message = str(exc)

@@ -29,6 +29,7 @@ COMPARED = (
     "cwd",
     "timezone",
     "tags",
+    "run_on",
     "source",
 )
 

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jeeves_runner.cluster_model import LABEL, LABEL_RULE
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
 from jeeves_runner.models import Job, JobType, OverlapPolicy
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
@@ -44,6 +45,15 @@ def check_strings(name: str, value: object) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise JobRuleError(f"{name}: must be a list of strings, got the item {_shown(item)}")
     return tuple(value)
+
+
+def check_labels(name: str, value: object) -> tuple[str, ...]:
+    """A list of node labels (`run_on`): each letters, digits, '_', '.', ':' and '-'."""
+    labels = check_strings(name, value)
+    for label in labels:
+        if not LABEL.match(label):
+            raise JobRuleError(f"{name}: {label!r} is not a label ({LABEL_RULE})")
+    return tuple(dict.fromkeys(labels))
 
 
 def check_command(value: object) -> tuple[str, ...]:
@@ -165,6 +175,7 @@ def build_job(
     work_dir: str | None = None,
     timezone: str | None = None,
     tags: object = (),
+    run_on: object = (),
 ) -> Job:
     """`cwd` is the folder relative paths are read from (the shell's, or a job file's);
     `work_dir` is the job's own `cwd` field, the folder its child runs in."""
@@ -207,6 +218,7 @@ def build_job(
         cwd=resolve_cwd(work_dir, cwd),
         timezone=check_timezone(timezone),
         tags=check_strings("tags", tags),
+        run_on=check_labels("run_on", run_on),
         type=kind,
         description=description or None,
         enabled=enabled,

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from jeeves_runner.process_lock import ProcessLock
 from jeeves_runner.store.locations import is_postgres_url
-from jeeves_runner.store.protocols import Store
+from jeeves_runner.store.protocols import ClusterLink, Store
 from jeeves_runner.store.sqlite import SqliteStore
 
 
@@ -40,10 +40,18 @@ class RunnerLock(Protocol):
     def release(self) -> None: ...
 
 
-def runner_lock(location: str) -> RunnerLock:
-    """A flock on the SQLite file, or an advisory lock in the PostgreSQL schema."""
+def runner_lock(location: str, *, shared: bool = False) -> RunnerLock:
+    """A flock on the SQLite file, or an advisory lock in the PostgreSQL schema (`shared`:
+    held by every node of a cluster at once, and refused to a single runner)."""
     if is_postgres_url(location):
         from jeeves_runner.store.postgres.runner_lock import PostgresRunnerLock
 
-        return PostgresRunnerLock(location)
+        return PostgresRunnerLock(location, shared=shared)
     return ProcessLock(location)
+
+
+def open_cluster_link(url: str, node_id: str) -> ClusterLink:
+    """A cluster node's own connections (leader lock, LISTEN): PostgreSQL only."""
+    from jeeves_runner.store.postgres.cluster import PostgresClusterLink
+
+    return PostgresClusterLink(url, node_id)

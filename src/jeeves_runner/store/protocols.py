@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from jeeves_runner.access_model import AuditEntry, StoredToken
+from jeeves_runner.cluster_model import ClaimedRun, JobPlan, LostNode, NodeBeat, PlanOutcome
 from jeeves_runner.models import (
     Job,
     LogChunk,
@@ -510,6 +511,124 @@ class Store(Protocol):
         """A database error as a `StoreError` with one sentence (`DatabaseBusyError` for a
         lock held too long, `DatabaseUnavailableError` for a full disk or a damaged file);
         any other exception is returned as it is."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ClusterStore(Protocol):
+    """What cluster mode asks of the database (README, "Cluster mode"): nodes and their
+    heartbeats, the leader's plan, and the pool of due runs nodes claim. PostgreSQL only:
+    the SQLite store has no `cluster` (one file has one runner), and the contract tests of
+    these verbs run on PostgreSQL (`tests/store/postgres/test_postgres_cluster.py`)."""
+
+    def beat(self, beat: NodeBeat) -> bool:
+        """Record a node's heartbeat (a new node, or one starting again, is added) and adopt
+        its in-flight runs that have no node yet. True when a peer had declared this very
+        start of the node lost (its runs closed, its claims given back to the pool)."""
+        ...
+
+    def leave(self, node_id: str, at: str, reason: str) -> None:
+        """A node stopped cleanly: no longer leader, `stopped_at` set."""
+        ...
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """Every node known, by id: id, host, labels (a list), leader (bool: led at its last
+        heartbeat), heartbeat_ms, started_at, last_heartbeat, stopped_at, stop_reason and
+        running (its `running` runs now)."""
+        ...
+
+    def sweep_lost(self, now: str) -> list[LostNode]:
+        """Nodes not stopped whose last heartbeat is older than LOST_AFTER_HEARTBEATS of
+        their heartbeats at `now`: their `running` runs are closed as `error` ("Node x
+        stopped during this run"), their claimed runs not yet started go back to the pool,
+        and the node is marked stopped. Two sweepers never handle one node twice."""
+        ...
+
+    def close_unowned(self, now: str, before: str) -> int:
+        """Open manual runs no node adopted (their node died within a heartbeat of starting
+        them) that started before `before`: closed as `error`."""
+        ...
+
+    def close_node_runs(self, node_id: str, at: str, during: str, before: str) -> int:
+        """Close the node's own open runs (a start after a crash, the end of a stop):
+        `running` ones with `during`; scheduled runs it claimed and never started go back
+        to the pool; its other `pending` ones (manual) are closed with `before`. Answers how
+        many it closed."""
+        ...
+
+    def node_open_runs(self, node_id: str) -> list[OpenRun]:
+        """The node's runs still `pending` or `running`, with their recorded processes."""
+        ...
+
+    def plan_state(self) -> dict[str, str]:
+        """Job id -> the last scheduled instant planned for it (jobs never planned, or
+        disabled since, are absent)."""
+        ...
+
+    def write_plans(self, plans: Sequence[JobPlan], at: str) -> PlanOutcome:
+        """Write the leader's plans in one transaction: per job, a compare-and-set of its
+        planned_through (refused when another leader moved it), its due runs as `pending`
+        with `scheduled_for` (an instant that already has its row is left alone), and a
+        `missed` row for a gap. Wakes every node (NOTIFY) when a run was added."""
+        ...
+
+    def claim_runs(
+        self, node_id: str, labels: Collection[str], due_before: str, limit: int
+    ) -> list[ClaimedRun]:
+        """Take up to `limit` runs of the pool for this node (oldest due first): scheduled
+        ones due at or before `due_before` and manual ones sent to the pool, of jobs whose
+        `run_on` labels all are in `labels`. `FOR UPDATE SKIP LOCKED`: two nodes never
+        take one run."""
+        ...
+
+    def confirm_claims(self, node_id: str, run_ids: Collection[int]) -> set[int]:
+        """Which of these runs are still this node's to start (`pending`, its node id)."""
+        ...
+
+    def unclaim(self, node_id: str, run_ids: Collection[int]) -> int:
+        """Claimed runs the node will not start (it is stopping): back to the pool."""
+        ...
+
+    def skip_claimed(self, run_id: int, at: str, reason: str) -> bool:
+        """A claimed run the overlap policy skips becomes `skipped` in place (its instant
+        keeps its one row)."""
+        ...
+
+    def expire_pool(self, before: str, at: str, reason: str) -> int:
+        """Scheduled runs still unclaimed whose instant is older than `before` (no node
+        that may run them was free): recorded as `missed` with `reason`."""
+        ...
+
+    def request_run(self, job_id: str, at: str) -> int:
+        """A manual run for another node (the job's run_on excludes the receiving one):
+        `pending` in the pool, and every node woken."""
+        ...
+
+
+class ClusteredStore(Store, Protocol):
+    """A store that can back cluster mode (PostgreSQL)."""
+
+    @property
+    def cluster(self) -> ClusterStore: ...
+
+
+class ClusterLink(Protocol):
+    """A node's own connections, outside the pool: the leader lock (held by a session, so
+    leadership ends when the session does, a node killed with -9 included) and LISTEN."""
+
+    def try_lead(self) -> bool:
+        """Take the leader lock if free; True while this node holds it (a lost session
+        answers False: leadership ended with it). Blocks."""
+        ...
+
+    def resign(self) -> None:
+        """Let the lock go (a stop): another node can lead at once."""
+        ...
+
+    def wait_notice(self, timeout_s: float) -> set[str]:
+        """Block until a cluster notification arrives or `timeout_s` passes; the payloads
+        ("runs", "jobs") seen. Reconnects (and answers at once) after a lost connection."""
         ...
 
     def close(self) -> None: ...

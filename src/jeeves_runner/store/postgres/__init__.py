@@ -14,6 +14,7 @@ from psycopg_pool import PoolTimeout
 
 from jeeves_runner.store.errors import DatabaseBusyError, DatabaseUnavailableError, StoreError
 from jeeves_runner.store.postgres.access import PostgresAuditStore, PostgresTokenStore
+from jeeves_runner.store.postgres.cluster import PostgresClusterStore
 from jeeves_runner.store.postgres.database import (
     DEFAULT_POOL_SIZE,
     SCHEMA_VERSION,
@@ -52,6 +53,7 @@ class PostgresStore:
         self._tokens = PostgresTokenStore(self.db)
         self._audit = PostgresAuditStore(self.db)
         self._notify_state = PostgresNotifyStateStore(self.db)
+        self._cluster = PostgresClusterStore(self.db)
 
     @property
     def jobs(self) -> PostgresJobStore:
@@ -84,6 +86,10 @@ class PostgresStore:
     @property
     def notify_state(self) -> PostgresNotifyStateStore:
         return self._notify_state
+
+    @property
+    def cluster(self) -> PostgresClusterStore:
+        return self._cluster
 
     @property
     def location(self) -> str:

@@ -15,12 +15,12 @@ from jeeves_runner.store.postgres.database import Database
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
     "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
-    "source, source_digest"
+    "source, source_digest, run_on"
 )
 # Stored as JSON text (as in SQLite); read back as lists and objects.
-_JSON_COLUMNS = ("command", "args", "env", "tags")
+_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on")
 
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 21)})"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 22)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = %s"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 # One primary-key lookup of runs per job, whatever the size of the history. OFFSET 0 keeps the
@@ -29,7 +29,7 @@ _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 _LIST_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
-       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
+       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN LATERAL (
     SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
@@ -39,7 +39,7 @@ ORDER BY j.id
 _LIST_SOME_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
-       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
+       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN LATERAL (
     SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
@@ -58,7 +58,7 @@ _XMIN8 = """(CASE WHEN j.xmin::text::bigint <= (x.top & 4294967295)
     END)::text::xid8"""
 _JOB_ITEM_COLUMNS = """j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled,
     j.timeout_ms, j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
-    j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
+    j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
     r.status AS last_status, r.started_at AS last_run"""
 # One round trip: the snapshot and job count on every row, and the changed jobs as GET /jobs
 # shows them (one row of NULL job columns when none changed).
@@ -90,7 +90,7 @@ _UPDATE = """
 UPDATE jobs SET name = %s, schedule = %s, script = %s, type = %s, description = %s,
        enabled = %s, timeout_ms = %s, overlap_policy = %s, on_failure = %s, on_success = %s,
        updated_at = %s, command = %s, args = %s, env = %s, cwd = %s, timezone = %s, tags = %s,
-       source = %s, source_digest = %s
+       source = %s, source_digest = %s, run_on = %s
 WHERE id = %s
 """
 
@@ -118,6 +118,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         tags=tuple(orjson.loads(row[18])),
         source=row[19],
         source_digest=row[20],
+        run_on=tuple(orjson.loads(row[21])),
     )
 
 
@@ -133,6 +134,7 @@ def _extra_values(job: Job) -> tuple[Any, ...]:
         json.dumps(list(job.tags)),
         job.source,
         job.source_digest,
+        json.dumps(list(job.run_on)),
     )
 
 

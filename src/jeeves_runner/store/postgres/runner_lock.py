@@ -33,6 +33,7 @@ from jeeves_runner.store.postgres.database import connect_args, one_line
 _LOCK_CLASS = 0x4A52
 _KEY = "hashtext(current_database() || '.' || current_schema())"
 _TRY_LOCK = f"SELECT pg_try_advisory_lock({_LOCK_CLASS}, {_KEY})"
+_TRY_SHARED = f"SELECT pg_try_advisory_lock_shared({_LOCK_CLASS}, {_KEY})"
 _HOLDER = f"""
 SELECT a.application_name, coalesce(host(a.client_addr), 'local socket')
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -45,7 +46,9 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 class PostgresRunnerLock:
     watch_interval_s: float | None = 2.0
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, shared: bool = False) -> None:
+        # Shared: cluster nodes, any number at once; exclusive: a single runner, alone.
+        self.shared = shared
         self.url = url
         self.location = redact_url(url)
         self._conn: psycopg.Connection[Any] | None = None
@@ -80,7 +83,7 @@ class PostgresRunnerLock:
                 f"cannot connect to PostgreSQL at {self.location}: {one_line(exc)}"
             ) from None
         try:
-            row = conn.execute(_TRY_LOCK).fetchone()
+            row = conn.execute(_TRY_SHARED if self.shared else _TRY_LOCK).fetchone()
             if row is None or not row[0]:
                 holder = conn.execute(_HOLDER).fetchone()
                 who = f"{holder[0]} at {holder[1]}" if holder else "unknown"

@@ -19,18 +19,18 @@ from jeeves_runner.store.sqlite.database import Database
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
     "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
-    "source, source_digest"
+    "source, source_digest, run_on"
 )
 # Stored as JSON text; read back as lists and objects.
-_JSON_COLUMNS = ("command", "args", "env", "tags")
+_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on")
 
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 _LIST_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
-       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source,
+       j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id
 ORDER BY j.id
@@ -48,6 +48,7 @@ _JOB_JSON = """json_object(
         'created_at', j.created_at, 'updated_at', j.updated_at,
         'command', json(j.command), 'args', json(j.args), 'env', json(j.env), 'cwd', j.cwd,
         'timezone', j.timezone, 'tags', json(j.tags), 'source', j.source,
+        'run_on', json(j.run_on),
         'last_status', r.status, 'last_run', r.started_at
     )"""
 # The whole body. The subquery's order is the order SQLite aggregates in.
@@ -97,7 +98,7 @@ _UPDATE = """
 UPDATE jobs SET name = ?, schedule = ?, script = ?, type = ?, description = ?, enabled = ?,
        timeout_ms = ?, overlap_policy = ?, on_failure = ?, on_success = ?, updated_at = ?,
        command = ?, args = ?, env = ?, cwd = ?, timezone = ?, tags = ?, source = ?,
-       source_digest = ?
+       source_digest = ?, run_on = ?
 WHERE id = ?
 """
 
@@ -125,6 +126,7 @@ def _job(row: sqlite3.Row) -> Job:
         tags=tuple(json.loads(row["tags"])),
         source=row["source"],
         source_digest=row["source_digest"],
+        run_on=tuple(json.loads(row["run_on"])),
     )
 
 
@@ -139,6 +141,7 @@ def _extra_values(job: Job) -> tuple[Any, ...]:
         json.dumps(list(job.tags)),
         job.source,
         job.source_digest,
+        json.dumps(list(job.run_on)),
     )
 
 
