@@ -104,6 +104,61 @@ class Job:
     tags: tuple[str, ...] = ()
     source: str | None = None
     source_digest: str | None = None
+    retries: int = 0
+    retry_delay_ms: int = 10_000
+    retry_backoff: float = 2.0
+    retry_max_delay_ms: int = 600_000
+    # Items: "error", "timeout", or exit codes as decimal strings.
+    retry_on: tuple[str, ...] = ("error", "timeout")
+    catchup: str = "skip"  # "skip" | "once" | "all"
+    catchup_max: int = 10
+    catchup_window_ms: int = 86_400_000
+    notify: str = "change"  # "always" | "change"
+    notify_repeat: int = 10
+    late_after_ms: int = 60_000
+    max_duration_ms: int | None = None
+
+
+# Issue 13's job fields, in the order above: each backend stores them in columns of these
+# names, and the API and job files take them under these names.
+JOB_POLICY_FIELDS = (
+    "retries",
+    "retry_delay_ms",
+    "retry_backoff",
+    "retry_max_delay_ms",
+    "retry_on",
+    "catchup",
+    "catchup_max",
+    "catchup_window_ms",
+    "notify",
+    "notify_repeat",
+    "late_after_ms",
+    "max_duration_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRetry:
+    """A retry waiting for its time: a `pending` row with trigger `retry`, due at
+    `scheduled_for`. Durable, so a restart neither loses nor doubles it."""
+
+    run_id: int
+    job_id: str
+    scheduled_for: str
+    attempt: int
+    retry_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class MissedFires:
+    """Scheduled instants of one job that nothing ran on time (one gap): recorded as one
+    `missed` row."""
+
+    job_id: str
+    count: int
+    first: str
+    last: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,7 +254,12 @@ class Runner:
                 self.notifier.notify_registration_failures_later(total, failed)
             if self.serve_api:
                 await self._start_api()
+            # Before the first fire moves any job's last fired instant: what was missed while
+            # the runner was stopped is recorded and caught up in the background.
+            await self.scheduler.catch_up_at_start()
             self.scheduler.start()
+            retries = await self._gateway.read(lambda s: s.runs.pending_retries())
+            await self.dispatcher.resume_retries(retries)
             self.schedule_watch.start()
             if self.job_folder is not None:
                 self.job_folder.start()

@@ -88,6 +88,21 @@ def test_edit_job_changes_only_the_options_given(cli: Any, config: Path, script:
     assert stored(config, "report").description is None
 
 
+def test_add_job_and_edit_job_take_the_policies(cli: Any, config: Path, script: Path) -> None:
+    add(cli, "report", script, "--retries", "2", "--retry-on", "timeout", "--retry-on", "75",
+        "--catchup", "once", "--max-duration", "9000")  # fmt: skip
+    job = stored(config, "report")
+    assert (job.retries, job.retry_on, job.catchup) == (2, ("timeout", "75"), "once")
+    assert (job.max_duration_ms, job.retry_delay_ms) == (9000, 10_000)
+    out = assert_ok(cli("edit-job", "report", "--catchup", "all", "--catchup-max", "3"))
+    assert out == "Changed job 'report': catchup, catchup_max\n"
+    assert stored(config, "report").retries == 2
+    assert_error(
+        cli("edit-job", "report", "--catchup", "every"),
+        'catchup: must be skip, once or all, got "every"',
+    )
+
+
 def test_edit_job_applies_the_add_job_rules(cli: Any, config: Path, script: Path) -> None:
     add(cli, "report", script)
     assert_error(

@@ -16,9 +16,30 @@ from structlog.testing import capture_logs
 from jeeves_runner.api.app import create_app
 from jeeves_runner.api.jobs import BodyCache
 from jeeves_runner.clock import FakeClock
-from jeeves_runner.models import Job, JobType, OverlapPolicy, RunResult, RunStatus
+from jeeves_runner.models import (
+    JOB_POLICY_FIELDS,
+    Job,
+    JobType,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+)
 from jeeves_runner.store import SqliteStore
 
+POLICY_DEFAULTS = {
+    "retries": 0,
+    "retry_delay_ms": 10_000,
+    "retry_backoff": 2.0,
+    "retry_max_delay_ms": 600_000,
+    "retry_on": ["error", "timeout"],
+    "catchup": "skip",
+    "catchup_max": 10,
+    "catchup_window_ms": 86_400_000,
+    "notify": "change",
+    "notify_repeat": 10,
+    "late_after_ms": 60_000,
+    "max_duration_ms": None,
+}
 JOB_FIELDS = {
     "id",
     "name",
@@ -40,6 +61,8 @@ JOB_FIELDS = {
     "timezone",
     "tags",
     "source",
+    # Issue 13's policies, at their defaults unless set.
+    *JOB_POLICY_FIELDS,
 }
 RUN_FIELDS = {
     "id",
@@ -110,6 +133,7 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "timezone": None,
         "tags": [],
         "source": None,
+        **POLICY_DEFAULTS,
         "last_status": None,
         "last_run": None,
     }

@@ -26,8 +26,8 @@ from jeeves_runner.api.job_schedule import next_run
 from jeeves_runner.api.jobs import JOB_NOT_FOUND, JobDetail, OkBody, disable_job, enable_job
 from jeeves_runner.api.params import error_responses, json_response
 from jeeves_runner.control import JobManagedByFileError
-from jeeves_runner.jobs.rules import JobRuleError, build_job
-from jeeves_runner.models import Job
+from jeeves_runner.jobs.rules import JobRuleError, build_job, policy_fields
+from jeeves_runner.models import JOB_POLICY_FIELDS, Job
 
 router = APIRouter(tags=["jobs"])
 
@@ -42,7 +42,48 @@ class _Fields(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class JobChange(_Fields):
+class _Policies(_Fields):
+    """Issue 13's fields: retries, catch-up and alerts. Omitted: the default."""
+
+    retries: int | None = Field(default=None, description="Tries after a failure (default 0)")
+    retry_delay_ms: int | None = Field(
+        default=None, description="Longest wait before the first retry (default 10000)"
+    )
+    retry_backoff: float | None = Field(
+        default=None, description="Factor by which the wait grows per retry (default 2)"
+    )
+    retry_max_delay_ms: int | None = Field(
+        default=None, description="Cap of the wait before a retry (default 600000)"
+    )
+    retry_on: list[str | int] | None = Field(
+        default=None,
+        description="What is retried: 'error', 'timeout' and exit codes "
+        "(default ['error', 'timeout'])",
+    )
+    catchup: Literal["skip", "once", "all"] | None = Field(
+        default=None, description="Fires missed while the runner was down (default 'skip')"
+    )
+    catchup_max: int | None = Field(
+        default=None, description="Most missed fires run under 'all' (default 10)"
+    )
+    catchup_window_ms: int | None = Field(
+        default=None, description="Only missed fires this recent are run (default 86400000)"
+    )
+    notify: Literal["always", "change"] | None = Field(
+        default=None, description="Alert on every failure, or on changes (default 'change')"
+    )
+    notify_repeat: int | None = Field(
+        default=None, description="Under 'change': alert again every N failures (default 10)"
+    )
+    late_after_ms: int | None = Field(
+        default=None, description="Alert when a fire has not started this late (default 60000)"
+    )
+    max_duration_ms: int | None = Field(
+        default=None, description="Alert when a run takes longer (default null: never)"
+    )
+
+
+class JobChange(_Policies):
     """PATCH /jobs/:id: only the fields given change; null clears an optional one."""
 
     id: str | None = Field(default=None, description="If given, must be the path's id")
@@ -68,7 +109,7 @@ class JobChange(_Fields):
     tags: list[str] | None = None
 
 
-class JobCreate(_Fields):
+class JobCreate(_Policies):
     """POST /jobs."""
 
     id: str
@@ -103,9 +144,17 @@ class JobCreate(_Fields):
 
 # What GET /jobs/:id shows but only the runner sets.
 _READ_ONLY = ("created_at", "updated_at", "last_status", "last_run", "next_run", "source")
-_REQUIRED_NOT_NULL = ("id", "name", "schedule", "type", "enabled", "overlap_policy")
+_REQUIRED_NOT_NULL = (
+    "id",
+    "name",
+    "schedule",
+    "type",
+    "enabled",
+    "overlap_policy",
+    *(name for name in JOB_POLICY_FIELDS if name != "max_duration_ms"),
+)
 # Checked by the job rules, which name the item at fault (an env value that is not a string).
-_RULE_CHECKED = ("command", "args", "env", "tags")
+_RULE_CHECKED = ("command", "args", "env", "tags", *JOB_POLICY_FIELDS)
 
 
 def _body_openapi(model: type[BaseModel]) -> dict[str, Any]:
@@ -214,6 +263,7 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
             work_dir=work_dir,
             timezone=merged.get("timezone"),
             tags=_given(merged.get("tags"), ()),
+            policies={name: merged[name] for name in JOB_POLICY_FIELDS if name in merged},
         )
     except JobRuleError as exc:
         raise ApiError(400, _api_field_names(str(exc))) from None
@@ -258,6 +308,7 @@ def _as_fields(job: Job) -> dict[str, Any]:
         "cwd": job.cwd,
         "timezone": job.timezone,
         "tags": list(job.tags),
+        **policy_fields(job),
     }
 
 

@@ -48,6 +48,7 @@ def test_a_fresh_schema_is_migrated_and_versioned(store: PostgresStore, pg_url: 
     assert [t[0] for t in tables] == [
         "api_tokens",
         "audit_log",
+        "job_fire_marks",
         "jobs",
         "queue_items",
         "queues",
