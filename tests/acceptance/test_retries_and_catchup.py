@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from runner_process import RunnerProcess, wait_for
 
@@ -160,3 +161,43 @@ def test_a_runner_stopped_across_three_fires_catches_up_once_and_records_them(
         format_instant(missed[-1]),
     )
     assert runner.log().count("scheduled fires missed") == 1
+
+
+def test_a_waiting_retry_holds_the_job_in_flight_and_a_cancel_of_the_failed_try_ends_it(
+    tmp_path: Path,
+) -> None:
+    runner = RunnerProcess(tmp_path, timezone="UTC").start()
+    try:
+        runner.add_job("flaky", "* * * * * *", str(script(tmp_path, FAILS_TWICE)),
+                       "--retries", "2", "--retry-delay", A_WEEK_MS, "--retry-backoff", "1",
+                       "--retry-max-delay", A_WEEK_MS)  # fmt: skip
+        wait_for(
+            lambda: any(r["status"] == "skipped" for r in all_runs(runner, "flaky")),
+            10,
+            "a fire skipped while the retry waits (overlap policy skip)",
+        )
+        first, retry = [r for r in all_runs(runner, "flaky") if r["status"] != "skipped"][:2]
+        assert (first["status"], retry["status"], retry["retry_of"]) == (
+            "error",
+            "pending",
+            first["id"],
+        )
+        (skip,) = [r for r in all_runs(runner, "flaky") if r["status"] == "skipped"]
+        assert "still in flight" in skip["error"]
+        cancelled = httpx.post(f"{runner.url}/runs/{first['id']}/cancel", timeout=30)
+        assert cancelled.status_code == 200, cancelled.text
+        body = cancelled.json()["run"]
+        assert (body["id"], body["status"]) == (retry["id"], "cancelled")
+        assert "before it started" in body["error"]
+        # The job is free again: the next fires run (the second try of the counter).
+        wait_for(
+            lambda: any(
+                r["status"] == "error" and r["id"] > retry["id"] for r in all_runs(runner, "flaky")
+            ),
+            10,
+            "a fire after the cancel",
+        )
+        again = httpx.post(f"{runner.url}/runs/{first['id']}/cancel", timeout=30)
+        assert again.status_code == 409
+    finally:
+        runner.stop()
