@@ -32,9 +32,8 @@ class RecordingDispatcher:
     async def record_missed(self, gaps: list[tuple[Job, MissedFires]]) -> None:
         self.missed += [gap for _, gap in gaps]
 
-    def catch_up(self, job: Job, instants: tuple[datetime, ...]) -> None:
-        if instants:
-            self.caught_up.append((job.id, tuple(instants)))
+    async def catch_up(self, plans: list[tuple[Job, tuple[datetime, ...]]]) -> None:
+        self.caught_up += [(job.id, tuple(instants)) for job, instants in plans if instants]
 
     async def prepare(self, job_ids: list[str], fire_at: datetime) -> list[PreparedFire]:
         self.prepared.append((list(job_ids), fire_at))

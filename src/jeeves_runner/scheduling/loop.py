@@ -313,8 +313,7 @@ class Scheduler:
             missed.append((job, MissedFires(job.id, found.count, first, last, reason)))
             runs.append((job, plan.run))
         await self.dispatcher.record_missed(missed)
-        for job, instants_to_run in runs:
-            self.dispatcher.catch_up(job, instants_to_run)
+        await self.dispatcher.catch_up(runs)
 
     def _fire_done(self, task: asyncio.Task[None]) -> None:
         self._fire_tasks.discard(task)
