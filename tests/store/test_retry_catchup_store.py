@@ -141,6 +141,8 @@ def test_missed_fires_are_one_row_per_gap_and_move_the_mark(jobs: Store) -> None
     (listed,) = [j for j in jobs.jobs.list_jobs_with_last_run() if j["id"] == "a"]
     assert listed["last_status"] is None
     assert [r["status"] for r in jobs.runs.list_runs("a", 10)] == ["missed"]
+    # Nor one for the dashboard's sparklines and success rates.
+    assert jobs.runs.recent_runs(["a"], 10) == {"a": []}
 
 
 def test_a_retry_is_written_with_the_failure_and_survives_the_orphan_sweep(jobs: Store) -> None:

@@ -156,6 +156,7 @@ class RunDispatcher:
         self._identities: list[tuple[int, int, int, int | None]] = []
         self._mark_handle: asyncio.TimerHandle | None = None
         self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
+        self._catchups: set[asyncio.Task[None]] = set()  # each job's catch-up runs in turn
         # The retries' full jitter; tests may seed or replace it.
         self.random: Callable[[], float] = random.random
 
@@ -372,8 +373,8 @@ class RunDispatcher:
                     rows.append((due, run_id))
             if rows:
                 task = asyncio.ensure_future(self._catch_up(job, rows))
-                self._tasks_keep.add(task)
-                task.add_done_callback(self._tasks_keep.discard)
+                self._catchups.add(task)
+                task.add_done_callback(self._catchups.discard)
 
     async def _catch_up(self, job: Job, rows: list[tuple[str, int]]) -> None:
         activity = self._activity(job.id)
@@ -975,7 +976,7 @@ class RunDispatcher:
         KILL after 5 s, or 0.5 s after stop_now()) and every run is recorded: in the
         database, or in the journal when it refuses until the end."""
         self.accepting = False
-        for task in list(self._waiting):
+        for task in [*self._waiting, *self._catchups]:
             task.cancel()
         await self._wait_tasks(grace_s, interruptible=True)
         if self._live_tasks():

@@ -200,8 +200,9 @@ class RunStore(Protocol):
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
 
     def recent_runs(self, job_ids: list[str], per_job: int) -> dict[str, list[tuple[str, int]]]:
-        """For each job, its latest `per_job` finished runs (skips excluded) as (status,
-        duration_ms), oldest first: the dashboard's sparklines and success rates."""
+        """For each job, its latest `per_job` finished runs (skipped and missed rows
+        excluded) as (status, duration_ms), oldest first: the dashboard's sparklines and
+        success rates."""
         ...
 
     def page_runs(

@@ -154,7 +154,7 @@ DELETE FROM runs WHERE id IN (
 
 _RECENT = """
 SELECT status, duration_ms FROM runs
-WHERE job_id = %s AND status NOT IN ('pending', 'running', 'skipped')
+WHERE job_id = %s AND status NOT IN ('pending', 'running', 'skipped', 'missed')
 ORDER BY id DESC LIMIT %s
 """
 _PAGE_RUNS = """

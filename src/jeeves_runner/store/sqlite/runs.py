@@ -104,7 +104,7 @@ FROM runs WHERE id = ?
 # Each job's latest runs that executed, walked down the (job_id, id) index per job.
 _RECENT = """
 SELECT status, duration_ms FROM runs
-WHERE job_id = ? AND status NOT IN ('pending', 'running', 'skipped')
+WHERE job_id = ? AND status NOT IN ('pending', 'running', 'skipped', 'missed')
 ORDER BY id DESC LIMIT ?
 """
 _PAGE_COLUMNS = """
