@@ -97,6 +97,12 @@ def test_add_job_and_edit_job_take_the_policies(cli: Any, config: Path, script: 
     out = assert_ok(cli("edit-job", "report", "--catchup", "all", "--catchup-max", "3"))
     assert out == "Changed job 'report': catchup, catchup_max\n"
     assert stored(config, "report").retries == 2
+    shown = assert_ok(cli("show-job", "report")).splitlines()
+    assert "catch-up:    all (at most 3, within 86400000 ms)" in shown
+    assert (
+        "retries:     2 on timeout, 75; waits up to 10000 ms x2 per try, at most 600000 ms "
+        "(full jitter)" in shown
+    )
     assert_error(
         cli("edit-job", "report", "--catchup", "every"),
         'catchup: must be skip, once or all, got "every"',
@@ -164,6 +170,7 @@ def test_show_job_prints_definition_next_fires_and_last_runs(cli: Any, script: P
     assert "status:      enabled" in lines
     assert "schedule:    0 3 * * *" in lines
     assert f"script:      {script}" in lines
+    assert "catch-up:    skip (missed fires are recorded, not run)" in lines
     fires = lines[lines.index("Next fires:") + 1 : lines.index("Next fires:") + 6]
     assert len(fires) == 5
     assert all(f.startswith("  ") and f.endswith("T03:00:00+00:00") for f in fires)

@@ -391,6 +391,8 @@ def show_job(job_id: str, config_path: str | None) -> None:
         ("description", job.description),
         ("timeout", f"{job.timeout_ms} ms" if job.timeout_ms else None),
         ("overlap", job.overlap_policy.value),
+        ("retries", _retries_text(job)),
+        ("catch-up", _catchup_text(job)),
         ("on failure", job.on_failure),
         ("on success", job.on_success),
         ("created", job.created_at),
@@ -492,6 +494,22 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
             raise CliError(f"env: {pair!r} is not NAME=VALUE")
         env[name] = value
     return env
+
+
+def _retries_text(job: Job) -> str | None:
+    if not job.retries:
+        return None
+    return (
+        f"{job.retries} on {', '.join(job.retry_on)}; waits up to {job.retry_delay_ms} ms "
+        f"x{job.retry_backoff:g} per try, at most {job.retry_max_delay_ms} ms (full jitter)"
+    )
+
+
+def _catchup_text(job: Job) -> str:
+    if job.catchup == "skip":
+        return "skip (missed fires are recorded, not run)"
+    most = f"at most {job.catchup_max}, " if job.catchup == "all" else ""
+    return f"{job.catchup} ({most}within {job.catchup_window_ms} ms)"
 
 
 def _pick(new: Any, old: Any) -> Any:
