@@ -270,9 +270,14 @@ class Scheduler:
 
     async def catch_up_at_start(self) -> None:
         """The fires missed while the runner was stopped: from each scheduled job's last
-        fired instant to now. In the background: /health answers meanwhile."""
+        fired instant to now; the heap's first fires are after now. Call it just before
+        start(). In the background: /health answers meanwhile."""
         marks = await self.store.read(lambda s: s.runs.fire_marks())
         now = self.clock.now()
+        # The start took a while since the schedule was read (the API, a large database):
+        # the first fires are counted from this same instant, so each instant is either
+        # in the catch-up below or on the heap — never both, never a gap between.
+        self.fires.recompute_all(now)
         gaps = [
             (job_id, parse_instant(mark), now)
             for job_id, mark in marks.items()

@@ -20,7 +20,7 @@ ALTER TABLE jobs ADD COLUMN max_duration_ms INTEGER;
 CREATE TABLE job_fire_marks (
     job_id        TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
     last_instant  TEXT NOT NULL
-) WITHOUT ROWID;
+);
 
 -- Retries waiting for their time, by due time (a start picks them up).
 CREATE INDEX runs_pending_retries ON runs (scheduled_for)
