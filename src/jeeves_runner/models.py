@@ -121,6 +121,48 @@ class Job:
     run_on: tuple[str, ...] = ()
 
 
+# Issue 13's job fields, in the order above: each backend stores them in columns of these
+# names, and the API and job files take them under these names.
+JOB_POLICY_FIELDS = (
+    "retries",
+    "retry_delay_ms",
+    "retry_backoff",
+    "retry_max_delay_ms",
+    "retry_on",
+    "catchup",
+    "catchup_max",
+    "catchup_window_ms",
+    "notify",
+    "notify_repeat",
+    "late_after_ms",
+    "max_duration_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRetry:
+    """A retry waiting for its time: a `pending` row with trigger `retry`, due at
+    `scheduled_for`. Durable, so a restart neither loses nor doubles it."""
+
+    run_id: int
+    job_id: str
+    scheduled_for: str
+    attempt: int
+    retry_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class MissedFires:
+    """Scheduled instants of one job that nothing ran on time (one gap): recorded as one
+    `missed` row."""
+
+    job_id: str
+    count: int
+    first: str
+    last: str
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """What one execution produced; the executor and the session runner both return this."""

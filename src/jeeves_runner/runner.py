@@ -318,6 +318,13 @@ class Runner:
                 # schedule watch) only answers "next run" for the API.
                 await self.cluster.start()
             else:
+                # Before the first fire moves any job's last fired instant: what was missed
+                # while the runner was stopped is recorded and caught up in the background.
+                # Retries a stopped runner left waiting hold their jobs in flight from the
+                # first fire on.
+                retries = await self._gateway.read(lambda s: s.runs.pending_retries())
+                await self.dispatcher.resume_retries(retries)
+                await self.scheduler.catch_up_at_start()
                 self.scheduler.start()
             self.schedule_watch.start()
             if self.job_folder is not None:

@@ -88,6 +88,27 @@ def test_edit_job_changes_only_the_options_given(cli: Any, config: Path, script:
     assert stored(config, "report").description is None
 
 
+def test_add_job_and_edit_job_take_the_policies(cli: Any, config: Path, script: Path) -> None:
+    add(cli, "report", script, "--retries", "2", "--retry-on", "timeout", "--retry-on", "75",
+        "--catchup", "once", "--max-duration", "9000")  # fmt: skip
+    job = stored(config, "report")
+    assert (job.retries, job.retry_on, job.catchup) == (2, ("timeout", "75"), "once")
+    assert (job.max_duration_ms, job.retry_delay_ms) == (9000, 10_000)
+    out = assert_ok(cli("edit-job", "report", "--catchup", "all", "--catchup-max", "3"))
+    assert out == "Changed job 'report': catchup, catchup_max\n"
+    assert stored(config, "report").retries == 2
+    shown = assert_ok(cli("show-job", "report")).splitlines()
+    assert "catch-up:    all (at most 3, within 86400000 ms)" in shown
+    assert (
+        "retries:     2 on timeout, 75; waits up to 10000 ms x2 per try, at most 600000 ms "
+        "(full jitter)" in shown
+    )
+    assert_error(
+        cli("edit-job", "report", "--catchup", "every"),
+        'catchup: must be skip, once or all, got "every"',
+    )
+
+
 def test_edit_job_applies_the_add_job_rules(cli: Any, config: Path, script: Path) -> None:
     add(cli, "report", script)
     assert_error(
@@ -150,6 +171,7 @@ def test_show_job_prints_definition_next_fires_and_last_runs(cli: Any, script: P
     assert "status:      enabled" in lines
     assert "schedule:    0 3 * * *" in lines
     assert f"script:      {script}" in lines
+    assert "catch-up:    skip (missed fires are recorded, not run)" in lines
     fires = lines[lines.index("Next fires:") + 1 : lines.index("Next fires:") + 6]
     assert len(fires) == 5
     assert all(f.startswith("  ") and f.endswith("T03:00:00+00:00") for f in fires)

@@ -372,3 +372,38 @@ def test_read_only_fields_cannot_be_patched(client: httpx.Client, control: FakeC
     assert error(client.patch("/jobs/j", json={"source": "/x.toml"}), 400) == (
         "source: is set by the runner and cannot be given"
     )
+
+
+# ---- issue 13's policies ------------------------------------------------------------------
+
+
+def test_create_and_patch_take_the_policy_fields(client: httpx.Client, script: Path) -> None:
+    body = new_job(script, retries=2, retry_delay_ms=500, retry_on=["timeout", 3], catchup="once")
+    job = client.post("/jobs", json=body).json()["job"]
+    assert (job["retries"], job["retry_delay_ms"], job["retry_on"]) == (2, 500, ["timeout", "3"])
+    assert (job["catchup"], job["catchup_max"], job["notify"]) == ("once", 10, "change")
+    assert job == client.get("/jobs/nightly").json()["job"]
+    patched = client.patch("/jobs/nightly", json={"catchup": "all", "max_duration_ms": 9000})
+    job = patched.json()["job"]
+    assert (job["catchup"], job["max_duration_ms"], job["retries"]) == ("all", 9000, 2)
+    cleared = client.patch("/jobs/nightly", json={"max_duration_ms": None}).json()["job"]
+    assert cleared["max_duration_ms"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"retries": "2"}, 'retries: must be a whole number, got "2"'),
+        ({"retries": None}, "retries: must not be null"),
+        ({"catchup": "every"}, 'catchup: must be skip, once or all, got "every"'),
+        (
+            {"retry_on": ["oops"]},
+            "retry_on: \"oops\" is not 'error', 'timeout' or an exit code (1-255)",
+        ),
+        ({"retrys": 3}, "retrys: unknown field (did you mean 'retries'?)"),
+    ],
+)
+def test_bad_policy_fields_are_400s_naming_them(
+    client: httpx.Client, script: Path, fields: dict[str, Any], message: str
+) -> None:
+    assert error(client.post("/jobs", json=new_job(script, **fields)), 400) == message

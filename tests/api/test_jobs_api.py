@@ -18,10 +18,32 @@ from jeeves_runner.api.app import create_app
 from jeeves_runner.api.job_schedule import with_next_runs
 from jeeves_runner.api.jobs import BodyCache
 from jeeves_runner.clock import FakeClock
-from jeeves_runner.models import Job, JobType, OverlapPolicy, RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import (
+    JOB_POLICY_FIELDS,
+    Job,
+    JobType,
+    OverlapPolicy,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+)
 from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.store import SqliteStore
 
+POLICY_DEFAULTS = {
+    "retries": 0,
+    "retry_delay_ms": 10_000,
+    "retry_backoff": 2.0,
+    "retry_max_delay_ms": 600_000,
+    "retry_on": ["error", "timeout"],
+    "catchup": "skip",
+    "catchup_max": 10,
+    "catchup_window_ms": 86_400_000,
+    "notify": "change",
+    "notify_repeat": 10,
+    "late_after_ms": 60_000,
+    "max_duration_ms": None,
+}
 JOB_FIELDS = {
     "id",
     "name",
@@ -44,6 +66,8 @@ JOB_FIELDS = {
     "tags",
     "run_on",
     "source",
+    # Issue 13's policies, at their defaults unless set.
+    *JOB_POLICY_FIELDS,
 }
 RUN_FIELDS = {
     "id",
@@ -115,6 +139,7 @@ def test_list_jobs_fields_and_types(client: httpx.Client, control: FakeControl) 
         "tags": [],
         "run_on": [],
         "source": None,
+        **POLICY_DEFAULTS,
         "last_status": None,
         "last_run": None,
         "next_run": "2026-03-02T12:03:00.000Z",  # "3 * * * *" after the tests' noon

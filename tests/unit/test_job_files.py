@@ -115,3 +115,21 @@ def test_an_unchanged_file_is_not_parsed_again(folder: Path) -> None:
     path.write_text('schedule = "@daily"\ncommand = ["true"]\n# a comment\n')
     changed = read_folder(folder, NOW, known)
     assert set(changed.jobs) == {"a"} and changed.unchanged == set()
+
+
+def test_a_file_sets_the_policies_and_a_bad_one_names_its_line(folder: Path) -> None:
+    (folder / "a.toml").write_text(
+        'schedule = "@daily"\ncommand = ["true"]\nretries = 2\nretry_on = ["timeout", 75]\n'
+        'catchup = "all"\ncatchup_max = 3\n'
+    )
+    (folder / "b.toml").write_text('schedule = "@daily"\ncommand = ["true"]\n\ncatchup = "x"\n')
+    read = read_folder(folder, NOW)
+    job = read.jobs["a"]
+    assert (job.retries, job.retry_on, job.catchup, job.catchup_max) == (
+        2,
+        ("timeout", "75"),
+        "all",
+        3,
+    )
+    (problem,) = read.problems
+    assert (problem.line, problem.message) == (4, 'catchup: must be skip, once or all, got "x"')

@@ -273,3 +273,60 @@ def test_args_with_a_command_are_refused() -> None:
         command=["echo"], args=["x"],
     )  # fmt: skip
     assert error == "args: are for a script; put a command's arguments in the command"
+
+
+# ---- issue 13's policies ------------------------------------------------------------------
+
+
+def test_policies_given_are_typed_and_the_rest_keep_their_defaults(script: Path) -> None:
+    policies = {"retries": 3, "retry_on": ["timeout", 75, "3"], "catchup": "all", "notify": None}
+    job = build_job(**job_args(script, policies=policies))
+    assert (job.retries, job.retry_on, job.catchup) == (3, ("timeout", "75", "3"), "all")
+    assert (job.retry_delay_ms, job.retry_backoff, job.notify) == (10_000, 2.0, "change")
+    assert build_job(**job_args(script, policies={"retry_backoff": 3})).retry_backoff == 3.0
+    assert build_job(**job_args(script, policies={"retry_on": "error"})).retry_on == ("error",)
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        ({"retries": -1}, "retries: must be between 0 and 100, got -1"),
+        ({"retries": "3"}, 'retries: must be a whole number, got "3"'),
+        ({"retries": True}, "retries: must be a whole number, got true"),
+        (
+            {"retry_delay_ms": 1.5},
+            "retry_delay_ms: must be a whole number of milliseconds, got 1.5",
+        ),
+        ({"retry_backoff": 0.5}, "retry_backoff: must be between 1 and 100, got 0.5"),
+        ({"retry_backoff": "2"}, 'retry_backoff: must be a number, got "2"'),
+        (
+            {"retry_delay_ms": 5000, "retry_max_delay_ms": 1000},
+            "retry_max_delay_ms: must not be less than retry_delay_ms (5000), got 1000",
+        ),
+        ({"retry_on": []}, "retry_on: must be a list of 'error', 'timeout' and exit codes, got []"),
+        (
+            {"retry_on": ["errors"]},
+            "retry_on: \"errors\" is not 'error', 'timeout' or an exit code (1-255)",
+        ),
+        ({"retry_on": [0]}, "retry_on: 0 is not 'error', 'timeout' or an exit code (1-255)"),
+        ({"retry_on": [256]}, "retry_on: 256 is not 'error', 'timeout' or an exit code (1-255)"),
+        ({"catchup": "every"}, 'catchup: must be skip, once or all, got "every"'),
+        ({"catchup_max": 0}, "catchup_max: must be between 1 and 1000, got 0"),
+        (
+            {"catchup_window_ms": 0},
+            "catchup_window_ms: must be between 1 and 31622400000 of milliseconds, got 0",
+        ),
+        ({"notify": "never"}, 'notify: must be always or change, got "never"'),
+        ({"notify_repeat": 0}, "notify_repeat: must be between 1 and 1000000, got 0"),
+        (
+            {"max_duration_ms": -5},
+            "max_duration_ms: must be between 1 and 31622400000 of milliseconds, got -5",
+        ),
+    ],
+)
+def test_bad_policies_are_refused_naming_the_field(
+    script: Path, policies: dict[str, object], message: str
+) -> None:
+    with pytest.raises(JobRuleError) as caught:
+        build_job(**job_args(script, policies=policies))
+    assert str(caught.value) == message

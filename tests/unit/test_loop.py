@@ -12,7 +12,7 @@ import pytest
 
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.execution.dispatch import PreparedFire
-from jeeves_runner.models import Job, ScheduleEntry
+from jeeves_runner.models import Job, MissedFires, ScheduleEntry, format_instant
 from jeeves_runner.scheduling.loop import EARLY_S, Scheduler
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -29,6 +29,14 @@ class RecordingDispatcher:
         self.discarded: list[str] = []
         self.hold: asyncio.Event | None = None
         self.prepare_started: asyncio.Event = asyncio.Event()
+        self.missed: list[MissedFires] = []
+        self.caught_up: list[tuple[str, tuple[datetime, ...]]] = []
+
+    async def record_missed(self, gaps: list[tuple[Job, MissedFires]]) -> None:
+        self.missed += [gap for _, gap in gaps]
+
+    async def catch_up(self, plans: list[tuple[Job, tuple[datetime, ...]]]) -> None:
+        self.caught_up += [(job.id, tuple(instants)) for job, instants in plans if instants]
 
     async def prepare(self, job_ids: list[str], fire_at: datetime) -> list[PreparedFire]:
         self.prepared.append((list(job_ids), fire_at))
@@ -72,10 +80,31 @@ class SteppedScheduler(Scheduler):
             self.clock.advance(remaining)
 
 
-def make(clock: FakeClock, *schedules: tuple[str, str]) -> tuple[SteppedScheduler, Any]:
+class JobsOnly:
+    """Stands in for the store gateway: reads see these jobs (the catch-up reads them)."""
+
+    def __init__(self, jobs: dict[str, Job], marks: dict[str, str] | None = None) -> None:
+        self.jobs = self
+        self.runs = self
+        self._jobs = jobs
+        self._marks = marks or {}
+
+    def get_job(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def fire_marks(self) -> dict[str, str]:
+        return dict(self._marks)
+
+    async def read(self, call: Any) -> Any:
+        return call(self)
+
+
+def make(
+    clock: FakeClock, *schedules: tuple[str, str], store: Any = None
+) -> tuple[SteppedScheduler, Any]:
     dispatcher = RecordingDispatcher()
     scheduler = SteppedScheduler(
-        store=None,  # type: ignore[arg-type]  # the steps under test never read the store
+        store=store,  # the steps under test read no more than JobsOnly gives
         dispatcher=dispatcher,  # type: ignore[arg-type]
         clock=clock,
         zone=UTC,
@@ -245,5 +274,74 @@ def test_fires_that_fell_before_the_start_are_left_out_not_fired_late() -> None:
             }
         finally:
             await scheduler.stop()
+
+    asyncio.run(main())
+
+
+def job(job_id: str, schedule: str, **policies: Any) -> Job:
+    return Job(id=job_id, name=job_id, schedule=schedule, script="/x", **policies)
+
+
+def test_a_forward_step_records_the_missed_seconds_and_fires_the_current_one() -> None:
+    async def main() -> None:
+        clock = FakeClock(T0 + timedelta(milliseconds=999))
+        store = JobsOnly({"a": job("a", "* * * * * *")})
+        scheduler, dispatcher = make(clock, ("a", "* * * * * *"), store=store)
+        clock.step_wall(3600)
+        await scheduler._step()
+        await settle()
+        assert [at for _, at, _ in dispatcher.fired] == [T0 + timedelta(seconds=3600)]
+        (gap,) = dispatcher.missed
+        assert (gap.count, gap.first, gap.last) == (
+            3599,
+            format_instant(T0 + timedelta(seconds=1)),
+            format_instant(T0 + timedelta(seconds=3599)),
+        )
+        assert "stepped forward" in gap.reason
+        assert dispatcher.caught_up == []  # `skip`: recorded, not run
+
+    asyncio.run(main())
+
+
+def test_a_resume_from_suspend_runs_what_the_jobs_catchup_asks() -> None:
+    async def main() -> None:
+        clock = FakeClock(T0 + timedelta(minutes=4, seconds=59, milliseconds=950))
+        jobs = {
+            "once": job("once", "*/5 * * * *", catchup="once"),
+            "all": job("all", "*/5 * * * *", catchup="all", catchup_max=2),
+            "skip": job("skip", "*/5 * * * *"),
+        }
+        schedules = [(j, "*/5 * * * *") for j in jobs]
+        scheduler, dispatcher = make(clock, *schedules, store=JobsOnly(jobs))
+        clock.advance(11 * 60)  # suspended across 12:05, 12:10 and 12:15
+        await scheduler._step()
+        await settle()
+        assert dispatcher.fired == []  # 12:15 is 10 s past: not on time
+        assert sorted((g.job_id, g.count) for g in dispatcher.missed) == [
+            ("all", 3),
+            ("once", 3),
+            ("skip", 3),
+        ]
+        at = [T0 + timedelta(minutes=m) for m in (5, 10, 15)]
+        assert sorted(dispatcher.caught_up) == [("all", (at[1], at[2])), ("once", (at[2],))]
+        assert scheduler.fires.next_due() == (T0 + timedelta(minutes=20)).timestamp()
+
+    asyncio.run(main())
+
+
+def test_at_start_the_fires_since_each_jobs_mark_are_the_gap() -> None:
+    async def main() -> None:
+        clock = FakeClock(T0 + timedelta(minutes=3, seconds=30))
+        marks = {"a": format_instant(T0), "new": format_instant(T0 + timedelta(minutes=3))}
+        jobs = {"a": job("a", "* * * * *", catchup="once"), "new": job("new", "* * * * *")}
+        scheduler, dispatcher = make(
+            clock, ("a", "* * * * *"), ("new", "* * * * *"), store=JobsOnly(jobs, marks)
+        )
+        await scheduler.catch_up_at_start()
+        await settle()
+        (gap,) = dispatcher.missed  # "new" fired at its last instant: nothing missed
+        assert (gap.job_id, gap.count) == ("a", 3)
+        assert "not running" in gap.reason
+        assert dispatcher.caught_up == [("a", (T0 + timedelta(minutes=3),))]
 
     asyncio.run(main())

@@ -27,8 +27,8 @@ from jeeves_runner.api.jobs import JOB_NOT_FOUND, JobDetail, OkBody, disable_job
 from jeeves_runner.api.params import error_responses, json_response
 from jeeves_runner.config import job_destination_problem
 from jeeves_runner.control import JobManagedByFileError
-from jeeves_runner.jobs.rules import JobRuleError, build_job
-from jeeves_runner.models import Job
+from jeeves_runner.jobs.rules import JobRuleError, build_job, policy_fields
+from jeeves_runner.models import JOB_POLICY_FIELDS, Job
 
 router = APIRouter(tags=["jobs"])
 
@@ -43,7 +43,48 @@ class _Fields(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class JobChange(_Fields):
+class _Policies(_Fields):
+    """Issue 13's fields: retries, catch-up and alerts. Omitted: the default."""
+
+    retries: int | None = Field(default=None, description="Tries after a failure (default 0)")
+    retry_delay_ms: int | None = Field(
+        default=None, description="Longest wait before the first retry (default 10000)"
+    )
+    retry_backoff: float | None = Field(
+        default=None, description="Factor by which the wait grows per retry (default 2)"
+    )
+    retry_max_delay_ms: int | None = Field(
+        default=None, description="Cap of the wait before a retry (default 600000)"
+    )
+    retry_on: list[str | int] | None = Field(
+        default=None,
+        description="What is retried: 'error', 'timeout' and exit codes "
+        "(default ['error', 'timeout'])",
+    )
+    catchup: Literal["skip", "once", "all"] | None = Field(
+        default=None, description="Fires missed while the runner was down (default 'skip')"
+    )
+    catchup_max: int | None = Field(
+        default=None, description="Most missed fires run under 'all' (default 10)"
+    )
+    catchup_window_ms: int | None = Field(
+        default=None, description="Only missed fires this recent are run (default 86400000)"
+    )
+    notify: Literal["always", "change"] | None = Field(
+        default=None, description="Alert on every failure, or on changes (default 'change')"
+    )
+    notify_repeat: int | None = Field(
+        default=None, description="Under 'change': alert again every N failures (default 10)"
+    )
+    late_after_ms: int | None = Field(
+        default=None, description="Alert when a fire has not started this late (default 60000)"
+    )
+    max_duration_ms: int | None = Field(
+        default=None, description="Alert when a run takes longer (default null: never)"
+    )
+
+
+class JobChange(_Policies):
     """PATCH /jobs/:id: only the fields given change; null clears an optional one."""
 
     id: str | None = Field(default=None, description="If given, must be the path's id")
@@ -72,7 +113,7 @@ class JobChange(_Fields):
     )
 
 
-class JobCreate(_Fields):
+class JobCreate(_Policies):
     """POST /jobs."""
 
     id: str
@@ -111,9 +152,17 @@ class JobCreate(_Fields):
 
 # What GET /jobs/:id shows but only the runner sets.
 _READ_ONLY = ("created_at", "updated_at", "last_status", "last_run", "next_run", "source")
-_REQUIRED_NOT_NULL = ("id", "name", "schedule", "type", "enabled", "overlap_policy")
+_REQUIRED_NOT_NULL = (
+    "id",
+    "name",
+    "schedule",
+    "type",
+    "enabled",
+    "overlap_policy",
+    *(name for name in JOB_POLICY_FIELDS if name != "max_duration_ms"),
+)
 # Checked by the job rules, which name the item at fault (an env value that is not a string).
-_RULE_CHECKED = ("command", "args", "env", "tags", "run_on")
+_RULE_CHECKED = ("command", "args", "env", "tags", "run_on", *JOB_POLICY_FIELDS)
 
 
 def _body_openapi(model: type[BaseModel]) -> dict[str, Any]:
@@ -223,6 +272,7 @@ def _check(fields: dict[str, Any], now_job: Job | None, request: Request) -> Job
             timezone=merged.get("timezone"),
             tags=_given(merged.get("tags"), ()),
             run_on=_given(merged.get("run_on"), ()),
+            policies={name: merged[name] for name in JOB_POLICY_FIELDS if name in merged},
         )
     except JobRuleError as exc:
         raise ApiError(400, _api_field_names(str(exc))) from None
@@ -274,6 +324,7 @@ def _as_fields(job: Job) -> dict[str, Any]:
         "timezone": job.timezone,
         "tags": list(job.tags),
         "run_on": list(job.run_on),
+        **policy_fields(job),
     }
 
 

@@ -67,6 +67,20 @@ class JobBody(BaseModel):
         description="Cluster mode: labels a node must all carry to run the job; [] any node"
     )
     source: str | None = Field(description="The job file that defines the job, if any")
+    retries: int = Field(description="Tries after a failure")
+    retry_delay_ms: int = Field(description="Longest wait before the first retry")
+    retry_backoff: float = Field(description="Factor by which the wait grows per retry")
+    retry_max_delay_ms: int = Field(description="Cap of the wait before a retry")
+    retry_on: list[str] = Field(description="What is retried: 'error', 'timeout', exit codes")
+    catchup: Literal["skip", "once", "all"] = Field(
+        description="What runs for fires missed while the runner was down"
+    )
+    catchup_max: int = Field(description="Most missed fires run under 'all'")
+    catchup_window_ms: int = Field(description="Only missed fires this recent are run")
+    notify: Literal["always", "change"] = Field(description="Alert on every failure, or on changes")
+    notify_repeat: int = Field(description="Under 'change': alert again every N failures")
+    late_after_ms: int = Field(description="Alert when a fire has not started this late")
+    max_duration_ms: int | None = Field(description="Alert when a run takes longer")
 
 
 class JobListItem(JobBody):

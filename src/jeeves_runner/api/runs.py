@@ -290,7 +290,8 @@ async def get_run(run_id: str, request: Request) -> Response:
             "description": "The run has already finished, or is not in flight in this runner",
         },
     },
-    summary="Stop a run (TERM, then KILL of its group after 5 s) and answer once recorded",
+    summary="Stop a run (TERM, then KILL of its group after 5 s) and answer once recorded; "
+    "on a failed try whose retry waits, the retry is cancelled (and answered)",
 )
 async def cancel_run(run_id: str, request: Request) -> Response:
     number = run_id_from(run_id)
@@ -299,7 +300,12 @@ async def cancel_run(run_id: str, request: Request) -> Response:
     if row is None:
         raise ApiError(404, RUN_NOT_FOUND)
     if RunStatus(row["status"]) in FINISHED_STATUSES:
-        raise ApiError(409, f"Run {number} has already finished ({row['status']})")
+        # A failed try whose retry waits for its time: cancelling it cancels the retry.
+        finished = row
+        retry = await control.store.read(lambda s: _waiting_retry(s, finished))
+        if retry is None:
+            raise ApiError(409, f"Run {number} has already finished ({row['status']})")
+        number = retry
     # Who asked: the token's name when the runner has tokens.
     actor = getattr(request.state, "actor", None)
     reason = CANCELLED_THROUGH_API
@@ -315,6 +321,15 @@ async def cancel_run(run_id: str, request: Request) -> Response:
     assert row is not None
     audit.record_later(request, AuditAction.RUN_CANCELLED, row["job_id"], after={"run_id": number})
     return json_response({"run": run_body(row)})
+
+
+def _waiting_retry(store: Store, row: dict[str, Any]) -> int | None:
+    """The pending retry that follows the run `row` in its chain of tries, if any."""
+    first = row["retry_of"] if row["retry_of"] is not None else row["id"]
+    for retry in store.runs.pending_retries():
+        if retry.retry_of == first and retry.attempt > int(row["attempt"]):
+            return retry.run_id
+    return None
 
 
 # ---- logs ----------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from jeeves_runner.cli.common import (
 )
 from jeeves_runner.config import Config, job_destination_problem
 from jeeves_runner.control import JobInFlightError, JobManagedByFileError
-from jeeves_runner.jobs.rules import JobRuleError, build_job
-from jeeves_runner.models import Job, format_instant
+from jeeves_runner.jobs.rules import JobRuleError, build_job, policy_fields
+from jeeves_runner.models import JOB_POLICY_FIELDS, Job, format_instant
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
 from jeeves_runner.store import JobExistsError
 
@@ -111,9 +111,66 @@ def _job_options(*, required: bool) -> Callable[[F], F]:
     return decorate
 
 
+def _policy_options(func: F) -> F:
+    """Issue 13's fields: retries, catch-up and alerts (add-job and edit-job alike; an
+    option not given keeps the default, or, for edit-job, the job's value)."""
+    options = [
+        click.option("--retries", type=int, default=None, help="Tries after a failure (0)."),
+        click.option(
+            "--retry-delay", "retry_delay_ms", type=int, default=None,
+            help="Longest wait before the first retry, ms (10000).",
+        ),
+        click.option(
+            "--retry-backoff", type=float, default=None, help="Growth of the wait per retry (2)."
+        ),
+        click.option(
+            "--retry-max-delay", "retry_max_delay_ms", type=int, default=None,
+            help="Cap of the wait before a retry, ms (600000).",
+        ),
+        click.option(
+            "--retry-on", multiple=True,
+            help="error, timeout or an exit code; what is retried (repeat; error and timeout).",
+        ),
+        click.option("--catchup", default=None, help="skip|once|all: fires missed while down."),
+        click.option(
+            "--catchup-max", type=int, default=None, help="Most missed fires run by all (10)."
+        ),
+        click.option(
+            "--catchup-window", "catchup_window_ms", type=int, default=None,
+            help="Only missed fires this recent are run, ms (86400000).",
+        ),
+        click.option("--notify", default=None, help="always|change (change)."),
+        click.option(
+            "--notify-repeat", type=int, default=None, help="Alert again every N failures (10)."
+        ),
+        click.option(
+            "--late-after", "late_after_ms", type=int, default=None,
+            help="Alert when a fire has not started this late, ms (60000).",
+        ),
+        click.option(
+            "--max-duration", "max_duration_ms", type=int, default=None,
+            help="Alert when a run takes longer, ms (none).",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _given_policies(options: dict[str, Any]) -> dict[str, object]:
+    given: dict[str, object] = {}
+    for name in JOB_POLICY_FIELDS:
+        value = options.get(name)
+        if value is None or value == ():
+            continue
+        given[name] = list(value) if isinstance(value, tuple) else value
+    return given
+
+
 @click.command("add-job")
 @click.option("--id", "job_id", required=True, help="Job id: letters, digits, - _ .")
 @_job_options(required=True)
+@_policy_options
 @click.option("--disabled", is_flag=True, help="Store the job disabled.")
 @config_option
 def add_job(
@@ -136,6 +193,7 @@ def add_job(
     run_on: tuple[str, ...],
     disabled: bool,
     config_path: str | None,
+    **policy_options: Any,
 ) -> None:
     """Add a job to the database."""
     config = load(config_path)
@@ -158,6 +216,7 @@ def add_job(
         on_failure=on_failure,
         on_success=on_success,
         enabled=not disabled,
+        policies=_given_policies(policy_options),
     )
     _check_destinations(job, config)
     with opened_store(config.db_location, create=True) as store:
@@ -173,6 +232,7 @@ def add_job(
 @click.command("edit-job")
 @click.argument("job_id")
 @_job_options(required=False)
+@_policy_options
 @click.option("--no-timeout", is_flag=True, help="Remove the job's timeout.")
 @config_option
 def edit_job(
@@ -195,6 +255,7 @@ def edit_job(
     run_on: tuple[str, ...],
     no_timeout: bool,
     config_path: str | None,
+    **policy_options: Any,
 ) -> None:
     """Change some fields of job JOB_ID; the others stay. The add-job rules apply."""
     if no_timeout and timeout_ms is not None:
@@ -231,6 +292,7 @@ def edit_job(
             on_failure=_pick(on_failure, current.on_failure),
             on_success=_pick(on_success, current.on_success),
             enabled=current.enabled,
+            policies={**policy_fields(current), **_given_policies(policy_options)},
         )
         if job.on_failure != current.on_failure or job.on_success != current.on_success:
             _check_destinations(job, config)
@@ -344,6 +406,8 @@ def show_job(job_id: str, config_path: str | None) -> None:
         ("description", job.description),
         ("timeout", f"{job.timeout_ms} ms" if job.timeout_ms else None),
         ("overlap", job.overlap_policy.value),
+        ("retries", _retries_text(job)),
+        ("catch-up", _catchup_text(job)),
         ("on failure", job.on_failure),
         ("on success", job.on_success),
         ("created", job.created_at),
@@ -447,6 +511,22 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
+def _retries_text(job: Job) -> str | None:
+    if not job.retries:
+        return None
+    return (
+        f"{job.retries} on {', '.join(job.retry_on)}; waits up to {job.retry_delay_ms} ms "
+        f"x{job.retry_backoff:g} per try, at most {job.retry_max_delay_ms} ms (full jitter)"
+    )
+
+
+def _catchup_text(job: Job) -> str:
+    if job.catchup == "skip":
+        return "skip (missed fires are recorded, not run)"
+    most = f"at most {job.catchup_max}, " if job.catchup == "all" else ""
+    return f"{job.catchup} ({most}within {job.catchup_window_ms} ms)"
+
+
 def _pick(new: Any, old: Any) -> Any:
     return old if new is None else new
 
@@ -483,6 +563,7 @@ _COMPARED = (
     "timezone",
     "tags",
     "run_on",
+    *JOB_POLICY_FIELDS,
 )
 
 

@@ -20,6 +20,8 @@ _NOUNS = {
     "api_tokens": "tokens",
     "audit_log": "audit entries",
 }
+# Copied without a mention: bookkeeping (each job's last fired instant), not data.
+_UNREPORTED = {"job_fire_marks"}
 
 
 @click.command()
@@ -76,7 +78,9 @@ def migrate(target_url: str, source_path: str | None, force: bool, config_path: 
     finally:
         target.close()
         source.close()
-    counts = ", ".join(f"{n} {_NOUNS.get(t, t)}" for t, n in report.copied.items())
+    counts = ", ".join(
+        f"{n} {_NOUNS.get(t, t)}" for t, n in report.copied.items() if t not in _UNREPORTED
+    )
     click.echo(f"Copied {counts} from {source_path} to {redact_url(target_url)}")
     for table, column in report.left_behind:
         click.echo(f"warning: {table}.{column} has no column in the target; not copied", err=True)

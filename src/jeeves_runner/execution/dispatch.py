@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
 
 import structlog
@@ -31,15 +32,19 @@ from jeeves_runner.models import (
     Job,
     JobType,
     LogStream,
+    MissedFires,
     OverlapPolicy,
+    PendingRetry,
     RunLogWrite,
     RunResult,
     RunStatus,
     RunTrigger,
     format_instant,
+    parse_instant,
 )
 from jeeves_runner.notify.run_watch import RunWatch
 from jeeves_runner.scheduling.overlap import FireDecision, JobActivity, decide
+from jeeves_runner.scheduling.retry import retry_delay_ms, should_retry
 from jeeves_runner.scheduling.slots import ConcurrencySlots
 from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.gateway import StoreGateway
@@ -68,13 +73,17 @@ class SessionRunnerLike(Protocol):
 
 
 class NotifierLike(Protocol):
-    def notify_run_later(self, job: Job, result: RunResult, run_id: int | None = None) -> None: ...
+    def notify_run_later(self, job: Job, result: RunResult, run_id: int | None = None) -> None:
+        """A run's FINAL outcome: not sent for a failed try that will be retried."""
+        ...
 
     def run_late(self, job: Job, run_id: int, scheduled_for: str, started_at: str) -> None: ...
 
     def run_overdue(self, job: Job, run_id: int, started_at: str, elapsed_ms: int) -> None: ...
 
-    def runs_missed(self, job: Job, run_id: int, count: int, first: str, last: str) -> None: ...
+    def runs_missed(self, job: Job, run_id: int, count: int, first: str, last: str) -> None:
+        """Fires of the job that nothing ran (one `missed` row, `run_id`)."""
+        ...
 
 
 class ResultJournal(Protocol):
@@ -83,6 +92,17 @@ class ResultJournal(Protocol):
     def append(
         self, run_id: int, result: RunResult, finished_at: str, started: tuple[str, str] | None
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What a run stands for beyond its trigger: the instant it was due (a scheduled fire,
+    a catch-up, a retry), and which try of which first run it is. A retry waits until
+    `scheduled_for` before it takes its turn."""
+
+    scheduled_for: str | None = None
+    attempt: int = 1
+    retry_of: int | None = None
 
 
 @dataclass(slots=True)
@@ -148,6 +168,9 @@ class RunDispatcher:
         self._mark_handle: asyncio.TimerHandle | None = None
         self.metrics = RunnerMetrics(clock)  # runner.py shows it at /metrics
         self.run_watch = RunWatch(clock, lambda: self.notifier)  # late and overdue alerts
+        self._catchups: set[asyncio.Task[None]] = set()  # each job's catch-up runs in turn
+        # The retries' full jitter; tests may seed or replace it.
+        self.random: Callable[[], float] = random.random
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -168,7 +191,19 @@ class RunDispatcher:
             decision, _ = decide(job.overlap_policy, self._activity(job.id))
             if decision is not FireDecision.SKIP:
                 likely_to_run.append(job.id)
+        # Every job's instant is stored as its last fired one, in the commit of the rows:
+        # what the next start (or a resume from suspend) compares with to find misses.
+        marked = [job.id for job in jobs]
         if not likely_to_run:
+            if marked:
+                await self._retrying(
+                    lambda: self.store.write(
+                        lambda s: s.runs.create_pending_runs(
+                            [], RunTrigger.SCHEDULE, at, scheduled_for=at, marked=marked
+                        )
+                    ),
+                    "record a fire",
+                )
             return [PreparedFire(job, None) for job in jobs]
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending_writes.add(written)
@@ -176,7 +211,9 @@ class RunDispatcher:
             try:
                 ids = await self._retrying(
                     lambda: self.store.write(
-                        lambda s: s.runs.create_pending_runs(likely_to_run, RunTrigger.SCHEDULE, at)
+                        lambda s: s.runs.create_pending_runs(
+                            likely_to_run, RunTrigger.SCHEDULE, at, scheduled_for=at, marked=marked
+                        )
                     ),
                     "record a fire",
                 )
@@ -193,8 +230,15 @@ class RunDispatcher:
                     if job.id in run_ids or job.id not in likely_to_run
                 ]
             else:
-                run_ids = dict(zip(likely_to_run, ids, strict=True))
-                made = [PreparedFire(job, run_ids.get(job.id)) for job in jobs]
+                rows = dict(zip(likely_to_run, ids, strict=True))
+                elsewhere = {job_id for job_id, run_id in rows.items() if run_id is None}
+                if elsewhere:
+                    # The instant has its row already: another scheduler on this database
+                    # fired it.
+                    log.info("fire already made elsewhere", jobs=sorted(elsewhere), at=at)
+                made = [
+                    PreparedFire(job, rows.get(job.id)) for job in jobs if job.id not in elsewhere
+                ]
             for p in made:
                 if p.run_id is not None:
                     self._prepared[p.run_id] = p
@@ -207,13 +251,15 @@ class RunDispatcher:
         made: dict[str, int] = {}
         for job_id in job_ids:
             try:
-                (made[job_id],) = await self._retrying(
+                (run_id,) = await self._retrying(
                     _pending_writer(self.store, job_id, at), "record a fire"
                 )
             except StoreError:
                 raise
             except Exception:
                 continue
+            if run_id is not None:
+                made[job_id] = run_id
         return made
 
     async def discard(self, prepared: list[PreparedFire], *, retry: bool = True) -> None:
@@ -269,7 +315,11 @@ class RunDispatcher:
             p.taken = True
             # Its task takes the row over (and out of _prepared) at its first step.
             self._accept(
-                p.job, p.run_id, RunTrigger.SCHEDULE, queued=decision is FireDecision.QUEUE
+                p.job,
+                p.run_id,
+                RunTrigger.SCHEDULE,
+                queued=decision is FireDecision.QUEUE,
+                plan=RunPlan(scheduled_for=at),
             )
             self.run_watch.fire_accepted(p.job, p.run_id, fire_at)
         for p, reason in skips:
@@ -307,6 +357,121 @@ class RunDispatcher:
         """Runs of this runner with a row and no recorded end yet (cluster heartbeats adopt
         them for the node)."""
         return tuple(self._run_tasks)
+
+    # ---- missed fires, catch-up and retries after a start ----------------------------
+
+    async def record_missed(self, gaps: Sequence[tuple[Job, MissedFires]]) -> None:
+        """One `missed` row per job and gap (and each job's last fired instant moved past
+        it), in one commit; logged once per job, and told to the notifier."""
+        if not gaps:
+            return
+        at = format_instant(self.clock.now())
+        records = [gap for _, gap in gaps]
+        ids = await self._retrying(
+            lambda: self.store.write(lambda s: s.runs.record_missed(records, at)),
+            "record missed fires",
+        )
+        self._changed()
+        for (job, gap), run_id in zip(gaps, ids, strict=True):
+            if run_id is None:
+                continue  # deleted meanwhile
+            log.warning(
+                "scheduled fires missed",
+                job_id=job.id,
+                run_id=run_id,
+                count=gap.count,
+                first=gap.first,
+                last=gap.last,
+                catchup=job.catchup,
+            )
+            if self.notifier is not None:
+                self.notifier.runs_missed(job, run_id, gap.count, gap.first, gap.last)
+
+    async def catch_up(self, plans: Sequence[tuple[Job, Sequence[datetime]]]) -> None:
+        """Run missed instants, each job's oldest first and one after another (never beside
+        another run of the job). Each is a scheduled run with its instant as
+        `scheduled_for`, so an instant someone else ran is not run again. The rows of all
+        of them are made at once (a commit per instant, not per run): 1,000 jobs catching
+        up drain at the concurrency limit, not at the pace of single writes."""
+        wanted = [(job, list(instants)) for job, instants in plans if instants]
+        if not wanted or not self.accepting:
+            return
+        at = format_instant(self.clock.now())
+        by_instant: dict[str, list[str]] = {}
+        for job, instants in wanted:
+            for instant in instants:
+                by_instant.setdefault(format_instant(instant), []).append(job.id)
+
+        def write(s: Store) -> dict[tuple[str, str], int | None]:
+            made: dict[tuple[str, str], int | None] = {}
+            for due, job_ids in by_instant.items():
+                ids = s.runs.create_pending_runs(
+                    job_ids, RunTrigger.SCHEDULE, at, scheduled_for=due
+                )
+                made.update(
+                    ((job_id, due), run_id) for job_id, run_id in zip(job_ids, ids, strict=True)
+                )
+            return made
+
+        made = await self._retrying(lambda: self.store.write(write), "record catch-up runs")
+        self._changed()
+        for job, instants in wanted:
+            rows: list[tuple[str, int]] = []
+            for instant in instants:
+                due = format_instant(instant)
+                run_id = made.get((job.id, due))
+                if run_id is None:
+                    log.info("catch-up already run elsewhere", job_id=job.id, scheduled_for=due)
+                else:
+                    rows.append((due, run_id))
+            if rows:
+                task = asyncio.ensure_future(self._catch_up(job, rows))
+                self._catchups.add(task)
+                task.add_done_callback(self._catchups.discard)
+
+    async def _catch_up(self, job: Job, rows: list[tuple[str, int]]) -> None:
+        activity = self._activity(job.id)
+        for index, (due, run_id) in enumerate(rows):
+            while activity.in_flight > 0:
+                await activity.idle.wait()
+            if not self.accepting:
+                # The rows not started are closed by the stop's last sweep as never started.
+                return
+            # No await between the idle check and the accept: no fire can slip in between.
+            task = self._accept(
+                job, run_id, RunTrigger.SCHEDULE, queued=False, plan=RunPlan(scheduled_for=due)
+            )
+            log.info("catch-up run", job_id=job.id, run_id=run_id, scheduled_for=due)
+            if index + 1 < len(rows):
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task)
+
+    async def resume_retries(self, retries: Sequence[PendingRetry]) -> int:
+        """At start: the retries a stopped runner left waiting, each run at its time (at
+        once when overdue). Returns how many were taken up."""
+        taken = 0
+        wanted = {retry.job_id for retry in retries}
+
+        def read(s: Store) -> dict[str, Job]:
+            found = (s.jobs.get_job(job_id) for job_id in wanted)
+            return {job.id: job for job in found if job is not None}
+
+        jobs = await self.store.read(read) if wanted else {}
+        for retry in retries:
+            job = jobs.get(retry.job_id)
+            if job is None:
+                continue
+            self._accept(
+                job,
+                retry.run_id,
+                RunTrigger.RETRY,
+                queued=False,
+                plan=RunPlan(retry.scheduled_for, retry.attempt, retry.retry_of),
+            )
+            taken += 1
+        if taken:
+            log.info("retries left by the last stop taken up", count=taken)
+        return taken
 
     # ---- manual runs -----------------------------------------------------------------
 
@@ -382,15 +547,20 @@ class RunDispatcher:
         *,
         queued: bool,
         run_id_future: asyncio.Future[int] | None = None,
+        plan: RunPlan | None = None,
+        held: bool = False,
     ) -> asyncio.Task[Any]:
+        """`held`: the job's in-flight count already includes this run (a retry, counted
+        from the moment its failed try ended, so no fire finds the job idle between)."""
         activity = self._activity(job.id)
-        activity.in_flight += 1
+        if not held:
+            activity.in_flight += 1
         activity.idle.clear()
         if queued:
             activity.queued = True
         else:
             activity.skip_row = None  # a new in-flight run starts a new collapse row
-        task = asyncio.ensure_future(self._run(job, run_id, trigger, queued))
+        task = asyncio.ensure_future(self._run(job, run_id, trigger, queued, plan or RunPlan()))
         if run_id_future is not None:
             self._run_ids[task] = run_id_future
         self._task_jobs[task] = job.id
@@ -403,32 +573,34 @@ class RunDispatcher:
         return task
 
     async def _run(
-        self, job: Job, run_id: int | None, trigger: RunTrigger, queued: bool
+        self, job: Job, run_id: int | None, trigger: RunTrigger, queued: bool, plan: RunPlan
     ) -> RunResult:
         """One accepted run, from waiting for its turn to its recorded end. Whatever goes
-        wrong on the way, the row is finished: no run is left `pending` or `running`."""
+        wrong on the way, the row is finished: no run is left `pending` or `running` (but a
+        retry stopped while it waited for its time: its row stays `pending`, for the next
+        start to run at its time)."""
         activity = self._activity(job.id)
         me = asyncio.current_task()
         turn = _Turn()
         cancelled = False
+        keep_pending = False
+        retry: tuple[str, int, int] | None = None
         try:
             if run_id is None:
-                at = format_instant(self.clock.now())
-                try:
-                    run_id = await self.store.write(
-                        lambda s: s.runs.create_run(job.id, trigger, RunStatus.PENDING, at)
-                    )
-                except StoreError:
-                    raise
-                except Exception:
-                    # The row refused for what it says (the job deleted a moment ago).
-                    raise JobNotFoundError(job.id) from None
+                made = await self._create_row(job, trigger, plan)
+                if made is None:
+                    log.info("fire already made elsewhere", job_id=job.id, at=plan.scheduled_for)
+                    self._resolve_run_id(me, JobAlreadyRunningError(job.id))
+                    return RunResult(RunStatus.SKIPPED, 0)
+                run_id = made
             self._resolve_run_id(me, run_id)
             self.logs.open(run_id)
             if me is not None:
                 self._run_tasks[run_id] = me
             self._prepared.pop(run_id, None)
             try:
+                if trigger is RunTrigger.RETRY and plan.scheduled_for is not None:
+                    await self._wait_until(parse_instant(plan.scheduled_for))
                 result = await self._take_turn(job, run_id, trigger, queued, turn)
             except asyncio.CancelledError:
                 reason = self._cancel_reasons.get(run_id)
@@ -441,11 +613,17 @@ class RunDispatcher:
                     result = RunResult(RunStatus.CANCELLED, 0, error=text)
                 else:
                     cancelled = True
+                    keep_pending = trigger is RunTrigger.RETRY and not turn.started
                     text = STOPPED_DURING_RUN if turn.started else STOPPED_BEFORE_RUN
                     result = RunResult(RunStatus.ERROR, 0, error=text)
             except Exception as exc:
                 log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
                 result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
+            if not cancelled and should_retry(job, trigger, plan.attempt, result):
+                retry = self._plan_retry(job, run_id, plan)
+                # The retry counts as in flight from now: a fire between this try's end and
+                # the retry's row finds the job busy, as its overlap policy expects.
+                activity.in_flight += 1
         except BaseException as exc:
             # Only the row's creation gets here (the database refused it): nothing ran.
             self._resolve_run_id(me, exc if isinstance(exc, Exception) else ShuttingDownError())
@@ -456,7 +634,14 @@ class RunDispatcher:
             activity.in_flight -= 1
             activity.released()
             self.run_watch.run_ended(run_id)
+        if keep_pending:
+            await self.logs.close(run_id)
+            self.logs.recorded(run_id)
+            self._run_tasks.pop(run_id, None)
+            log.info("retry left for the next start", job_id=job.id, run_id=run_id)
+            raise asyncio.CancelledError
         self._recording.add(run_id)
+        retry_id: int | None = None
         try:
             try:
                 rest_of_log = await self.logs.close(run_id)
@@ -468,15 +653,83 @@ class RunDispatcher:
                 finished = format_instant(self.clock.now())
                 self._to_journal(run_id, result, finished, self._take_mark(run_id))
                 raise
-            await self._record(job, run_id, trigger, result, rest_of_log)
+            retry_id = await self._record(job, run_id, trigger, result, rest_of_log, retry)
         finally:
             self.logs.recorded(run_id)
             self._run_tasks.pop(run_id, None)
             self._cancel_reasons.pop(run_id, None)
             self._recording.discard(run_id)
+            if retry is not None:
+                if retry_id is not None and self.accepting:
+                    due, attempt, first = retry
+                    self._accept(
+                        job,
+                        retry_id,
+                        RunTrigger.RETRY,
+                        queued=False,
+                        plan=RunPlan(scheduled_for=due, attempt=attempt, retry_of=first),
+                        held=True,
+                    )
+                else:
+                    # No retry row (the result went to the journal), or the runner is
+                    # stopping (the row waits for the next start): the hold ends here.
+                    activity.in_flight -= 1
+                    activity.released()
         if cancelled:
             raise asyncio.CancelledError
         return result
+
+    async def _create_row(self, job: Job, trigger: RunTrigger, plan: RunPlan) -> int | None:
+        """The run's row, made when its turn came (a manual run; a fire whose job looked
+        busy ahead of it; a catch-up). None: a scheduled instant someone else fired."""
+        at = format_instant(self.clock.now())
+        try:
+            if trigger is RunTrigger.SCHEDULE and plan.scheduled_for is not None:
+                due = plan.scheduled_for
+                (made,) = await self.store.write(
+                    lambda s: s.runs.create_pending_runs([job.id], trigger, at, scheduled_for=due)
+                )
+                return made
+            return await self.store.write(
+                lambda s: s.runs.create_run(
+                    job.id,
+                    trigger,
+                    RunStatus.PENDING,
+                    at,
+                    scheduled_for=plan.scheduled_for,
+                    attempt=plan.attempt,
+                    retry_of=plan.retry_of,
+                )
+            )
+        except StoreError:
+            raise
+        except Exception:
+            # The row refused for what it says (the job deleted a moment ago).
+            raise JobNotFoundError(job.id) from None
+
+    def _plan_retry(self, job: Job, run_id: int, plan: RunPlan) -> tuple[str, int, int]:
+        """(due instant, attempt, first run's id) of the retry after this failed try."""
+        delay = retry_delay_ms(job, plan.attempt, self.random)
+        due = format_instant(self.clock.now() + timedelta(milliseconds=delay))
+        first = plan.retry_of if plan.retry_of is not None else run_id
+        log.info(
+            "run will be retried",
+            job_id=job.id,
+            run_id=run_id,
+            attempt=plan.attempt + 1,
+            delay_ms=delay,
+            due=due,
+        )
+        return due, plan.attempt + 1, first
+
+    async def _wait_until(self, due: datetime) -> None:
+        """Until the wall clock reads `due`: short sleeps measured against the clock each
+        time, so a suspend or a wall clock stepped forward ends the wait at once."""
+        while True:
+            remaining = (due - self.clock.now()).total_seconds()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, 1.0))
 
     async def _take_turn(
         self, job: Job, run_id: int, trigger: RunTrigger, queued: bool, turn: _Turn
@@ -539,22 +792,25 @@ class RunDispatcher:
         trigger: RunTrigger,
         result: RunResult,
         rest_of_log: RunLogWrite | None = None,
-    ) -> None:
-        """Store the result; while the database refuses, try again. What the client of a
+        retry: tuple[str, int, int] | None = None,
+    ) -> int | None:
+        """Store the result, and with `retry` the retry's `pending` row in the same commit
+        (its id is returned); while the database refuses, try again. What the client of a
         manual run is told is what is stored: the answer waits for this. If the runner must
         exit first, the result goes to the journal, which the next start writes."""
         finished = format_instant(self.clock.now())
         started = self._take_mark(run_id)
         delay = RETRY_FIRST_S
         warned = False
+        retry_id: int | None = None
         while True:
             if self._final:
                 self._to_journal(run_id, result, finished, started)
                 break
             try:
-                await self.store.write(
+                retry_id = await self.store.write(
                     lambda s: s.runs.finish_run(
-                        run_id, result, finished, started=started, log=rest_of_log
+                        run_id, result, finished, started=started, log=rest_of_log, retry=retry
                     )
                 )
                 break
@@ -588,8 +844,10 @@ class RunDispatcher:
             duration_ms=result.duration_ms,
             trigger=trigger.value,
         )
-        if self.notifier is not None and result.status is not RunStatus.SKIPPED:
+        # The final outcome only: a failed try that will be retried is not one.
+        if self.notifier is not None and result.status is not RunStatus.SKIPPED and not retry_id:
             self.notifier.notify_run_later(job, result, run_id)
+        return retry_id
 
     def _to_journal(
         self, run_id: int, result: RunResult, finished: str, started: tuple[str, str] | None
@@ -810,7 +1068,7 @@ class RunDispatcher:
         KILL after 5 s, or 0.5 s after stop_now()) and every run is recorded: in the
         database, or in the journal when it refuses until the end."""
         self.accepting = False
-        for task in list(self._waiting):
+        for task in [*self._waiting, *self._catchups]:
             task.cancel()
         await self._wait_tasks(grace_s, interruptible=True)
         if self._live_tasks():
@@ -910,9 +1168,13 @@ class RunDispatcher:
 
 def _pending_writer(
     store: StoreGateway, job_id: str, at: str
-) -> Callable[[], Awaitable[list[int]]]:
-    def call() -> Awaitable[list[int]]:
-        return store.write(lambda s: s.runs.create_pending_runs([job_id], RunTrigger.SCHEDULE, at))
+) -> Callable[[], Awaitable[list[int | None]]]:
+    def call() -> Awaitable[list[int | None]]:
+        return store.write(
+            lambda s: s.runs.create_pending_runs(
+                [job_id], RunTrigger.SCHEDULE, at, scheduled_for=at, marked=[job_id]
+            )
+        )
 
     return call
 

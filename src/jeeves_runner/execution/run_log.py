@@ -267,6 +267,19 @@ class RunLog:
                 start = block.rfind(b"\n", 0, len(block) - 1) + 1
             self._count_dropped(start, block.count(b"\n", 0, start))
             block = block[start:]
+        # The tail drops whole chunks: a read far larger than the tail's grain goes in as
+        # several chunks, cut at line ends, so the tail kept stays close to half the cap
+        # whatever the size of the reads.
+        grain = max(self._half // 16, 4096)
+        while len(block) > grain:
+            cut = block.rfind(b"\n", 0, grain) + 1 or block.find(b"\n", grain) + 1
+            if not cut or cut >= len(block):
+                break
+            self._add_to_tail(stream, at, block[:cut])
+            block = block[cut:]
+        self._add_to_tail(stream, at, block)
+
+    def _add_to_tail(self, stream: LogStream, at: str, block: bytes) -> None:
         seq = self._emit(stream, at, block)
         self._tail.append((seq, len(block), block.count(b"\n")))
         self._tail_bytes += len(block)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jeeves_runner.jobs.rules import JobRuleError, build_job, check_job_id
-from jeeves_runner.models import Job
+from jeeves_runner.models import JOB_POLICY_FIELDS, Job
 
 SUFFIXES = (".toml", ".json")
 
@@ -43,6 +43,7 @@ FILE_KEYS = (
     "timezone",
     "tags",
     "run_on",
+    *JOB_POLICY_FIELDS,
 )
 _TEXT_KEYS = ("name", "schedule", "script", "type", "description", "overlap_policy",
               "on_failure", "on_success", "cwd", "timezone")  # fmt: skip
@@ -183,6 +184,7 @@ def job_from_text(path: Path, text: str, now: datetime) -> Job:
             timezone=data.get("timezone"),
             tags=data.get("tags", ()),
             run_on=data.get("run_on", ()),
+            policies={name: data[name] for name in JOB_POLICY_FIELDS if name in data},
         )
     except JobRuleError as exc:
         message = str(exc)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jeeves_runner.cluster_model import LABEL, LABEL_RULE
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
-from jeeves_runner.models import Job, JobType, OverlapPolicy
+from jeeves_runner.models import JOB_POLICY_FIELDS, Job, JobType, OverlapPolicy
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -100,6 +102,111 @@ def resolve_cwd(value: str | None, base: Path) -> str | None:
     return str(path)
 
 
+# Bounds of the policies: wide enough for any real use, narrow enough that a typo (a delay
+# in microseconds, a window of years) is caught.
+RETRIES_MAX = 100
+DELAY_MAX_MS = 7 * 86_400_000  # a week
+BACKOFF_MAX = 100.0
+CATCHUP_MAX_MAX = 1000
+WINDOW_MAX_MS = 366 * 86_400_000  # a year
+NOTIFY_REPEAT_MAX = 1_000_000
+RETRY_ON_WORDS = ("error", "timeout")
+CATCHUP_POLICIES = ("skip", "once", "all")
+NOTIFY_POLICIES = ("always", "change")
+
+
+def _whole(name: str, value: object, low: int, high: int, unit: str = "") -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise JobRuleError(f"{name}: must be a whole number{unit}, got {_shown(value)}")
+    if not low <= value <= high:
+        raise JobRuleError(f"{name}: must be between {low} and {high}{unit}, got {value}")
+    return value
+
+
+def check_retry_on(value: object) -> tuple[str, ...]:
+    """`error`, `timeout` and exit codes (1-255, as numbers or decimal strings); stored as
+    strings, without repeats, in the order given."""
+    items = [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise JobRuleError(
+            f"retry_on: must be a list of 'error', 'timeout' and exit codes, got {_shown(value)}"
+        )
+    found: list[str] = []
+    for item in items:
+        text = str(item).strip() if not isinstance(item, bool) else ""
+        if isinstance(item, str) and text in RETRY_ON_WORDS:
+            pass
+        elif text.isdigit() and 1 <= int(text) <= 255 and isinstance(item, (int, str)):
+            text = str(int(text))
+        else:
+            raise JobRuleError(
+                f"retry_on: {_shown(item)} is not 'error', 'timeout' or an exit code (1-255)"
+            )
+        if text not in found:
+            found.append(text)
+    return tuple(found)
+
+
+def check_policies(values: Mapping[str, object]) -> dict[str, Any]:
+    """Issue 13's fields of a job (retries, catch-up, alerts): those given, checked and
+    typed; fields not given keep their defaults. None stands for "not given", except for
+    max_duration_ms, where it means no limit."""
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in JOB_POLICY_FIELDS:
+            raise JobRuleError(f"{name}: unknown field")
+        if value is None and name != "max_duration_ms":
+            continue
+        if name == "retries":
+            checked[name] = _whole(name, value, 0, RETRIES_MAX)
+        elif name in ("retry_delay_ms", "retry_max_delay_ms"):
+            checked[name] = _whole(name, value, 0, DELAY_MAX_MS, " of milliseconds")
+        elif name == "retry_backoff":
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise JobRuleError(f"retry_backoff: must be a number, got {_shown(value)}")
+            if not 1.0 <= float(value) <= BACKOFF_MAX:
+                raise JobRuleError(
+                    f"retry_backoff: must be between 1 and {BACKOFF_MAX:g}, got {value}"
+                )
+            checked[name] = float(value)
+        elif name == "retry_on":
+            checked[name] = check_retry_on(value)
+        elif name == "catchup":
+            if value not in CATCHUP_POLICIES:
+                raise JobRuleError(f"catchup: must be skip, once or all, got {_shown(value)}")
+            checked[name] = value
+        elif name == "catchup_max":
+            checked[name] = _whole(name, value, 1, CATCHUP_MAX_MAX)
+        elif name == "catchup_window_ms":
+            checked[name] = _whole(name, value, 1, WINDOW_MAX_MS, " of milliseconds")
+        elif name == "notify":
+            if value not in NOTIFY_POLICIES:
+                raise JobRuleError(f"notify: must be always or change, got {_shown(value)}")
+            checked[name] = value
+        elif name == "notify_repeat":
+            checked[name] = _whole(name, value, 1, NOTIFY_REPEAT_MAX)
+        elif name == "late_after_ms":
+            checked[name] = _whole(name, value, 1, WINDOW_MAX_MS, " of milliseconds")
+        elif name == "max_duration_ms":
+            checked[name] = (
+                None if value is None else _whole(name, value, 1, WINDOW_MAX_MS, " of milliseconds")
+            )
+    delay = checked.get("retry_delay_ms")
+    cap = checked.get("retry_max_delay_ms")
+    if delay is not None and cap is not None and cap < delay:
+        raise JobRuleError(
+            f"retry_max_delay_ms: must not be less than retry_delay_ms ({delay}), got {cap}"
+        )
+    return checked
+
+
+def policy_fields(job: Job) -> dict[str, Any]:
+    """Issue 13's fields of a job, as bodies and files name them."""
+    fields: dict[str, Any] = {name: getattr(job, name) for name in JOB_POLICY_FIELDS}
+    fields["retry_on"] = list(job.retry_on)
+    return fields
+
+
 def _shown(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -176,9 +283,11 @@ def build_job(
     timezone: str | None = None,
     tags: object = (),
     run_on: object = (),
+    policies: Mapping[str, object] | None = None,
 ) -> Job:
     """`cwd` is the folder relative paths are read from (the shell's, or a job file's);
-    `work_dir` is the job's own `cwd` field, the folder its child runs in."""
+    `work_dir` is the job's own `cwd` field, the folder its child runs in. `policies`:
+    issue 13's fields given (see check_policies), the rest at their defaults."""
     check_job_id(job_id)
     if not name.strip():
         raise JobRuleError("name: must not be empty")
@@ -226,4 +335,5 @@ def build_job(
         overlap_policy=policy,
         on_failure=on_failure or None,
         on_success=on_success or None,
+        **check_policies(policies or {}),
     )

@@ -223,8 +223,9 @@ class SlackNotifier:
             )
             return False
 
-    def notify_run_later(self, job: Job, result: RunResult) -> None:
-        """Schedule `notify_run` in the background; must be called from the event loop."""
+    def notify_run_later(self, job: Job, result: RunResult, run_id: int | None = None) -> None:
+        """Schedule `notify_run` in the background; must be called from the event loop.
+        Called for a run's final outcome only (not for a try that will be retried)."""
         self._schedule(self.notify_run(job, result))
 
     def post_later(self, channel: str, text: str, *, job_id: str | None) -> None:
@@ -239,6 +240,17 @@ class SlackNotifier:
                 "slack notification crashed", job_id=job_id, error=repr(exc), component="notify"
             )
             return False
+
+    # Alerts issue 13 adds (late, overdue, missed fires) are sent by the notifications
+    # side; here they are only logged, so the dispatcher can always call them.
+    def run_late(self, job: Job, run_id: int, scheduled_for: str, started_at: str) -> None:
+        self._log.info("run late", job_id=job.id, run_id=run_id, scheduled_for=scheduled_for)
+
+    def run_overdue(self, job: Job, run_id: int, started_at: str, elapsed_ms: int) -> None:
+        self._log.info("run overdue", job_id=job.id, run_id=run_id, elapsed_ms=elapsed_ms)
+
+    def runs_missed(self, job: Job, run_id: int, count: int, first: str, last: str) -> None:
+        self._log.debug("runs missed", job_id=job.id, run_id=run_id, count=count)
 
     def notify_registration_failures_later(self, total: int, failed: list[tuple[str, str]]) -> None:
         """Schedule `notify_registration_failures`, so start-up does not wait on Slack."""

@@ -8,7 +8,7 @@ record each.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
@@ -166,6 +166,16 @@ class FireSchedule:
             return None
         nxt = parse(current.schedule).next_after(instant, current.zone)
         return None if nxt is None else nxt.timestamp()
+
+    def instants(self, job_id: str) -> Callable[[datetime], datetime | None] | None:
+        """The job's schedule as "first fire strictly after", for the catch-up decisions
+        (None: not scheduled)."""
+        current = self._jobs.get(job_id)
+        if current is None:
+            return None
+        parsed = parse(current.schedule)
+        zone = current.zone
+        return lambda after: parsed.next_after(after, zone)
 
     def recompute_all(self, now: datetime) -> None:
         """Every job's next fire from `now` afresh: after the wall clock was stepped back, the

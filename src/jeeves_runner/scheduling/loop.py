@@ -8,10 +8,18 @@ fires keep their times. A fire whose rows could only be written after the job's 
 due is recorded as skipped, with the reason.
 
 Sleeps are capped at MAX_SLEEP_S and measured against the wall clock each time, so a wall
-clock that is stepped (NTP, an operator) is noticed within a second: stepped forward, each job
-fires once for the missed time (it is rescheduled from *now*); stepped back, the step is
-logged and every job's next fire is computed afresh from the new wall time (nothing already
-done runs again before its time, and no job is silenced for the step's length).
+clock that is stepped (NTP, an operator) is noticed within a second. Stepped forward (or the
+machine resumed from suspend), the loop finds a job whose next instant after the one it took
+up is past too: a gap. Its instants are recorded as missed (one `missed` row per job and
+gap) and the job's `catchup` decides what runs for them (`scheduling.catchup`); the latest
+instant, when it is within ON_TIME_S of now, fires as usual. The job is rescheduled from
+*now*, never replayed slot by slot. Stepped back, the step is logged and every job's next
+fire is computed afresh from the new wall time (nothing already done runs again before its
+time, and no job is silenced for the step's length).
+
+At start, the same decisions cover the fires missed while the runner was stopped: each
+job's last fired instant is stored with its fire, and the instants between it and now are
+the gap.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ import structlog
 
 from jeeves_runner.clock import Clock
 from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
-from jeeves_runner.models import format_instant
+from jeeves_runner.models import Job, MissedFires, format_instant, parse_instant
+from jeeves_runner.scheduling.catchup import missed_instants, plan_catchup, split_gap
 from jeeves_runner.scheduling.fire_schedule import (
     FailedRegistration,
     FireSchedule,
@@ -44,6 +53,14 @@ MAX_SLEEP_S = 1.0
 TIMER_MARGIN_S = 0.0015
 # A wall clock that moved back by more than this against the monotonic clock was stepped.
 BACKWARD_STEP_S = 1.0
+# A fire taken up this late may have slept through a gap (suspend, a forward step); and
+# the latest instant of a gap this close to now still fires as usual.
+GAP_CHECK_S = MAX_SLEEP_S
+ON_TIME_S = MAX_SLEEP_S
+WHILE_STOPPED = "the runner was not running"
+WHILE_AWAY = "the runner was suspended or the wall clock was stepped forward"
+# Start-up catch-up yields to the loop after this many jobs, so /health answers meanwhile.
+CATCHUP_BATCH = 50
 
 
 class Scheduler:
@@ -73,6 +90,7 @@ class Scheduler:
         self._waiting: dict[str, _WaitingFire] = {}
         self._last_wall: float | None = None  # wall and monotonic time at the last step
         self._last_mono = 0.0
+        self._catchup_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def failed_registrations(self) -> dict[str, FailedRegistration]:
@@ -148,10 +166,11 @@ class Scheduler:
     async def stop(self) -> None:
         self._stopping = True
         self._poke()
-        for task in (self._task, self._reconcile_task, *self._fire_tasks):
+        tasks = (self._task, self._reconcile_task, *self._fire_tasks, *self._catchup_tasks)
+        for task in tasks:
             if task is not None:
                 task.cancel()
-        for task in (self._task, self._reconcile_task, *self._fire_tasks):
+        for task in tasks:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -207,8 +226,21 @@ class Scheduler:
         # fire instant and now: after a forward step of the wall clock, missed slots are not
         # replayed one by one.
         after = max(fire_at, now - timedelta(milliseconds=1))
+        # A fire taken up this late may stand for a gap; the common case costs no cron
+        # evaluation.
+        fires: dict[datetime, list[str]] = {fire_at: job_ids}
+        gaps: list[tuple[str, datetime, datetime]] = []
+        if now_ts - due_ts >= GAP_CHECK_S:
+            fires, gaps = self._split_gaps(job_ids, fire_at, now)
         for job_id in job_ids:
             self.fires.reschedule(job_id, after)
+        for instant, ids in fires.items():
+            if ids:
+                self._take_up(ids, instant.timestamp())
+        if gaps:
+            self._start_catch_up(gaps, now, WHILE_AWAY)
+
+    def _take_up(self, job_ids: list[str], due_ts: float) -> None:
         # One fire per job waits for the database at a time: a fire of a job whose earlier
         # fire is still waiting for its rows is folded into that one (counted, never lost),
         # so a long outage holds one task per job, not one per fire.
@@ -229,6 +261,90 @@ class Scheduler:
         task = asyncio.ensure_future(self._fire(job_ids, due_ts, version))
         self._fire_tasks.add(task)
         task.add_done_callback(self._fire_done)
+
+    def _split_gaps(
+        self, job_ids: list[str], fire_at: datetime, now: datetime
+    ) -> tuple[dict[datetime, list[str]], list[tuple[str, datetime, datetime]]]:
+        """The jobs of a late fire: those for which it is an ordinary late fire, by the
+        instant each fires at; and the gaps (job, after, until) of those that slept through
+        more than one instant."""
+        fires: dict[datetime, list[str]] = {}
+        gaps: list[tuple[str, datetime, datetime]] = []
+        for job_id in job_ids:
+            instants = self.fires.instants(job_id)
+            if instants is None:
+                continue
+            until, fire = split_gap(instants, fire_at, now, ON_TIME_S)
+            if fire is not None:
+                fires.setdefault(fire, []).append(job_id)
+            if until is not None:
+                # From just before the instant taken up: it is the gap's first.
+                gaps.append((job_id, fire_at - timedelta(microseconds=1), until))
+        return fires, gaps
+
+    def _start_catch_up(
+        self, gaps: list[tuple[str, datetime, datetime]], now: datetime, cause: str
+    ) -> None:
+        task = asyncio.ensure_future(self._catch_up(gaps, now, cause))
+        self._catchup_tasks.add(task)
+        task.add_done_callback(self._catch_up_done)
+
+    def _catch_up_done(self, task: asyncio.Task[None]) -> None:
+        self._catchup_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a catch-up failed", error=repr(task.exception()))
+
+    async def catch_up_at_start(self) -> None:
+        """The fires missed while the runner was stopped: from each scheduled job's last
+        fired instant to now; the heap's first fires are after now. Call it just before
+        start(). In the background: /health answers meanwhile."""
+        marks = await self.store.read(lambda s: s.runs.fire_marks())
+        now = self.clock.now()
+        # The start took a while since the schedule was read (the API, a large database):
+        # the first fires are counted from this same instant, so each instant is either
+        # in the catch-up below or on the heap — never both, never a gap between.
+        self.fires.recompute_all(now)
+        gaps = [
+            (job_id, parse_instant(mark), now)
+            for job_id, mark in marks.items()
+            if job_id in self.fires and parse_instant(mark) < now
+        ]
+        if gaps:
+            self._start_catch_up(gaps, now, WHILE_STOPPED)
+
+    async def _catch_up(
+        self, gaps: list[tuple[str, datetime, datetime]], now: datetime, cause: str
+    ) -> None:
+        """Record each gap's missed instants and start what the job's `catchup` runs."""
+        wanted = [job_id for job_id, _, _ in gaps]
+
+        def read(s: Store) -> dict[str, Job]:
+            found = (s.jobs.get_job(job_id) for job_id in wanted)
+            return {job.id: job for job in found if job is not None and job.enabled}
+
+        jobs = await self.store.read(read)
+        missed: list[tuple[Job, MissedFires]] = []
+        runs: list[tuple[Job, tuple[datetime, ...]]] = []
+        for index, (job_id, after, until) in enumerate(gaps):
+            if index and index % CATCHUP_BATCH == 0:
+                await asyncio.sleep(0)  # thousands of jobs: let the loop serve meanwhile
+            job = jobs.get(job_id)
+            instants = self.fires.instants(job_id)
+            if job is None or instants is None:
+                continue
+            keep = job.catchup_max if job.catchup == "all" else 1
+            found = missed_instants(instants, after, until, keep)
+            if found.count == 0 or found.first is None or found.last is None:
+                continue
+            plan = plan_catchup(job.catchup, job.catchup_max, job.catchup_window_ms, found, now)
+            first, last = format_instant(found.first), format_instant(found.last)
+            count = f"at least {found.count}" if found.capped else str(found.count)
+            fires = "fire was" if found.count == 1 else "fires were"
+            reason = f"{count} scheduled {fires} missed ({first} to {last}): {cause}"
+            missed.append((job, MissedFires(job.id, found.count, first, last, reason)))
+            runs.append((job, plan.run))
+        await self.dispatcher.record_missed(missed)
+        await self.dispatcher.catch_up(runs)
 
     def _fire_done(self, task: asyncio.Task[None]) -> None:
         self._fire_tasks.discard(task)

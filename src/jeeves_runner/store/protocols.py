@@ -17,7 +17,9 @@ from jeeves_runner.models import (
     Job,
     LogChunk,
     LogStream,
+    MissedFires,
     OpenRun,
+    PendingRetry,
     RunLogWrite,
     RunResult,
     RunStatus,
@@ -99,13 +101,50 @@ class JobStore(Protocol):
 
 
 class RunStore(Protocol):
-    def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
+    def create_run(
+        self,
+        job_id: str,
+        trigger: RunTrigger,
+        status: RunStatus,
+        at: str,
+        *,
+        scheduled_for: str | None = None,
+        attempt: int = 1,
+        retry_of: int | None = None,
+    ) -> int:
         """A new run row. `pending` rows are made ahead of the fire so the child can be
         given its JR_RUN_ID without a database write on the critical path."""
         ...
 
-    def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
-        """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
+    def create_pending_runs(
+        self,
+        job_ids: list[str],
+        trigger: RunTrigger,
+        at: str,
+        *,
+        scheduled_for: str | None = None,
+        marked: Collection[str] = (),
+    ) -> list[int | None]:
+        """Pending rows for several jobs in one commit (a fire of many jobs at one instant).
+        With `scheduled_for`, the rows stand for that instant (one row per job and instant:
+        a job whose instant already has its row, because someone else fired it, gets None
+        and no row), and the jobs in `marked` have that instant stored as their last fired
+        one, in the same commit (a mark only moves forward)."""
+        ...
+
+    def fire_marks(self) -> dict[str, str]:
+        """Each job's last scheduled instant that was fired or recorded missed: what a start
+        compares with to find the fires it missed. A disabled job has none."""
+        ...
+
+    def record_missed(self, gaps: Sequence[MissedFires], at: str) -> list[int | None]:
+        """One `missed` row per gap (started_at its first instant, finished_at `at`), and
+        each job's last fired instant moved to the gap's last, in one commit. None for a
+        job that no longer exists."""
+        ...
+
+    def pending_retries(self) -> list[PendingRetry]:
+        """Every retry waiting for its time (`pending`, trigger `retry`), earliest first."""
         ...
 
     def mark_running(
@@ -128,10 +167,13 @@ class RunStore(Protocol):
         finished_at: str,
         started: tuple[str, str] | None = None,
         log: RunLogWrite | None = None,
-    ) -> None:
+        retry: tuple[str, int, int] | None = None,
+    ) -> int | None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
         in the same commit, for a run that ended before its `running` mark was written;
-        `log` is the rest of its log, written in that commit too."""
+        `log` is the rest of its log, written in that commit too. `retry` (due instant,
+        attempt, first run's id) adds the run's retry as a `pending` row with that
+        `scheduled_for`, in the same commit, and returns its id (else None)."""
         ...
 
     def record_skip(
@@ -188,8 +230,9 @@ class RunStore(Protocol):
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
 
     def recent_runs(self, job_ids: list[str], per_job: int) -> dict[str, list[tuple[str, int]]]:
-        """For each job, its latest `per_job` finished runs (skips excluded) as (status,
-        duration_ms), oldest first: the dashboard's sparklines and success rates."""
+        """For each job, its latest `per_job` finished runs (skipped and missed rows
+        excluded) as (status, duration_ms), oldest first: the dashboard's sparklines and
+        success rates."""
         ...
 
     def page_runs(
@@ -206,7 +249,8 @@ class RunStore(Protocol):
 
     def close_orphaned_runs(self, at: str, message: str, never_started: str | None = None) -> int:
         """Close runs a stopped runner left open: `running` ones with `message`, `pending`
-        ones (which never started) with `never_started` (default: `message`)."""
+        ones (which never started) with `never_started` (default: `message`). A retry
+        waiting for its time is left alone: the next start runs it."""
         ...
 
     def set_process(self, run_id: int, pid: int, pgid: int, process_started: int | None) -> None:

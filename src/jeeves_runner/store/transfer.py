@@ -19,6 +19,7 @@ from jeeves_runner.store.sqlite import SqliteStore, export
 # before its items.
 TABLES = [
     "jobs",
+    "job_fire_marks",
     "runs",
     "run_logs",
     "state",

@@ -203,7 +203,11 @@ async def _job_context(request: Request, job_id: str) -> dict[str, Any]:
         else []
     )
     chart = views.sparkline(
-        [(r["status"], r["duration_ms"] or 0) for r in reversed(runs) if r["status"] != "skipped"],
+        [
+            (r["status"], r["duration_ms"] or 0)
+            for r in reversed(runs)
+            if r["status"] not in ("skipped", "missed")
+        ],
         height=60,
         bar=6,
     )

@@ -50,6 +50,7 @@ def test_a_fresh_schema_is_migrated_and_versioned(store: PostgresStore, pg_url: 
         "audit_log",
         "cluster_nodes",
         "cluster_plan",
+        "job_fire_marks",
         "jobs",
         "notify_state",
         "queue_items",

@@ -15,12 +15,14 @@ from jeeves_runner.store.postgres.database import Database
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
     "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
-    "source, source_digest, run_on"
+    "source, source_digest, run_on, retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, "
+    "retry_on, catchup, catchup_max, catchup_window_ms, notify, notify_repeat, late_after_ms, "
+    "max_duration_ms"
 )
 # Stored as JSON text (as in SQLite); read back as lists and objects.
-_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on")
+_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on", "retry_on")
 
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 22)})"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 34)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = %s"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 # One primary-key lookup of runs per job, whatever the size of the history. OFFSET 0 keeps the
@@ -30,6 +32,9 @@ _LIST_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
        j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
+       j.retries, j.retry_delay_ms, j.retry_backoff, j.retry_max_delay_ms, j.retry_on,
+       j.catchup, j.catchup_max, j.catchup_window_ms, j.notify, j.notify_repeat,
+       j.late_after_ms, j.max_duration_ms,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN LATERAL (
     SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
@@ -40,6 +45,9 @@ _LIST_SOME_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
        j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
+       j.retries, j.retry_delay_ms, j.retry_backoff, j.retry_max_delay_ms, j.retry_on,
+       j.catchup, j.catchup_max, j.catchup_window_ms, j.notify, j.notify_repeat,
+       j.late_after_ms, j.max_duration_ms,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN LATERAL (
     SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
@@ -59,6 +67,9 @@ _XMIN8 = """(CASE WHEN j.xmin::text::bigint <= (x.top & 4294967295)
 _JOB_ITEM_COLUMNS = """j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled,
     j.timeout_ms, j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
     j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
+    j.retries, j.retry_delay_ms, j.retry_backoff, j.retry_max_delay_ms, j.retry_on,
+    j.catchup, j.catchup_max, j.catchup_window_ms, j.notify, j.notify_repeat,
+    j.late_after_ms, j.max_duration_ms,
     r.status AS last_status, r.started_at AS last_run"""
 # One round trip: the snapshot and job count on every row, and the changed jobs as GET /jobs
 # shows them (one row of NULL job columns when none changed).
@@ -86,11 +97,16 @@ _COUNT = "SELECT count(*) FROM jobs"
 _SOURCES = "SELECT id, source, source_digest FROM jobs"
 _FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = %s"
+# A disabled job has no fires to miss: enabled again, it starts from its next fire.
+_FORGET_MARK = "DELETE FROM job_fire_marks WHERE job_id = %s"
 _UPDATE = """
 UPDATE jobs SET name = %s, schedule = %s, script = %s, type = %s, description = %s,
        enabled = %s, timeout_ms = %s, overlap_policy = %s, on_failure = %s, on_success = %s,
        updated_at = %s, command = %s, args = %s, env = %s, cwd = %s, timezone = %s, tags = %s,
-       source = %s, source_digest = %s, run_on = %s
+       source = %s, source_digest = %s, run_on = %s, retries = %s, retry_delay_ms = %s,
+       retry_backoff = %s, retry_max_delay_ms = %s, retry_on = %s, catchup = %s,
+       catchup_max = %s, catchup_window_ms = %s, notify = %s, notify_repeat = %s,
+       late_after_ms = %s, max_duration_ms = %s
 WHERE id = %s
 """
 
@@ -119,12 +135,24 @@ def _job(row: tuple[Any, ...]) -> Job:
         source=row[19],
         source_digest=row[20],
         run_on=tuple(orjson.loads(row[21])),
+        retries=row[22],
+        retry_delay_ms=row[23],
+        retry_backoff=float(row[24]),
+        retry_max_delay_ms=row[25],
+        retry_on=tuple(orjson.loads(row[26])),
+        catchup=row[27],
+        catchup_max=row[28],
+        catchup_window_ms=row[29],
+        notify=row[30],
+        notify_repeat=row[31],
+        late_after_ms=row[32],
+        max_duration_ms=row[33],
     )
 
 
 def _extra_values(job: Job) -> tuple[Any, ...]:
-    """command, args, env, cwd, timezone, tags, source, source_digest as stored: the same
-    JSON text as the SQLite backend writes."""
+    """command, args, env, cwd, timezone, tags, source, source_digest and the policies as
+    stored: the same JSON text as the SQLite backend writes."""
     return (
         json.dumps(list(job.command)) if job.command is not None else None,
         json.dumps(list(job.args)),
@@ -135,6 +163,18 @@ def _extra_values(job: Job) -> tuple[Any, ...]:
         job.source,
         job.source_digest,
         json.dumps(list(job.run_on)),
+        job.retries,
+        job.retry_delay_ms,
+        job.retry_backoff,
+        job.retry_max_delay_ms,
+        json.dumps(list(job.retry_on)),
+        job.catchup,
+        job.catchup_max,
+        job.catchup_window_ms,
+        job.notify,
+        job.notify_repeat,
+        job.late_after_ms,
+        job.max_duration_ms,
     )
 
 
@@ -226,8 +266,10 @@ class PostgresJobStore:
         return stored
 
     def update_job(self, job: Job, now: str) -> bool:
-        with self._db.connection() as conn:
+        with self._db.transaction() as conn:
             cur = conn.execute(_UPDATE, _update_values(job, now))
+            if not job.enabled:
+                conn.execute(_FORGET_MARK, (job.id,))
             return cur.rowcount == 1
 
     def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
@@ -240,6 +282,9 @@ class PostgresJobStore:
                     cur.executemany(_INSERT, [_insert_values(job, now) for job in add])
                 if update:
                     cur.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                    disabled = [(job.id,) for job in update if not job.enabled]
+                    if disabled:
+                        cur.executemany(_FORGET_MARK, disabled)
                 if delete:
                     cur.executemany(_DELETE, [(job_id,) for job_id in delete])
         except psycopg.errors.UniqueViolation:
@@ -319,8 +364,11 @@ class PostgresJobStore:
         return rows[0] if rows else None
 
     def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
-        with self._db.connection() as conn:
-            return conn.execute(_SET_ENABLED, (int(enabled), now, job_id)).rowcount == 1
+        with self._db.transaction() as conn:
+            found = conn.execute(_SET_ENABLED, (int(enabled), now, job_id)).rowcount == 1
+            if not enabled:
+                conn.execute(_FORGET_MARK, (job_id,))
+            return found
 
     def enabled_schedules(self) -> list[ScheduleEntry]:
         with self._db.connection() as conn:

@@ -10,14 +10,57 @@ from typing import Any
 import orjson
 import psycopg
 
-from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import (
+    MissedFires,
+    OpenRun,
+    PendingRetry,
+    RunLogWrite,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+)
 from jeeves_runner.store.postgres.database import Database
 from jeeves_runner.store.postgres.database import output_text as _text
 from jeeves_runner.store.postgres.logs import SEQ_END, write_log
 from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
 
 _CREATE = """
-INSERT INTO runs (job_id, status, started_at, trigger) VALUES (%s, %s, %s, %s) RETURNING id
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
+VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id
+"""
+# A scheduled instant is fired once (the unique index runs_one_per_instant): a row that is
+# already there means someone else fired it, and nothing is inserted for that job.
+_CREATE_SCHEDULED = """
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for)
+SELECT job_id, 'pending', %s, %s, %s FROM unnest(%s::text[]) WITH ORDINALITY AS j (job_id, n)
+ORDER BY n
+ON CONFLICT DO NOTHING
+RETURNING id, job_id
+"""
+# The retry of a run that just failed, written in the commit that records the failure.
+_CREATE_RETRY = """
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
+SELECT job_id, 'pending', %s, 'retry', %s, %s, %s FROM runs WHERE id = %s
+RETURNING id
+"""
+_PENDING_RETRIES = """
+SELECT id, job_id, scheduled_for, attempt, retry_of FROM runs
+WHERE status = 'pending' AND trigger = 'retry' AND scheduled_for IS NOT NULL
+ORDER BY scheduled_for
+"""
+# Moves forward only: a mark written late (a fire's rows held up) never takes one back.
+_MARK_FIRED = """
+INSERT INTO job_fire_marks (job_id, last_instant)
+SELECT id, %s FROM jobs WHERE id = ANY(%s::text[])
+ON CONFLICT (job_id) DO UPDATE
+SET last_instant = GREATEST(job_fire_marks.last_instant, excluded.last_instant)
+"""
+_FIRE_MARKS = "SELECT job_id, last_instant FROM job_fire_marks"
+_INSERT_MISSED = """
+INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, trigger,
+                  missed_count, missed_first, missed_last)
+SELECT id, 'missed', %s, %s, 0, %s, 'schedule', %s, %s, %s FROM jobs WHERE id = %s
+RETURNING id
 """
 _CREATE_MANY = """
 INSERT INTO runs (job_id, status, started_at, trigger)
@@ -81,10 +124,12 @@ _COUNT_UNFINISHED = """
 SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = %s
 """
 _GET = f"SELECT {_RUN_COLUMNS}, {RUN_DETAIL_COLUMNS} FROM runs WHERE id = %s"
+# A retry waiting for its time is not an orphan: the next start runs it at its time.
 _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = %s,
        error = CASE status WHEN 'pending' THEN %s ELSE %s END
 WHERE status IN ('pending', 'running')
+  AND NOT (status = 'pending' AND trigger = 'retry' AND scheduled_for IS NOT NULL)
 """
 _SET_PROCESS = "UPDATE runs SET pid = %s, pgid = %s, process_started = %s WHERE id = %s"
 _OPEN_RUNS = """
@@ -110,7 +155,7 @@ DELETE FROM runs WHERE id IN (
 
 _RECENT = """
 SELECT status, duration_ms FROM runs
-WHERE job_id = %s AND status NOT IN ('pending', 'running', 'skipped')
+WHERE job_id = %s AND status NOT IN ('pending', 'running', 'skipped', 'missed')
 ORDER BY id DESC LIMIT %s
 """
 _PAGE_RUNS = """
@@ -139,20 +184,79 @@ class PostgresRunStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
+    def create_run(
+        self,
+        job_id: str,
+        trigger: RunTrigger,
+        status: RunStatus,
+        at: str,
+        *,
+        scheduled_for: str | None = None,
+        attempt: int = 1,
+        retry_of: int | None = None,
+    ) -> int:
         """A new run row. `pending` rows are made ahead of the fire so the child can be
         given its JR_RUN_ID without a database write on the critical path."""
+        params = (job_id, status.value, at, trigger.value, scheduled_for, attempt, retry_of)
         with self._db.connection() as conn:
-            return _id(conn.execute(_CREATE, (job_id, status.value, at, trigger.value)))
+            return _id(conn.execute(_CREATE, params))
 
-    def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
-        """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
-        if not job_ids:
+    def create_pending_runs(
+        self,
+        job_ids: list[str],
+        trigger: RunTrigger,
+        at: str,
+        *,
+        scheduled_for: str | None = None,
+        marked: Collection[str] = (),
+    ) -> list[int | None]:
+        """Pending rows for several jobs in one commit (a fire of many jobs at one instant).
+        With `scheduled_for`, the rows stand for that instant, and a job whose instant
+        already has its row (someone else fired it) gets None; the jobs in `marked` have
+        that instant stored as their last fired one, in the same commit."""
+        if scheduled_for is None:
+            if not job_ids:
+                return []
+            with self._db.connection() as conn:
+                # One statement; ids are handed out in row order, so they pair with job_ids.
+                rows = conn.execute(_CREATE_MANY, (at, trigger.value, job_ids)).fetchall()
+            ids: list[int | None] = [*sorted(int(row[0]) for row in rows)]
+            return ids
+        if not job_ids and not marked:
             return []
+        with self._db.transaction() as conn:
+            made: dict[str, int] = {}
+            if job_ids:
+                params = (at, trigger.value, scheduled_for, job_ids)
+                made = {str(r[1]): int(r[0]) for r in conn.execute(_CREATE_SCHEDULED, params)}
+            if marked:
+                conn.execute(_MARK_FIRED, (scheduled_for, list(marked)))
+        return [made.get(job_id) for job_id in job_ids]
+
+    def fire_marks(self) -> dict[str, str]:
+        """Each job's last scheduled instant that was fired or recorded missed."""
         with self._db.connection() as conn:
-            # One statement; ids are handed out in row order, so they pair with job_ids.
-            rows = conn.execute(_CREATE_MANY, (at, trigger.value, job_ids)).fetchall()
-        return sorted(int(row[0]) for row in rows)
+            return {str(r[0]): str(r[1]) for r in conn.execute(_FIRE_MARKS)}
+
+    def record_missed(self, gaps: Sequence[MissedFires], at: str) -> list[int | None]:
+        """One `missed` row per gap, and each job's last fired instant moved to the gap's
+        last, in one commit. None for a job that no longer exists."""
+        ids: list[int | None] = []
+        with self._db.transaction() as conn:
+            for gap in gaps:
+                row = conn.execute(
+                    _INSERT_MISSED,
+                    (gap.first, at, _text(gap.reason), gap.count, gap.first, gap.last, gap.job_id),
+                ).fetchone()
+                ids.append(int(row[0]) if row is not None else None)
+                conn.execute(_MARK_FIRED, (gap.last, [gap.job_id]))
+        return ids
+
+    def pending_retries(self) -> list[PendingRetry]:
+        """Every retry waiting for its time, earliest due first."""
+        with self._db.connection() as conn:
+            rows = conn.execute(_PENDING_RETRIES).fetchall()
+        return [PendingRetry(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def mark_running(
         self,
@@ -185,13 +289,17 @@ class PostgresRunStore:
         finished_at: str,
         started: tuple[str, str] | None = None,
         log: RunLogWrite | None = None,
-    ) -> None:
+        retry: tuple[str, int, int] | None = None,
+    ) -> int | None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
         in the same commit, for a run that ended before its `running` mark was written;
-        `log` is the rest of its log, written in that commit too."""
-        # One statement is its own transaction; a run that also needs its start or the rest
-        # of its log written takes them all in one.
-        alone = started is None and log is None
+        `log` is the rest of its log, written in that commit too. `retry` (due instant,
+        attempt, first run's id): the run's retry as a `pending` row, in that commit too;
+        its id is returned."""
+        # One statement is its own transaction; a run that also needs its start, the rest
+        # of its log or its retry written takes them all in one.
+        alone = started is None and log is None and retry is None
+        retry_id: int | None = None
         with self._db.connection() if alone else self._db.transaction() as conn:
             if log is not None:
                 write_log(conn, log)
@@ -212,6 +320,11 @@ class PostgresRunStore:
                     run_id,
                 ),
             )
+            if retry is not None:
+                due, attempt, first = retry
+                row = conn.execute(_CREATE_RETRY, (due, due, attempt, first, run_id)).fetchone()
+                retry_id = int(row[0]) if row is not None else None
+        return retry_id
 
     def record_skip(
         self,

@@ -19,18 +19,23 @@ from jeeves_runner.store.sqlite.database import Database
 _COLUMNS = (
     "id, name, schedule, script, type, description, enabled, timeout_ms, overlap_policy, "
     "on_failure, on_success, created_at, updated_at, command, args, env, cwd, timezone, tags, "
-    "source, source_digest, run_on"
+    "source, source_digest, run_on, retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, "
+    "retry_on, catchup, catchup_max, catchup_window_ms, notify, notify_repeat, late_after_ms, "
+    "max_duration_ms"
 )
 # Stored as JSON text; read back as lists and objects.
-_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on")
+_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on", "retry_on")
 
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 34)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
 _LIST = f"SELECT {_COLUMNS} FROM jobs ORDER BY id"
 _LIST_WITH_LAST_RUN = """
 SELECT j.id, j.name, j.schedule, j.script, j.type, j.description, j.enabled, j.timeout_ms,
        j.overlap_policy, j.on_failure, j.on_success, j.created_at, j.updated_at,
        j.command, j.args, j.env, j.cwd, j.timezone, j.tags, j.source, j.run_on,
+       j.retries, j.retry_delay_ms, j.retry_backoff, j.retry_max_delay_ms, j.retry_on,
+       j.catchup, j.catchup_max, j.catchup_window_ms, j.notify, j.notify_repeat,
+       j.late_after_ms, j.max_duration_ms,
        r.status AS last_status, r.started_at AS last_run
 FROM jobs j LEFT JOIN runs r ON r.id = j.last_run_id
 ORDER BY j.id
@@ -49,6 +54,12 @@ _JOB_JSON = """json_object(
         'command', json(j.command), 'args', json(j.args), 'env', json(j.env), 'cwd', j.cwd,
         'timezone', j.timezone, 'tags', json(j.tags), 'source', j.source,
         'run_on', json(j.run_on),
+        'retries', j.retries, 'retry_delay_ms', j.retry_delay_ms,
+        'retry_backoff', j.retry_backoff, 'retry_max_delay_ms', j.retry_max_delay_ms,
+        'retry_on', json(j.retry_on), 'catchup', j.catchup, 'catchup_max', j.catchup_max,
+        'catchup_window_ms', j.catchup_window_ms, 'notify', j.notify,
+        'notify_repeat', j.notify_repeat, 'late_after_ms', j.late_after_ms,
+        'max_duration_ms', j.max_duration_ms,
         'last_status', r.status, 'last_run', r.started_at
     )"""
 # The whole body. The subquery's order is the order SQLite aggregates in.
@@ -94,11 +105,16 @@ _COUNT = "SELECT count(*) FROM jobs"
 _SOURCES = "SELECT id, source, source_digest FROM jobs"
 _FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = ?"
+# A disabled job has no fires to miss: enabled again, it starts from its next fire.
+_FORGET_MARK = "DELETE FROM job_fire_marks WHERE job_id = ?"
 _UPDATE = """
 UPDATE jobs SET name = ?, schedule = ?, script = ?, type = ?, description = ?, enabled = ?,
        timeout_ms = ?, overlap_policy = ?, on_failure = ?, on_success = ?, updated_at = ?,
        command = ?, args = ?, env = ?, cwd = ?, timezone = ?, tags = ?, source = ?,
-       source_digest = ?, run_on = ?
+       source_digest = ?, run_on = ?, retries = ?, retry_delay_ms = ?, retry_backoff = ?,
+       retry_max_delay_ms = ?, retry_on = ?, catchup = ?, catchup_max = ?,
+       catchup_window_ms = ?, notify = ?, notify_repeat = ?, late_after_ms = ?,
+       max_duration_ms = ?
 WHERE id = ?
 """
 
@@ -127,11 +143,24 @@ def _job(row: sqlite3.Row) -> Job:
         source=row["source"],
         source_digest=row["source_digest"],
         run_on=tuple(json.loads(row["run_on"])),
+        retries=row["retries"],
+        retry_delay_ms=row["retry_delay_ms"],
+        retry_backoff=float(row["retry_backoff"]),
+        retry_max_delay_ms=row["retry_max_delay_ms"],
+        retry_on=tuple(json.loads(row["retry_on"])),
+        catchup=row["catchup"],
+        catchup_max=row["catchup_max"],
+        catchup_window_ms=row["catchup_window_ms"],
+        notify=row["notify"],
+        notify_repeat=row["notify_repeat"],
+        late_after_ms=row["late_after_ms"],
+        max_duration_ms=row["max_duration_ms"],
     )
 
 
 def _extra_values(job: Job) -> tuple[Any, ...]:
-    """command, args, env, cwd, timezone, tags, source, source_digest as stored."""
+    """command, args, env, cwd, timezone, tags, source, source_digest and the policies as
+    stored."""
     return (
         json.dumps(list(job.command)) if job.command is not None else None,
         json.dumps(list(job.args)),
@@ -142,6 +171,18 @@ def _extra_values(job: Job) -> tuple[Any, ...]:
         job.source,
         job.source_digest,
         json.dumps(list(job.run_on)),
+        job.retries,
+        job.retry_delay_ms,
+        job.retry_backoff,
+        job.retry_max_delay_ms,
+        json.dumps(list(job.retry_on)),
+        job.catchup,
+        job.catchup_max,
+        job.catchup_window_ms,
+        job.notify,
+        job.notify_repeat,
+        job.late_after_ms,
+        job.max_duration_ms,
     )
 
 
@@ -248,6 +289,8 @@ class SqliteJobStore:
                     job.id,
                 ),
             )
+            if not job.enabled:
+                conn.execute(_FORGET_MARK, (job.id,))
         return cur.rowcount == 1
 
     def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
@@ -255,6 +298,7 @@ class SqliteJobStore:
             with self._db.transaction() as conn:
                 conn.executemany(_INSERT, [_insert_values(job, now) for job in add])
                 conn.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                conn.executemany(_FORGET_MARK, [(job.id,) for job in update if not job.enabled])
                 conn.executemany(_DELETE, [(job_id,) for job_id in delete])
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
@@ -326,6 +370,8 @@ class SqliteJobStore:
     def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
         with self._db.transaction() as conn:
             cur = conn.execute(_SET_ENABLED, (int(enabled), now, job_id))
+            if not enabled:
+                conn.execute(_FORGET_MARK, (job_id,))
         return cur.rowcount == 1
 
     def enabled_schedules(self) -> list[ScheduleEntry]:

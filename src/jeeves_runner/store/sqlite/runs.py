@@ -8,13 +8,52 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from jeeves_runner.models import OpenRun, RunLogWrite, RunResult, RunStatus, RunTrigger
+from jeeves_runner.models import (
+    MissedFires,
+    OpenRun,
+    PendingRetry,
+    RunLogWrite,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+)
 from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.logs import SEQ_END, write_log
 
 _CREATE = """
-INSERT INTO runs (job_id, status, started_at, trigger) VALUES (?, ?, ?, ?)
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+# A scheduled instant is fired once (the unique index runs_one_per_instant): a row that is
+# already there means someone else fired it, and nothing is inserted.
+_CREATE_SCHEDULED = """
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for)
+VALUES (?, 'pending', ?, ?, ?)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+# The retry of a run that just failed, written in the commit that records the failure.
+_CREATE_RETRY = """
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
+SELECT job_id, 'pending', ?, 'retry', ?, ?, ? FROM runs WHERE id = ?
+"""
+_PENDING_RETRIES = """
+SELECT id, job_id, scheduled_for, attempt, retry_of FROM runs
+WHERE status = 'pending' AND trigger = 'retry' AND scheduled_for IS NOT NULL
+ORDER BY scheduled_for
+"""
+# Moves forward only: a mark written late (a fire's rows held up) never takes one back.
+_MARK_FIRED = """
+INSERT INTO job_fire_marks (job_id, last_instant) SELECT id, ? FROM jobs WHERE id = ?
+ON CONFLICT (job_id) DO UPDATE SET last_instant = max(last_instant, excluded.last_instant)
+"""
+_FIRE_MARKS = "SELECT job_id, last_instant FROM job_fire_marks"
+_INSERT_MISSED = """
+INSERT INTO runs (job_id, status, started_at, finished_at, duration_ms, error, trigger,
+                  missed_count, missed_first, missed_last)
+SELECT id, 'missed', ?, ?, 0, ?, 'schedule', ?, ?, ? FROM jobs WHERE id = ?
+RETURNING id
 """
 # Only a pending run becomes running: a mark that was held up (a locked database) and
 # written after the run's end must not reopen it.
@@ -77,7 +116,7 @@ FROM runs WHERE id = ?
 # Each job's latest runs that executed, walked down the (job_id, id) index per job.
 _RECENT = """
 SELECT status, duration_ms FROM runs
-WHERE job_id = ? AND status NOT IN ('pending', 'running', 'skipped')
+WHERE job_id = ? AND status NOT IN ('pending', 'running', 'skipped', 'missed')
 ORDER BY id DESC LIMIT ?
 """
 _PAGE_COLUMNS = """
@@ -88,10 +127,12 @@ FROM runs WHERE job_id = ?"""
 _COUNT_UNFINISHED = """
 SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = ?
 """
+# A retry waiting for its time is not an orphan: the next start runs it at its time.
 _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = ?,
        error = CASE status WHEN 'pending' THEN ? ELSE ? END
 WHERE status IN ('pending', 'running')
+  AND NOT (status = 'pending' AND trigger = 'retry' AND scheduled_for IS NOT NULL)
 """
 _SET_PROCESS = "UPDATE runs SET pid = ?, pgid = ?, process_started = ? WHERE id = ?"
 _OPEN_RUNS = """
@@ -121,23 +162,81 @@ class SqliteRunStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create_run(self, job_id: str, trigger: RunTrigger, status: RunStatus, at: str) -> int:
+    def create_run(
+        self,
+        job_id: str,
+        trigger: RunTrigger,
+        status: RunStatus,
+        at: str,
+        *,
+        scheduled_for: str | None = None,
+        attempt: int = 1,
+        retry_of: int | None = None,
+    ) -> int:
         """A new run row. `pending` rows are made ahead of the fire so the child can be
         given its JR_RUN_ID without a database write on the critical path."""
         with self._db.transaction() as conn:
-            cur = conn.execute(_CREATE, (job_id, status.value, at, trigger.value))
+            cur = conn.execute(
+                _CREATE,
+                (job_id, status.value, at, trigger.value, scheduled_for, attempt, retry_of),
+            )
         return int(cur.lastrowid or 0)
 
-    def create_pending_runs(self, job_ids: list[str], trigger: RunTrigger, at: str) -> list[int]:
-        """Pending rows for several jobs in one commit (a fire of many jobs at one instant)."""
-        ids: list[int] = []
-        if not job_ids:
+    def create_pending_runs(
+        self,
+        job_ids: list[str],
+        trigger: RunTrigger,
+        at: str,
+        *,
+        scheduled_for: str | None = None,
+        marked: Collection[str] = (),
+    ) -> list[int | None]:
+        """Pending rows for several jobs in one commit (a fire of many jobs at one instant).
+        With `scheduled_for`, the rows stand for that instant, and a job whose instant
+        already has its row (someone else fired it) gets None; the jobs in `marked` have
+        that instant stored as their last fired one, in the same commit."""
+        ids: list[int | None] = []
+        if not job_ids and not (marked and scheduled_for):
             return ids
         with self._db.transaction() as conn:
             for job_id in job_ids:
-                cur = conn.execute(_CREATE, (job_id, RunStatus.PENDING.value, at, trigger.value))
-                ids.append(int(cur.lastrowid or 0))
+                if scheduled_for is None:
+                    cur = conn.execute(
+                        _CREATE, (job_id, RunStatus.PENDING.value, at, trigger.value, None, 1, None)
+                    )
+                    ids.append(int(cur.lastrowid or 0))
+                    continue
+                row = conn.execute(
+                    _CREATE_SCHEDULED, (job_id, at, trigger.value, scheduled_for)
+                ).fetchone()
+                ids.append(int(row[0]) if row is not None else None)
+            if scheduled_for is not None:
+                for job_id in marked:
+                    conn.execute(_MARK_FIRED, (scheduled_for, job_id))
         return ids
+
+    def fire_marks(self) -> dict[str, str]:
+        """Each job's last scheduled instant that was fired or recorded missed."""
+        return {str(r[0]): str(r[1]) for r in self._db.connection().execute(_FIRE_MARKS)}
+
+    def record_missed(self, gaps: Sequence[MissedFires], at: str) -> list[int | None]:
+        """One `missed` row per gap, and each job's last fired instant moved to the gap's
+        last, in one commit. None for a job that no longer exists."""
+        ids: list[int | None] = []
+        with self._db.transaction() as conn:
+            for gap in gaps:
+                row = conn.execute(
+                    _INSERT_MISSED,
+                    (gap.first, at, gap.reason, gap.count, gap.first, gap.last, gap.job_id),
+                ).fetchone()
+                ids.append(int(row[0]) if row is not None else None)
+                conn.execute(_MARK_FIRED, (gap.last, gap.job_id))
+        return ids
+
+    def pending_retries(self) -> list[PendingRetry]:
+        """Every retry waiting for its time, earliest due first."""
+        rows = self._db.connection().execute(_PENDING_RETRIES).fetchall()
+        return [PendingRetry(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def mark_running(
         self,
@@ -164,10 +263,14 @@ class SqliteRunStore:
         finished_at: str,
         started: tuple[str, str] | None = None,
         log: RunLogWrite | None = None,
-    ) -> None:
+        retry: tuple[str, int, int] | None = None,
+    ) -> int | None:
         """Record a run's end. `started` (job id, started_at) also marks it as having run,
         in the same commit, for a run that ended before its `running` mark was written;
-        `log` is the rest of its log, written in that commit too."""
+        `log` is the rest of its log, written in that commit too. `retry` (due instant,
+        attempt, first run's id): the run's retry as a `pending` row, in that commit too;
+        its id is returned."""
+        retry_id: int | None = None
         with self._db.transaction() as conn:
             if log is not None:
                 write_log(conn, log)
@@ -188,6 +291,11 @@ class SqliteRunStore:
                     run_id,
                 ),
             )
+            if retry is not None:
+                due, attempt, first = retry
+                cur = conn.execute(_CREATE_RETRY, (due, due, attempt, first, run_id))
+                retry_id = int(cur.lastrowid or 0) if cur.rowcount == 1 else None
+        return retry_id
 
     def record_skip(
         self,
