@@ -253,3 +253,22 @@ def test_leadership_ends_when_the_leaders_session_ends(store: PostgresStore, pg_
     finally:
         first.close()
         second.close()
+
+
+def test_a_retry_stays_with_the_node_that_ran_the_failed_try(store: PostgresStore) -> None:
+    """The node that ran a failed try waits for its retry itself: no other node claims it
+    (it would run twice), and the pool's sweep of unclaimed rows leaves it alone."""
+    from jeeves_runner.models import RunResult
+
+    add_jobs(store, "flaky")
+    store.cluster.write_plans([JobPlan("flaky", None, T1, (T1,))], T0)
+    (claimed,) = store.cluster.claim_runs("a", ["a"], T1, 10)
+    failed = RunResult(RunStatus.ERROR, 5, exit_code=1, error="boom")
+    retry_id = store.runs.finish_run(claimed.run_id, failed, T2, retry=(T3, 2, claimed.run_id))
+    assert retry_id is not None
+    row = store.runs.get_run(retry_id)
+    assert row is not None and (row["status"], row["node_id"]) == ("pending", "a")
+    assert store.cluster.claim_runs("b", ["b"], LATER, 10) == []
+    assert store.cluster.expire_pool(LATER, LATER, "nobody took it") == 0
+    row = store.runs.get_run(retry_id)
+    assert row is not None and row["status"] == "pending"

@@ -37,10 +37,12 @@ ORDER BY n
 ON CONFLICT DO NOTHING
 RETURNING id, job_id
 """
-# The retry of a run that just failed, written in the commit that records the failure.
+# The retry of a run that just failed, written in the commit that records the failure. It
+# stays with the node that ran the failed try (cluster mode: no other node claims it; if that
+# node is lost, its claims go back to the pool).
 _CREATE_RETRY = """
-INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
-SELECT job_id, 'pending', %s, 'retry', %s, %s, %s FROM runs WHERE id = %s
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of, node_id)
+SELECT job_id, 'pending', %s, 'retry', %s, %s, %s, node_id FROM runs WHERE id = %s
 RETURNING id
 """
 _PENDING_RETRIES = """

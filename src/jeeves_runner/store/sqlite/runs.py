@@ -33,10 +33,12 @@ VALUES (?, 'pending', ?, ?, ?)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
-# The retry of a run that just failed, written in the commit that records the failure.
+# The retry of a run that just failed, written in the commit that records the failure. It
+# stays with the node that ran the failed try (cluster mode: no other node claims it; if that
+# node is lost, its claims go back to the pool).
 _CREATE_RETRY = """
-INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
-SELECT job_id, 'pending', ?, 'retry', ?, ?, ? FROM runs WHERE id = ?
+INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of, node_id)
+SELECT job_id, 'pending', ?, 'retry', ?, ?, ?, node_id FROM runs WHERE id = ?
 """
 _PENDING_RETRIES = """
 SELECT id, job_id, scheduled_for, attempt, retry_of FROM runs
