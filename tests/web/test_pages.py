@@ -307,6 +307,7 @@ def test_a_run_page_links_the_tries_of_its_first_run(open_runner: LiveRunner) ->
         first_page = http.get(f"/ui/runs/{first}").text
         missed_page = http.get(f"/ui/runs/{missed}").text
     assert "attempt 2" in page
+    assert f'data-follow="/runs/{second}/log?follow=true"' in page  # the log, not the row's tail
     assert f'<a href="/ui/runs/{first}">first try #{first}</a>' in page
     assert f'<span aria-current="page">#{second} attempt 2</span>' in page
     assert f'<a href="/ui/runs/{third}">#{third} attempt 3</a>' in page

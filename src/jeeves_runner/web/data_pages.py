@@ -30,7 +30,10 @@ router = APIRouter(prefix=DASHBOARD, include_in_schema=False, dependencies=[Depe
 
 
 def _has_route(request: Request, path: str) -> bool:
-    return any(getattr(r, "path", None) == path for r in request.app.routes)
+    # The API's own routes (create_app lists them): FastAPI keeps included routers whole in
+    # app.routes, where their paths do not show.
+    routes = getattr(request.app.state, "api_routes", [])
+    return any(getattr(r, "path", None) == path for r in routes)
 
 
 @router.get("/runs/{run_id}")
@@ -162,7 +165,10 @@ async def _cluster_context(request: Request) -> dict[str, Any]:
     nodes = view["nodes"]
     for node in nodes:
         age_ms = int((now - parse_instant(node["last_heartbeat"])).total_seconds() * 1000)
-        node["heartbeat_age"] = views.duration(max(0, age_ms // 1000 * 1000))
+        # Whole seconds: the page is swapped at each heartbeat, not each millisecond.
+        node["heartbeat_age"] = (
+            "under 1 s" if age_ms < 1000 else views.duration(age_ms // 1000 * 1000)
+        )
     state_token = hashlib.sha1(
         repr((view["node_id"], [sorted(n.items()) for n in nodes])).encode()
     ).hexdigest()[:12]
