@@ -3,7 +3,7 @@
 - `page_*`: server time of one dashboard request (one keep-alive connection, requests back
   to back, bench_api's client in a child process), the data version moving on every request
   (nothing reused): the first jobs page, page 100, a search, the `failing` filter, the
-  table body the page polls, and a job's page.
+  table body the page polls, a job's page, and a run's page (with its tries).
 - `chromium_domcontentloaded_ms`: Debian's Chromium (Playwright) loading the first jobs page
   over loopback, median of 10 loads.
 - `run_appears_ms`: the real runner in this process; a jobs page open in Chromium; a run
@@ -51,6 +51,7 @@ PAGES = {
     "page_failing": "/ui/jobs?status=failing",
     "rows_poll": "/ui/jobs/rows?v=x",
     "job_page": "/ui/jobs/job-04242",
+    "run_page": "/ui/runs/500000",
 }
 
 
@@ -63,7 +64,7 @@ def verdict(name: str, figures: dict[str, Any]) -> dict[str, Any]:
     return {**figures, "target": f"{key} {op} {bound}", "meets_target": ok}
 
 
-def chromium_load(db: Path) -> dict[str, Any]:
+def chromium_load(db: str) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with ServedApi(db, cold=True) as api, sync_playwright() as p:
@@ -118,7 +119,7 @@ def main() -> None:
     report: dict[str, Any] = {"python": sys.version.split()[0], "scenarios": {}}
     scenarios = report["scenarios"]
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-        db = Path(tmp) / "large.sqlite"
+        db = str(Path(tmp) / "large.sqlite")  # bench_api opens it by location
         t0 = time.perf_counter()
         build_dataset(db, 10_000, 1_000_000)
         report["build_s"] = round(time.perf_counter() - t0, 2)

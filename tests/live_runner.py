@@ -21,7 +21,9 @@ class LiveRunner:
     """A Runner on its own loop in a thread; the test talks to it over HTTP."""
 
     def __init__(self, folder: Path, **settings: Any) -> None:
-        config = Config.model_validate({"dbPath": str(folder / "r.sqlite"), **settings}).model_copy(
+        # SQLite in the folder unless the settings name a PostgreSQL dbUrl.
+        database = {} if "dbUrl" in settings else {"dbPath": str(folder / "r.sqlite")}
+        config = Config.model_validate({**database, **settings}).model_copy(
             update={"port": 0}
         )  # an ephemeral port: the config file can't ask for 0
         self.runner = Runner(config)

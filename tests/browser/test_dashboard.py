@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_shots import screenshots
 
 from jeeves_runner.access_model import Scope, StoredToken
 from jeeves_runner.auth import hash_secret, new_secret
@@ -86,21 +87,7 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
 
 def shoot(browser: Any, site: Site, shots: Path, path: str, name: str) -> None:
     """Light, dark and phone-width screenshots of one page, in one admin context."""
-    context = browser.new_context(base_url=site.url)
-    context.add_cookies([{"name": "jr_session", "value": site.tokens["admin"], "url": site.url}])
-    shot_page = context.new_page()
-    try:
-        for scheme, width, suffix in (
-            ("light", 1280, ""),
-            ("dark", 1280, "-dark"),
-            ("light", 390, "-phone"),
-        ):
-            shot_page.emulate_media(color_scheme=scheme)
-            shot_page.set_viewport_size({"width": width, "height": 800})
-            shot_page.goto(path, wait_until="load")
-            shot_page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=True)
-    finally:
-        context.close()
+    screenshots(browser, site.url, shots, path, name, site.tokens["admin"])
 
 
 def badge(page: Any, job_id: str) -> Any:

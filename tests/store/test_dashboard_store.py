@@ -3,6 +3,8 @@ backend (see conftest.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
@@ -101,3 +103,37 @@ def test_failed_items_newest_first_with_their_errors(store: Store) -> None:
         (i.id, f"broke {i.id}") for i in reversed(claimed)
     ]
     assert failed[0]["attempts"] == 1
+
+
+def make_retry(store: Store, run_id: int, first_id: int, attempt: int) -> None:
+    """What a retry's row holds (no verb writes it yet outside the retry path): its try and
+    the first run it retries."""
+    sql = "UPDATE runs SET attempt = {p}, retry_of = {p} WHERE id = {p}"
+    db: Any = getattr(store, "db")  # noqa: B009 - each backend's Database
+    with db.transaction() as conn:
+        mark = "%s" if type(store).__name__ == "PostgresStore" else "?"
+        conn.execute(sql.format(p=mark), (attempt, first_id, run_id))
+
+
+def test_tries_of_lists_a_first_run_and_its_retries_only(store: Store) -> None:
+    for job_id in ("a", "b"):
+        store.jobs.add_job(Job(id=job_id, name=job_id, schedule="0 3 * * *", script="/x"), T0)
+    first = finished(store, "a", RunStatus.ERROR, 10)
+    other_job = finished(store, "b", RunStatus.ERROR, 10)  # between the tries, another job
+    unrelated = finished(store, "a", RunStatus.OK, 10)  # same job, not a retry
+    second = finished(store, "a", RunStatus.ERROR, 10)
+    third = store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T1)
+    make_retry(store, second, first, 2)
+    make_retry(store, third, first, 3)
+    tries = store.runs.tries_of("a", first, 10)
+    assert tries == [
+        {"id": first, "attempt": 1, "status": "error"},
+        {"id": second, "attempt": 2, "status": "error"},
+        {"id": third, "attempt": 3, "status": "running"},
+    ]
+    assert [t["id"] for t in store.runs.tries_of("a", first, 2)] == [first, second]
+    assert store.runs.tries_of("a", unrelated, 10) == [
+        {"id": unrelated, "attempt": 1, "status": "ok"}
+    ]
+    assert store.runs.tries_of("b", first, 10) == []  # the first run is of another job
+    assert store.runs.tries_of("b", other_job, 10)[0]["id"] == other_job

@@ -15,6 +15,7 @@ import pytest
 from jeeves_runner.access_model import Scope, StoredToken
 from jeeves_runner.api.app import create_app
 from jeeves_runner.auth import hash_secret
+from jeeves_runner.models import RunResult, RunStatus, RunTrigger
 from jeeves_runner.store import SqliteStore
 from jeeves_runner.store.errors import DatabaseBusyError
 from live_runner import LiveRunner
@@ -276,3 +277,53 @@ def test_a_busy_database_is_a_message_page_not_json() -> None:
     response = asyncio.run(get())
     assert response.status_code == 503
     assert message(response) == "The database is busy; try again."
+
+
+def test_a_run_page_links_the_tries_of_its_first_run(open_runner: LiveRunner) -> None:
+    open_runner.add_job("r", "ok_with_result.py")
+    store = open_runner.runner.sync_store
+    at = "2026-03-02T01:00:00.000Z"
+    result = RunResult(status=RunStatus.ERROR, exit_code=1, duration_ms=5, stdout="", stderr="")
+    first, second, third = (
+        store.runs.create_run("r", RunTrigger.SCHEDULE, RunStatus.RUNNING, at) for _ in range(3)
+    )
+    missed = store.runs.create_run("r", RunTrigger.SCHEDULE, RunStatus.MISSED, at)
+    for run_id in (first, second, third):
+        store.runs.finish_run(run_id, result, at)
+    db: Any = getattr(store, "db")  # noqa: B009 - no verb writes a retry's row yet
+    with db.transaction() as conn:
+        conn.execute("UPDATE runs SET scheduled_for = ? WHERE id = ?", (at, first))
+        for run_id, attempt in ((second, 2), (third, 3)):
+            conn.execute(
+                "UPDATE runs SET attempt = ?, retry_of = ?, node_id = 'n1' WHERE id = ?",
+                (attempt, first, run_id),
+            )
+        conn.execute(
+            "UPDATE runs SET missed_count = 7, missed_first = ?, missed_last = ? WHERE id = ?",
+            (at, "2026-03-02T01:06:00.000Z", missed),
+        )
+    with httpx.Client(base_url=open_runner.url) as http:
+        page = http.get(f"/ui/runs/{second}").text
+        first_page = http.get(f"/ui/runs/{first}").text
+        missed_page = http.get(f"/ui/runs/{missed}").text
+    assert "attempt 2" in page
+    assert f'data-follow="/runs/{second}/log?follow=true"' in page  # the log, not the row's tail
+    assert f'<a href="/ui/runs/{first}">first try #{first}</a>' in page
+    assert f'<span aria-current="page">#{second} attempt 2</span>' in page
+    assert f'<a href="/ui/runs/{third}">#{third} attempt 3</a>' in page
+    assert "<dt>Node</dt><dd>n1</dd>" in page  # no cluster here: the node, not a link
+    # The first try links its retries; it has no "retry of", and shows its due instant.
+    assert f'<a href="/ui/runs/{second}">#{second} attempt 2</a>' in first_page
+    assert "first try #" not in first_page and "<dt>Scheduled for</dt>" in first_page
+    assert "attempt 1" in first_page
+    assert re.search(r"<dt>Missed</dt><dd>7 fires, <time[^>]*>[^<]+</time> to <time", missed_page)
+    assert "<dt>Tries</dt>" not in missed_page
+
+
+def test_without_cluster_mode_the_cluster_page_says_so(open_runner: LiveRunner) -> None:
+    with httpx.Client(base_url=open_runner.url) as http:
+        nav = http.get("/ui").text
+        page = http.get("/ui/cluster")
+    assert 'href="/ui/cluster"' not in nav
+    assert page.status_code == 200
+    assert message(page).startswith("This runner is not in cluster mode")

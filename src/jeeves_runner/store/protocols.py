@@ -229,6 +229,12 @@ class RunStore(Protocol):
 
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
 
+    def tries_of(self, job_id: str, first_id: int, limit: int) -> list[dict[str, Any]]:
+        """The tries of one first run of `job_id`: that run and the runs whose `retry_of` is
+        its id, by id, at most `limit`; each {"id", "attempt", "status"} (the run page's
+        links between tries)."""
+        ...
+
     def recent_runs(self, job_ids: list[str], per_job: int) -> dict[str, list[tuple[str, int]]]:
         """For each job, its latest `per_job` finished runs (skipped and missed rows
         excluded) as (status, duration_ms), oldest first: the dashboard's sparklines and

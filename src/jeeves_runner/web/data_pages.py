@@ -23,11 +23,17 @@ from jeeves_runner.web.session import (
     check_access,
 )
 
+# The tries of one first run the run page links to (a retry policy allows far fewer).
+MAX_TRIES = 50
+
 router = APIRouter(prefix=DASHBOARD, include_in_schema=False, dependencies=[Depends(check_access)])
 
 
 def _has_route(request: Request, path: str) -> bool:
-    return any(getattr(r, "path", None) == path for r in request.app.routes)
+    # The API's own routes (create_app lists them): FastAPI keeps included routers whole in
+    # app.routes, where their paths do not show.
+    routes = getattr(request.app.state, "api_routes", [])
+    return any(getattr(r, "path", None) == path for r in routes)
 
 
 @router.get("/runs/{run_id}")
@@ -47,13 +53,24 @@ async def _run_context(request: Request, run_id_text: str) -> dict[str, Any]:
     if not run_id_text.isascii() or not run_id_text.isdigit() or len(run_id_text) > 18:
         raise PageError(400, "A run id is a whole number.")
     run_id = int(run_id_text)
-    run = await get_control(request).store.read(lambda s: s.runs.get_run(run_id))
+
+    def read(s: Store) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        run = s.runs.get_run(run_id)
+        if run is None:
+            return None, []
+        first = run.get("retry_of") or run_id
+        return run, s.runs.tries_of(run["job_id"], first, MAX_TRIES)
+
+    run, tries = await get_control(request).store.read(read)
     if run is None:
         raise PageError(404, f"There is no run {run_id}.")
     in_flight = run["status"] in (RunStatus.PENDING.value, RunStatus.RUNNING.value)
-    state_token = hashlib.sha1(repr(sorted(run.items())).encode()).hexdigest()[:12]
+    state = (sorted(run.items()), tries)
+    state_token = hashlib.sha1(repr(state).encode()).hexdigest()[:12]
     return {
         "run": run,
+        # The first try and its retries, shown when there is more than this run.
+        "tries": tries if len(tries) > 1 or run.get("retry_of") else [],
         "in_flight": in_flight,
         "state_token": state_token,
         "status_url": f"{DASHBOARD}/runs/{run_id}/status?v={state_token}",
@@ -125,3 +142,43 @@ async def audit_page(request: Request) -> Response:
     except StoreError as exc:
         raise PageError(503, str(exc)) from None
     return render(request, "audit.html", entries=entries)
+
+
+@router.get("/cluster")
+async def cluster_page(request: Request) -> Response:
+    return render(request, "cluster.html", **await _cluster_context(request))
+
+
+@router.get("/cluster/rows")
+async def cluster_rows(request: Request) -> Response:
+    """The nodes table the cluster page polls: 204 while nothing changed."""
+    context = await _cluster_context(request)
+    if request.query_params.get("v") == context["state_token"]:
+        return Response(status_code=204)
+    return render(request, "cluster_rows.html", **context)
+
+
+async def _cluster_context(request: Request) -> dict[str, Any]:
+    """GET /cluster's view (the same nodes, states and leader), with each heartbeat's age."""
+    view = await get_control(request).cluster_view()
+    now = now_of(request)
+    nodes = view["nodes"]
+    for node in nodes:
+        age_ms = int((now - parse_instant(node["last_heartbeat"])).total_seconds() * 1000)
+        # Whole seconds: the page is swapped at each heartbeat, not each millisecond.
+        node["heartbeat_age"] = (
+            "under 1 s" if age_ms < 1000 else views.duration(age_ms // 1000 * 1000)
+        )
+    state_token = hashlib.sha1(
+        repr((view["node_id"], [sorted(n.items()) for n in nodes])).encode()
+    ).hexdigest()[:12]
+    return {
+        "enabled": view["enabled"],
+        "node_id": view["node_id"],
+        "nodes": nodes,
+        "up": sum(1 for n in nodes if n["state"] == "up"),
+        "leader": next((n["id"] for n in nodes if n["leader"] and n["state"] == "up"), None),
+        "state_token": state_token,
+        "rows_url": f"{DASHBOARD}/cluster/rows?v={state_token}",
+        "poll": POLL,
+    }

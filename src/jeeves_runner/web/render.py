@@ -59,6 +59,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         logged_in=request.cookies.get(SESSION_COOKIE) is not None,
         can_trigger=scope is not None and scope.allows(Scope.TRIGGER),
         can_admin=scope is not None and scope.allows(Scope.ADMIN),
+        cluster_nav=in_cluster(request),
         zone_name=str(zone),
         local=lambda instant: views.local_time(instant, zone),
         offset=lambda instant: views.zone_offset_minutes(instant, zone),
@@ -89,6 +90,12 @@ async def page_error(request: Request, exc: Exception) -> Response:
         # htmx swaps only 2xx answers: the message goes into the flash area as a 200.
         return render(request, "flash.html", ok=False, message=exc.message, link=None)
     return render(request, "message.html", exc.status_code, title="Sorry", message=exc.message)
+
+
+def in_cluster(request: Request) -> bool:
+    """This runner is a node of a cluster (the Runner's `cluster`, set when it starts in
+    cluster mode): the nav shows the Cluster page."""
+    return getattr(get_control(request), "cluster", None) is not None
 
 
 def is_htmx(request: Request) -> bool:

@@ -126,6 +126,13 @@ _COUNT_UNFINISHED = """
 SELECT count(*) FROM runs WHERE status IN ('pending', 'running') AND job_id = %s
 """
 _GET = f"SELECT {_RUN_COLUMNS}, {RUN_DETAIL_COLUMNS} FROM runs WHERE id = %s"
+# A first run and its retries: the row by its id, the retries by the runs_retries index.
+_TRIES = """
+SELECT id, attempt, status FROM runs WHERE id = %(first)s AND job_id = %(job)s
+UNION ALL
+SELECT id, attempt, status FROM runs WHERE retry_of = %(first)s AND job_id = %(job)s
+ORDER BY id LIMIT %(limit)s
+"""
 # A retry waiting for its time is not an orphan: the next start runs it at its time.
 _CLOSE_ORPHANS = """
 UPDATE runs SET status = 'error', finished_at = %s,
@@ -424,6 +431,11 @@ class PostgresRunStore:
             row = conn.execute(_COUNT_UNFINISHED, (job_id,)).fetchone()
         assert row is not None
         return int(row[0])
+
+    def tries_of(self, job_id: str, first_id: int, limit: int) -> list[dict[str, Any]]:
+        with self._db.connection() as conn:
+            rows = conn.execute(_TRIES, {"job": job_id, "first": first_id, "limit": limit})
+            return [{"id": r[0], "attempt": r[1], "status": r[2]} for r in rows]
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         with self._db.connection() as conn:

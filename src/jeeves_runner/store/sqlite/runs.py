@@ -111,6 +111,13 @@ FROM runs INDEXED BY runs_by_start WHERE started_at >= ? AND id < ?
   AND (? = '[]' OR status IN (SELECT value FROM json_each(?)))
 ORDER BY id DESC LIMIT ?
 """
+# A first run and its retries: the row by its id, the retries by the runs_retries index.
+_TRIES = """
+SELECT id, attempt, status FROM runs WHERE id = :first AND job_id = :job
+UNION ALL
+SELECT id, attempt, status FROM runs WHERE retry_of = :first AND job_id = :job
+ORDER BY id LIMIT :limit
+"""
 _GET = f"""
 SELECT {_COLUMNS}, {RUN_DETAIL_COLUMNS}
 FROM runs WHERE id = ?
@@ -389,6 +396,11 @@ class SqliteRunStore:
     def count_unfinished(self, job_id: str) -> int:
         """Runs of the job that are pending or running."""
         return int(self._db.connection().execute(_COUNT_UNFINISHED, (job_id,)).fetchone()[0])
+
+    def tries_of(self, job_id: str, first_id: int, limit: int) -> list[dict[str, Any]]:
+        params = {"job": job_id, "first": first_id, "limit": limit}
+        cur = self._db.connection().execute(_TRIES, params)
+        return [{"id": row[0], "attempt": row[1], "status": row[2]} for row in cur]
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         cur = self._db.connection().execute(_GET, (run_id,))

@@ -1,0 +1,4 @@
+-- Version 11: the retries of a run found by its id (SQLite's version 13; the dashboard's
+-- links between the tries of one first run), without walking every later run of the job.
+-- Partial: first tries, the most of the rows, are not in it.
+CREATE INDEX runs_retries ON runs (retry_of) WHERE retry_of IS NOT NULL;
