@@ -227,14 +227,20 @@ async def list_jobs(request: Request) -> Response:
         # The whole list: the app's view, brought up to date from the store's change feed
         # (only jobs changed since the last request are read), always on the probe thread,
         # so the view has one user at a time.
+        # The splice (some 784 KB for 1,000 jobs) is made there too, off the loop.
         view: JobsListView = request.app.state.jobs_list
-        body = await get_control(request).store.probe(lambda s: s.jobs.refresh_jobs_list(view))
-        kept = getattr(request.app.state, "jobs_list_with_next", None)
-        if kept is not None and kept[0] is body and kept[1] == plan.version:
-            return Response(content=kept[2], media_type=JSON)
-        spliced = with_next_runs(body, plan)
-        request.app.state.jobs_list_with_next = (body, plan.version, spliced)
-        return Response(content=spliced, media_type=JSON)
+        state = request.app.state
+
+        def read(s: Store) -> bytes:
+            body = s.jobs.refresh_jobs_list(view)
+            kept = getattr(state, "jobs_list_with_next", None)
+            if kept is not None and kept[0] is body and kept[1] == plan.version:
+                return bytes(kept[2])
+            spliced = with_next_runs(body, plan)
+            state.jobs_list_with_next = (body, plan.version, spliced)
+            return spliced
+
+        return Response(content=await get_control(request).store.probe(read), media_type=JSON)
 
     def build(s: Store) -> bytes:
         jobs = [j for j in s.jobs.list_jobs_with_last_run() if tag in j["tags"]]

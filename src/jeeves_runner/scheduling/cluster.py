@@ -45,7 +45,7 @@ from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
 from jeeves_runner.models import Job, RunResult, RunStatus, ScheduleEntry, format_instant
 from jeeves_runner.models import parse_instant as _parse
 from jeeves_runner.scheduling.fire_schedule import FireSchedule, utc_from_timestamp
-from jeeves_runner.scheduling.loop import TIMER_MARGIN_S
+from jeeves_runner.scheduling.loop import wait_until
 from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.protocols import ClusteredStore, ClusterLink
 
@@ -270,11 +270,12 @@ class ClusterNode:
                 await self._db(lambda: self.store.cluster.unclaim(self.identity.node_id, left))
             await self._db(lambda: self.store.cluster.leave(self.identity.node_id, at, "stopped"))
         await self._on(self._lead_thread, self.link.resign)
-        # The listen thread returns within its wait (POLL_S) and the connection closes.
-        self._listen_thread.shutdown(wait=True)
-        self.link.close()
-        self._lead_thread.shutdown(wait=True)
-        self._db_threads.shutdown(wait=True)
+        # The listen thread returns within its wait (POLL_S) and the connection closes; those
+        # waits are made off the loop, so the runs still being recorded are not held up.
+        await asyncio.to_thread(self._listen_thread.shutdown, wait=True)
+        await asyncio.to_thread(self.link.close)
+        await asyncio.to_thread(self._lead_thread.shutdown, wait=True)
+        await asyncio.to_thread(self._db_threads.shutdown, wait=True)
 
     async def _forever(self, step: Callable[[], Awaitable[None]]) -> None:
         while not self._stopping:
@@ -446,7 +447,7 @@ class ClusterNode:
             jobs = await self._db(lambda: {j: self.store.jobs.get_job(j) for j in job_ids})
             fire_at = _parse(instant) if instant is not None else self.clock.now()
             if instant is not None:
-                await self._wait_until(fire_at.timestamp())
+                await wait_until(self.clock, fire_at.timestamp())
             if self._must_confirm():
                 mine = await self._db(
                     lambda: self.store.cluster.confirm_claims(self.identity.node_id, ids)
@@ -497,18 +498,6 @@ class ClusterNode:
             return True
         last = self._last_beat_mono
         return last is None or self.clock.monotonic() - last > 2 * self.identity.heartbeat_s
-
-    async def _wait_until(self, due_ts: float) -> None:
-        """As the scheduler loop's final wait: a timer to just before the instant, then yield
-        until it (timers fire a few ms late, never early). Bounded by the monotonic clock."""
-        remaining = due_ts - self.clock.now().timestamp()
-        if remaining <= 0:
-            return
-        deadline = self.clock.monotonic() + remaining
-        if remaining > TIMER_MARGIN_S:
-            await asyncio.sleep(remaining - TIMER_MARGIN_S)
-        while self.clock.monotonic() < deadline and self.clock.now().timestamp() < due_ts:
-            await asyncio.sleep(0)
 
     # ---- heartbeats ------------------------------------------------------------------------
 

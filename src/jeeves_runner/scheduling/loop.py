@@ -460,23 +460,28 @@ class Scheduler:
             _resolve(self._waiter)
 
     async def _wait_until(self, due_ts: float) -> None:
-        """Precise final wait: a timer to just before the instant, then yield until it.
-        Bounded by the monotonic clock: a wall clock stepped back meanwhile cannot stretch
-        it (it ends at most `remaining` later, however the wall clock moves)."""
-        loop = asyncio.get_running_loop()
-        remaining = due_ts - self.clock.now().timestamp()
-        if remaining <= 0:
-            return
-        deadline = self.clock.monotonic() + remaining
-        if remaining > TIMER_MARGIN_S:
-            fut: asyncio.Future[None] = loop.create_future()
-            handle = loop.call_later(remaining - TIMER_MARGIN_S, fut.set_result, None)
-            try:
-                await fut
-            finally:
-                handle.cancel()
-        while self.clock.monotonic() < deadline and self.clock.now().timestamp() < due_ts:
-            await asyncio.sleep(0)
+        await wait_until(self.clock, due_ts)
+
+
+async def wait_until(clock: Clock, due_ts: float) -> None:
+    """The precise final wait before a fire (the scheduler's and a cluster node's): a timer
+    to just before the instant, then yield until it. Bounded by the monotonic clock: a wall
+    clock stepped back meanwhile cannot stretch it (it ends at most `remaining` later,
+    however the wall clock moves)."""
+    loop = asyncio.get_running_loop()
+    remaining = due_ts - clock.now().timestamp()
+    if remaining <= 0:
+        return
+    deadline = clock.monotonic() + remaining
+    if remaining > TIMER_MARGIN_S:
+        fut: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_later(remaining - TIMER_MARGIN_S, fut.set_result, None)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+    while clock.monotonic() < deadline and clock.now().timestamp() < due_ts:
+        await asyncio.sleep(0)
 
 
 @dataclass(slots=True)
