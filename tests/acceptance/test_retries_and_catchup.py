@@ -135,6 +135,41 @@ def test_a_retry_waiting_when_the_runner_is_killed_runs_once_after_the_restart(
     assert (tmp_path / "count").read_text().strip() == "2"
 
 
+def test_a_graceful_stop_during_a_retry_wait_leaves_the_retry_pending_and_nothing_running(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM while a retry waits for its time: the runner exits cleanly, no row is left
+    `running`, and the retry is not closed as never started — it stays `pending` for the
+    next start (which runs it at its time: the kill -9 test above shows that part)."""
+    runner = RunnerProcess(tmp_path, timezone="UTC")
+    runner.add_job("flaky", "* * * * * *", str(script(tmp_path, FAILS_TWICE)),
+                   "--retries", "2", "--retry-delay", A_WEEK_MS, "--retry-backoff", "1",
+                   "--retry-max-delay", A_WEEK_MS)  # fmt: skip
+    runner.start()
+    try:
+        (retry,) = wait_for(
+            lambda: [r for r in tries(runner, "flaky") if r["trigger"] == "retry"],
+            30,
+            "a pending retry",
+        )
+    finally:
+        code = runner.stop()
+    assert code == 0
+    rows = all_runs(runner, "flaky")
+    assert [r for r in rows if r["status"] == "running"] == []
+    (still,) = [r for r in rows if r["id"] == retry["id"]]
+    assert (still["status"], still["attempt"], still["error"]) == ("pending", 2, None)
+    store = SqliteStore(runner.db_path)
+    try:
+        (waiting,) = store.runs.pending_retries()
+    finally:
+        store.close()
+    assert waiting.run_id == retry["id"]
+    # The failed try's child is long gone: its run is recorded with its exit code.
+    (first,) = [r for r in rows if r["id"] == retry["retry_of"]]
+    assert (first["status"], first["exit_code"]) == ("error", 3)
+
+
 def test_a_runner_stopped_across_three_fires_catches_up_once_and_records_them(
     tmp_path: Path,
 ) -> None:
