@@ -229,30 +229,47 @@ class KeepAliveClient:
     def __init__(self, port: int) -> None:
         self._sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buffer = b""
+        # One buffer, grown when a body needs it and read into in place: appending each
+        # chunk to a bytes object would copy the whole answer so far at every recv (for a
+        # 784 KB body, several MB of copying a request, all counted as the server's).
+        self._space = bytearray(1 << 20)
+        self._view = memoryview(self._space)
+        self._start = 0  # the unread bytes are _space[_start:_end]
+        self._end = 0
 
     def get(self, request: bytes) -> tuple[int, int]:
         """(status, body length) of one request."""
         self._sock.sendall(request)
-        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            self._buffer += self._receive()
-        head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+        while (end := self._space.find(b"\r\n\r\n", self._start, self._end)) < 0:
+            self._receive()
+        head = bytes(self._view[self._start : end])
+        self._start = end + 4
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        while len(self._buffer) < length:
-            self._buffer += self._receive()
-        self._buffer = self._buffer[length:]
+        while self._end - self._start < length:
+            self._receive(length)
+        self._start += length
         return status, length
 
-    def _receive(self) -> bytes:
-        chunk = self._sock.recv(1 << 20)
-        if not chunk:
+    def _receive(self, wanted: int = 0) -> None:
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._start > 0 and len(self._space) - self._end < 65536:
+            rest = self._end - self._start
+            self._space[:rest] = self._view[self._start : self._end]
+            self._start, self._end = 0, rest
+        if len(self._space) - self._start < max(wanted, 65536) * 2:
+            self._view.release()
+            self._space.extend(bytes(max(wanted, 65536) * 2))
+            self._view = memoryview(self._space)
+        got = self._sock.recv_into(self._view[self._end :])
+        if not got:
             raise SystemExit("the server closed the connection")
-        return chunk
+        self._end += got
 
     def close(self) -> None:
         self._sock.close()

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from structlog.testing import capture_logs
 
 from jeeves_runner.api.app import create_app
-from jeeves_runner.api.job_schedule import with_next_runs
+from jeeves_runner.api.job_schedule import NextRunList, with_next_runs
 from jeeves_runner.api.jobs import BodyCache
 from jeeves_runner.clock import FakeClock
 from jeeves_runner.models import (
@@ -29,6 +29,7 @@ from jeeves_runner.models import (
 )
 from jeeves_runner.scheduling.fire_schedule import FirePlan
 from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.jobs_list import JobsListView
 
 POLICY_DEFAULTS = {
     "retries": 0,
@@ -272,6 +273,45 @@ def test_next_runs_spliced_into_the_stores_bytes_equal_a_decoded_list(store: Any
     assert orjson.loads(spliced) == expected
     assert spliced != orjson.dumps(expected)  # spliced, not encoded again
     assert with_next_runs(b'{"jobs":[]}', plan) == b'{"jobs":[]}'
+
+
+def test_next_runs_kept_job_by_job_equal_the_whole_splice_and_remake_only_what_moved(
+    store: Any,
+) -> None:
+    for job_id in ("a", "b", "c", "d"):
+        store.jobs.add_job(Job(id=job_id, name=job_id, schedule="* * * * *", script="/x"), NOW_TEXT)
+    view, kept = JobsListView(), NextRunList()
+    soon = NOW.timestamp() + 60
+    plans = iter(range(1, 100))
+
+    def both(next_of: dict[str, float]) -> bytes:
+        plan = FirePlan(next(plans), next_of)
+        body = store.jobs.refresh_jobs_list(view)
+        out = kept.body(view, body, plan)
+        assert out == with_next_runs(body, plan)
+        return out
+
+    first = both({"a": soon, "b": soon, "c": NOW.timestamp()})
+    assert orjson.loads(first)["jobs"][3]["next_run"] is None
+    made = dict(kept._made)
+    # One job's next fire moves: the other three are the same objects as before.
+    both({"a": soon, "b": soon + 60, "c": NOW.timestamp()})
+    moved = [job_id for job_id in made if kept._made[job_id][2] is not made[job_id][2]]
+    assert moved == ["b"]
+    # One job's row changes (a run written, seen through the change feed): only it is remade.
+    made = dict(kept._made)
+    store.jobs.set_enabled("c", False, NOW_TEXT)
+    out = both({"a": soon, "b": soon + 60})
+    assert [j for j in made if kept._made[j][2] is not made[j][2]] == ["c"]
+    assert orjson.loads(out)["jobs"][2]["enabled"] == 0
+    # Jobs added and deleted, and the same plan asked again: the same bytes object.
+    store.jobs.add_job(Job(id="bb", name="bb", schedule="* * * * *", script="/x"), NOW_TEXT)
+    store.jobs.delete_job("a")
+    out = both({"b": soon, "bb": soon})
+    assert [j["id"] for j in orjson.loads(out)["jobs"]] == ["b", "bb", "c", "d"]
+    body = store.jobs.refresh_jobs_list(view)
+    assert kept.body(view, body, FirePlan(98, {})) is kept.body(view, body, FirePlan(98, {}))
+    assert kept.body(view, b'{"jobs":[]}', FirePlan(98, {})) == b'{"jobs":[]}'
 
 
 def test_list_jobs_body_is_built_again_when_the_plan_moves(

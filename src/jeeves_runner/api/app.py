@@ -37,6 +37,7 @@ from jeeves_runner.api import metrics as metrics_api
 from jeeves_runner.api.access import AccessControl, is_dashboard_path
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.hot_reads import HotReads
+from jeeves_runner.api.job_schedule import NextRunList
 from jeeves_runner.api.params import ErrorBody, json_response
 from jeeves_runner.auth import TokenGuard
 from jeeves_runner.clock import Clock, SystemClock
@@ -115,6 +116,7 @@ def create_app(
     app.state.zone = zone if zone is not None else resolve_zone(None)
     app.state.body_cache = jobs.BodyCache()
     app.state.jobs_list = JobsListView()
+    app.state.jobs_list_next = NextRunList()
     app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
     app.state.metrics_lock = asyncio.Lock()
     app.state.webhook_names = webhook_names if webhook_names is not None else list

@@ -17,6 +17,7 @@ from jeeves_runner.api.params import error_responses, json_response
 from jeeves_runner.models import format_instant
 from jeeves_runner.scheduling.cron import InvalidSchedule, parse, resolve_zone
 from jeeves_runner.scheduling.fire_schedule import FirePlan, utc_from_timestamp
+from jeeves_runner.store.jobs_list import JobsListView
 
 router = APIRouter(tags=["jobs"])
 
@@ -103,6 +104,70 @@ def with_next_runs(body: bytes, plan: FirePlan) -> bytes:
     get = _fragments_of(plan).get
     fragments = [get(job_id, _NULL_START) for job_id in ids]
     return b"".join(chain((parts[0],), chain.from_iterable(zip(fragments, parts[1:], strict=True))))
+
+
+class NextRunList:
+    """GET /jobs's body with each job's `next_run`, kept job by job beside the store's
+    `JobsListView`: a write re-reads one job's fragment and a fire moves one job's next
+    instant, so only that job is spliced again and the body joined, instead of cutting and
+    splicing all of a 784 KB body (1,000 jobs) after every change (measured: most of an
+    uncached GET /jobs's time).
+
+    Like the view, one reader at a time (the store's probe thread)."""
+
+    def __init__(self) -> None:
+        # job id -> (the store's fragment it was made from, its next instant, the result)
+        self._made: dict[str, tuple[bytes, float | None, bytes]] = {}
+        self._texts: dict[float, bytes] = {}  # instant -> its `{"next_run":"…",` start
+        self._last: tuple[bytes, int, bytes] | None = None  # (store body, plan version, out)
+
+    def body(self, view: JobsListView, body: bytes, plan: FirePlan) -> bytes:
+        """`body` (what `view` last assembled) with next_run from `plan`."""
+        last = self._last
+        if last is not None and last[0] is body and last[1] == plan.version:
+            return last[2]
+        if view.body is not body or not view.pieces:
+            out = with_next_runs(body, plan)  # a list too large to be kept piece by piece
+        else:
+            out = self._join(view, plan)
+        self._last = (body, plan.version, out)
+        return out
+
+    def _join(self, view: JobsListView, plan: FirePlan) -> bytes:
+        made, next_of, kept = self._made, plan.next.get, {}
+        parts = []
+        for job_id, piece in zip(view.order, view.pieces, strict=True):
+            ts = next_of(job_id)
+            known = made.get(job_id)
+            if known is not None and known[0] is piece and known[1] == ts:
+                out = known[2]
+            else:
+                out = self._spliced(piece, ts)
+            kept[job_id] = (piece, ts, out)
+            parts.append(out)
+        self._made = kept
+        if len(self._texts) > 4 * len(parts) + 64:
+            self._texts.clear()
+        parts[0] = _OPEN + parts[0]
+        parts[-1] = parts[-1] + _CLOSE
+        return b",".join(parts)
+
+    def _spliced(self, piece: bytes, ts: float | None) -> bytes:
+        start = _NULL_FIELD if ts is None else self._texts.get(ts)
+        if start is None and ts is not None:  # jobs often share an instant: formatted once
+            instant = format_instant(utc_from_timestamp(ts)).encode()
+            start = self._texts[ts] = b'{"next_run":"' + instant + b'",'
+        assert start is not None
+        if piece.startswith(b'{"'):
+            return start + piece[1:]
+        job = orjson.loads(piece)  # not an object the store encodes: never seen, but safe
+        job["next_run"] = None if ts is None else format_instant(utc_from_timestamp(ts))
+        return orjson.dumps(job)
+
+
+_OPEN = b'{"jobs":['
+_CLOSE = b"]}"
+_NULL_FIELD = b'{"next_run":null,'
 
 
 def _with_next_runs_decoded(body: bytes, plan: FirePlan) -> bytes:

@@ -19,7 +19,7 @@ from jeeves_runner.access_model import AuditAction
 from jeeves_runner.api import audit
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
-from jeeves_runner.api.job_schedule import next_run, with_next_runs
+from jeeves_runner.api.job_schedule import NextRunList, next_run
 from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
 from jeeves_runner.api.runs import RUN_FILTER_PARAMS, before_from, statuses_from
 from jeeves_runner.models import (
@@ -229,16 +229,10 @@ async def list_jobs(request: Request) -> Response:
         # so the view has one user at a time.
         # The splice (some 784 KB for 1,000 jobs) is made there too, off the loop.
         view: JobsListView = request.app.state.jobs_list
-        state = request.app.state
+        spliced: NextRunList = request.app.state.jobs_list_next
 
         def read(s: Store) -> bytes:
-            body = s.jobs.refresh_jobs_list(view)
-            kept = getattr(state, "jobs_list_with_next", None)
-            if kept is not None and kept[0] is body and kept[1] == plan.version:
-                return bytes(kept[2])
-            spliced = with_next_runs(body, plan)
-            state.jobs_list_with_next = (body, plan.version, spliced)
-            return spliced
+            return spliced.body(view, s.jobs.refresh_jobs_list(view), plan)
 
         return Response(content=await get_control(request).store.probe(read), media_type=JSON)
 
