@@ -293,16 +293,20 @@ def test_next_runs_kept_job_by_job_equal_the_whole_splice_and_remake_only_what_m
 
     first = both({"a": soon, "b": soon, "c": NOW.timestamp()})
     assert orjson.loads(first)["jobs"][3]["next_run"] is None
-    made = dict(kept._made)
+    ids = ["a", "b", "c", "d"]
+
+    def remade(before: list[bytes]) -> list[str]:
+        return [i for i, old, new in zip(ids, before, kept._made, strict=True) if new is not old]
+
+    made = kept._made.copy()
     # One job's next fire moves: the other three are the same objects as before.
     both({"a": soon, "b": soon + 60, "c": NOW.timestamp()})
-    moved = [job_id for job_id in made if kept._made[job_id][2] is not made[job_id][2]]
-    assert moved == ["b"]
+    assert remade(made) == ["b"]
     # One job's row changes (a run written, seen through the change feed): only it is remade.
-    made = dict(kept._made)
+    made = kept._made.copy()
     store.jobs.set_enabled("c", False, NOW_TEXT)
     out = both({"a": soon, "b": soon + 60})
-    assert [j for j in made if kept._made[j][2] is not made[j][2]] == ["c"]
+    assert remade(made) == ["c"]
     assert orjson.loads(out)["jobs"][2]["enabled"] == 0
     # Jobs added and deleted, and the same plan asked again: the same bytes object.
     store.jobs.add_job(Job(id="bb", name="bb", schedule="* * * * *", script="/x"), NOW_TEXT)
