@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fake_control import NOW, FakeControl
 from live_api import LiveApi
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jeeves_runner.api.app import create_app, error_response
 from jeeves_runner.api.hot_reads import HotReads
@@ -45,7 +45,7 @@ REQUESTS = [
 @pytest.fixture
 def routed(control: FakeControl, clock: FakeClock) -> Iterator[httpx.Client]:
     app = create_app(control, clock=clock)
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not HotReads]
+    app.fast_path = None  # type: ignore[attr-defined]
     with LiveApi(app) as api, httpx.Client(base_url=api.url) as http:
         yield http
 
@@ -108,3 +108,31 @@ def test_the_router_is_not_asked(control: FakeControl) -> None:
         asyncio.run(ask(path))
     assert asked == ["/jobs/sync", "/runs"]
     assert sent == [200, 200]
+
+
+@pytest.mark.usefixtures("with_history")
+def test_the_two_reads_skip_the_middleware_stack(control: FakeControl, clock: FakeClock) -> None:
+    """GET /jobs and GET /jobs/:id/runs are answered before Starlette's middleware stack;
+    HEAD of them and every other route go through it."""
+    app = create_app(control, clock=clock)
+    seen: list[str] = []
+
+    class Recorder:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                seen.append(f"{scope['method']} {scope['path']}")
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Recorder)
+    with LiveApi(app) as api, httpx.Client(base_url=api.url) as http:
+        for method, path in (
+            ("GET", "/jobs"),
+            ("GET", "/jobs/sync/runs"),
+            ("HEAD", "/jobs"),
+            ("GET", "/jobs/sync"),
+        ):
+            assert http.request(method, path).status_code == 200
+    assert seen == ["HEAD /jobs", "GET /jobs/sync"]

@@ -4,8 +4,9 @@ GET /jobs/:id/runs, answered without FastAPI's routing and parameter machinery.
 The same route functions run, with the same Request, and their errors get the same
 answers as through the router (ApiError, a store that cannot be read), so the bytes on the
 wire are those of the routed path; what is skipped is matching the path against every route
-and solving (empty) dependencies, about a fifth of a cached read's time. Access control,
-HEAD and the last-resort handler stay in front: this sits inside them.
+and solving (empty) dependencies. The app (`RunnerApi.fast_path`) sends these two GETs here
+past Starlette's and FastAPI's middleware too, behind the same last-resort handler and
+access control as every other route; HEAD takes the routed way.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class HotReads:
         except StoreError as exc:  # as app.py's handler answers it outside the dashboard
             response = self.answer(503, str(exc))
         await response(scope, receive, send)
+
+
+def is_hot_read(path: str) -> bool:
+    """A path HotReads answers (for GET)."""
+    return path == "/jobs" or _runs_of(path) is not None
 
 
 def _runs_of(path: str) -> str | None:
