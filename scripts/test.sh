@@ -25,7 +25,9 @@ echo "== ruff check";  .venv/bin/ruff check src tests benchmarks
 echo "== mypy";        .venv/bin/mypy
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file to each in turn: the suite's 5-minute budget on
+# 2 cores. JR_TEST_WORKERS=0 runs it in this one process.
+.venv/bin/python -m pytest -n "${JR_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -9,9 +9,10 @@ import httpx
 import pytest
 import schemathesis
 from fake_control import FakeControl
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from live_api import LiveApi
 from schemathesis.checks import positive_data_acceptance
+from schemathesis.schemas import APIOperation
 
 from jeeves_runner.api.app import create_app
 from jeeves_runner.control import RunnerControl
@@ -32,18 +33,28 @@ def seeded_api(live_api: LiveApi, control: FakeControl) -> LiveApi:
     return live_api
 
 
+# One test per operation, each with its own id (schemathesis's `schema.parametrize()` gives
+# all 27 one id, and pytest-xdist then runs only one of them).
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
 @pytest.mark.slow
-@schema.parametrize()
-@settings(
-    max_examples=50,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], seeded_api: LiveApi) -> None:
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
+def test_api_conforms_to_its_schema(operation: APIOperation, seeded_api: LiveApi) -> None:
     # A job body that fits the schema may still be refused with 400: whether its script
     # exists or its cron expression parses is not something JSON Schema can say.
-    excluded = [positive_data_acceptance] if _has_job_body(case) else []
-    case.call_and_validate(base_url=seeded_api.url, excluded_checks=excluded)
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=50,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        database=None,
+    )
+    def conforms(case: schemathesis.Case[Any]) -> None:
+        excluded = [positive_data_acceptance] if _has_job_body(case) else []
+        case.call_and_validate(base_url=seeded_api.url, excluded_checks=excluded)
+
+    conforms()
 
 
 def _has_job_body(case: schemathesis.Case[Any]) -> bool:
