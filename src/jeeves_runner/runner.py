@@ -284,6 +284,7 @@ class Runner:
                     gateway=self._gateway,
                     scheduler=self.scheduler,
                     clock=self.clock,
+                    webhook_names=lambda: self.config.notifications.webhook_names,
                 )
                 if config.jobs_dir is not None
                 else None

@@ -139,3 +139,28 @@ def test_a_file_job_refuses_cli_and_api_edits(cli: Any, folder: Path) -> None:
 def test_without_jobs_dir_plan_says_so(run_cli: Any, tmp_path: Path) -> None:
     code, _, err = run_cli("plan", cwd=tmp_path)
     assert (code, err) == (1, "error: no jobs folder: set jobsDir in the config\n")
+
+
+def test_a_file_naming_an_unknown_webhook_is_an_error_of_that_file(
+    run_cli: Any, folder: Path, tmp_path: Path
+) -> None:
+    """As the API and `add` refuse such a job: the file is reported, its job left as it was,
+    the other files applied; a configured webhook is accepted."""
+    config = tmp_path / "hooks.json"
+    hooks = [{"name": "ops", "url": "http://127.0.0.1:9/hook", "events": ["run.failed"]}]
+    config.write_text(
+        json.dumps(
+            {"dbPath": "runner.sqlite", "jobsDir": "jobs", "notifications": {"webhooks": hooks}}
+        )
+    )
+    SqliteStore(tmp_path / "runner.sqlite").close()
+    write(folder, "known.toml", MAIL + 'on_failure = "webhook:ops"\n')
+    unknown = write(folder, "unknown.toml", MAIL + 'on_success = "webhook:pager"\n')
+    code, out, err = run_cli("apply", "-c", str(config), cwd=tmp_path)
+    assert (code, err) == (1, "error: 1 job file(s) have errors; the others were applied\n")
+    assert (
+        f'! {unknown}: on_success: no webhook named "pager" in notifications.webhooks '
+        "(known: ops)" in out.splitlines()
+    )
+    assert set(jobs(tmp_path)) == {"known"}
+    assert jobs(tmp_path)["known"].on_failure == "webhook:ops"

@@ -29,7 +29,7 @@ def plan(config_path: str | None) -> None:
     config = load(config_path)
     folder = _folder(config)
     with opened_store(config.db_location) as store:
-        result = plan_folder(store, folder, datetime.now(UTC))
+        result = plan_folder(store, folder, datetime.now(UTC), config.notifications.webhook_names)
     for line in describe(result, config.jobs_prune):
         click.echo(line)
     if result.problems:
@@ -46,7 +46,13 @@ def apply(prune: bool, config_path: str | None) -> None:
     folder = _folder(config)
     with opened_store(config.db_location, create=True) as store:
         try:
-            result = apply_folder(store, folder, datetime.now(UTC), prune=prune)
+            result = apply_folder(
+                store,
+                folder,
+                datetime.now(UTC),
+                prune=prune,
+                webhook_names=config.notifications.webhook_names,
+            )
         except JobExistsError as exc:  # added by another process since the plan was made
             raise CliError(f"{exc}; nothing was applied, run apply again") from None
     for line in describe(result, prune):

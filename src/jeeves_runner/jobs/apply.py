@@ -7,19 +7,39 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from jeeves_runner.jobs.files import read_folder
+from jeeves_runner.config import job_destination_problem
+from jeeves_runner.jobs.files import FileProblem, read_folder
 from jeeves_runner.jobs.plan import Plan, make_plan
 from jeeves_runner.models import format_instant
 from jeeves_runner.store.protocols import Store
 
 
-def plan_folder(store: Store, folder: Path, now: datetime) -> Plan:
+def plan_folder(
+    store: Store, folder: Path, now: datetime, webhook_names: list[str] | None = None
+) -> Plan:
+    """`webhook_names`: the configured webhooks; a new or changed file whose on_failure or
+    on_success names another `webhook:NAME` is an error of that file (its job stays as it
+    was), as the API and the CLI refuse such a job. None: not checked."""
     sources = store.jobs.job_sources()
-    return make_plan(read_folder(folder, now, sources), set(sources), store.jobs.get_job)
+    read = read_folder(folder, now, sources)
+    if webhook_names is not None:
+        for job_id, job in list(read.jobs.items()):
+            problem = job_destination_problem(job.on_failure, job.on_success, webhook_names)
+            if problem is not None:
+                del read.jobs[job_id]
+                read.problems.append(FileProblem(job.source or job_id, None, problem, job_id))
+    return make_plan(read, set(sources), store.jobs.get_job)
 
 
-def apply_folder(store: Store, folder: Path, now: datetime, *, prune: bool) -> Plan:
-    plan = plan_folder(store, folder, now)
+def apply_folder(
+    store: Store,
+    folder: Path,
+    now: datetime,
+    *,
+    prune: bool,
+    webhook_names: list[str] | None = None,
+) -> Plan:
+    plan = plan_folder(store, folder, now, webhook_names)
     delete = plan.without_file if prune else []
     if plan.empty and not delete:
         return plan

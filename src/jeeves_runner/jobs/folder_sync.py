@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -34,8 +35,12 @@ class JobFolderSync:
         gateway: StoreGateway,
         scheduler: Scheduler,
         clock: Clock,
+        webhook_names: Callable[[], list[str]] = list,
     ) -> None:
+        """`webhook_names`: the configured webhooks, asked at each apply (a SIGHUP may
+        change them), that a file's on_failure/on_success may name."""
         self.folder = folder
+        self.webhook_names = webhook_names
         self.prune = prune
         self.gateway = gateway
         self.scheduler = scheduler
@@ -46,12 +51,20 @@ class JobFolderSync:
 
     def apply_at_start(self, store: Store) -> Plan:
         """Before the schedule is first read, so the first reconcile sees the files' jobs."""
-        return self._report(apply_folder(store, self.folder, self.clock.now(), prune=self.prune))
+        return self._report(
+            apply_folder(
+                store,
+                self.folder,
+                self.clock.now(),
+                prune=self.prune,
+                webhook_names=self.webhook_names(),
+            )
+        )
 
     async def apply(self) -> Plan:
-        now = self.clock.now()
+        now, names = self.clock.now(), self.webhook_names()
         plan = await self.gateway.write(
-            lambda s: apply_folder(s, self.folder, now, prune=self.prune)
+            lambda s: apply_folder(s, self.folder, now, prune=self.prune, webhook_names=names)
         )
         self._report(plan)
         await self.scheduler.reconcile_if_changed()  # in force now, not at the next watch
