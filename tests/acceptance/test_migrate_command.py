@@ -57,6 +57,8 @@ def source(tmp_db: Path) -> Path:
                 )
                 store.runs.finish_run(run_id, result, T1)
         store.runs.record_skip("job-1", T1, "busy", RunTrigger.SCHEDULE, None)
+        for status in (RunStatus.ERROR, RunStatus.ERROR):  # an alert streak goes along
+            store.notify_state.record_outcome("job-2", status, T1)
         chunks = (
             LogChunk(0, LogStream.STDOUT, T0, b"line 1\n"),
             LogChunk(1, LogStream.STDERR, T1, b"\xff\x00 not text\n"),
@@ -99,6 +101,8 @@ def test_migrate_copies_everything_and_rows_agree(
         assert new.runs.open_runs() == old.runs.open_runs()
         assert new.logs.read_log(1) == old.logs.read_log(1) and len(old.logs.read_log(1)) == 2
         assert new.tokens.list_tokens() == old.tokens.list_tokens()
+        streak = old.notify_state.get_streak("job-2")
+        assert streak is not None and new.notify_state.get_streak("job-2") == streak
         assert new.audit.list_entries(10) == old.audit.list_entries(10)
         assert new.state.list_keys("ns", T0, 10) == old.state.list_keys("ns", T0, 10)
         assert new.state.list_item_keys("ns", "kept", T0, None, True) == ["b", "a", "c"]
@@ -124,9 +128,9 @@ def test_a_target_with_data_is_refused_unless_force(
     again = run_cli("migrate", "--to", pg_url, "--from", str(source))
     assert (again.code, again.stdout) == (1, "")
     assert again.stderr.strip() == (
-        f"error: {pg_url} already holds data (5 jobs, 41 runs, 2 run_logs, 2 state, "
-        "3 state_items, 1 queues, 6 queue_items, 1 api_tokens, 1 audit_log); use --force to "
-        "replace it"
+        f"error: {pg_url} already holds data (5 jobs, 1 notify_state, 41 runs, 2 run_logs, "
+        "2 state, 3 state_items, 1 queues, 6 queue_items, 1 api_tokens, 1 audit_log); "
+        "use --force to replace it"
     )
     forced = run_cli("migrate", "--to", pg_url, "--from", str(source), "--force")
     assert forced.code == 0, forced.stderr

@@ -20,8 +20,9 @@ _NOUNS = {
     "api_tokens": "tokens",
     "audit_log": "audit entries",
 }
-# Copied without a mention: bookkeeping (each job's last fired instant), not data.
-_UNREPORTED = {"job_fire_marks"}
+# Copied without a mention: bookkeeping (each job's last fired instant, each job's alert
+# streak), not data.
+_UNREPORTED = {"job_fire_marks", "notify_state"}
 
 
 @click.command()

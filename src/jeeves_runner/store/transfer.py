@@ -20,6 +20,7 @@ from jeeves_runner.store.sqlite import SqliteStore, export
 TABLES = [
     "jobs",
     "job_fire_marks",
+    "notify_state",
     "runs",
     "run_logs",
     "state",
