@@ -24,6 +24,7 @@ from jeeves_runner.clock import Clock
 from jeeves_runner.config import GatewayConfig
 from jeeves_runner.execution.child_env import GATEWAY_TOKEN_ENV
 from jeeves_runner.execution.executor import SCRIPT_EXTENSIONS
+from jeeves_runner.http_clients import new_async_client
 from jeeves_runner.jobs.rules import PROMPT_FILE_EXTENSIONS
 from jeeves_runner.models import Job, RunResult, RunStatus
 
@@ -386,7 +387,9 @@ class SessionRunner:
         except PromptError as exc:
             raise _RunFailed(RunStatus.ERROR, str(exc)) from None
         token = self._resolve_token()
-        async with httpx.AsyncClient() as http:
+        # Made in a thread: a client costs 0.1-0.2 s of CPU (TLS certificates), which on the
+        # loop would hold up every fire and request.
+        async with await new_async_client() as http:
             gateway = GatewayClient(
                 self._config.url, token, http, timeout_s=self._request_timeout_s
             )

@@ -22,6 +22,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from jeeves_runner.config import NotificationsConfig
+from jeeves_runner.http_clients import SharedClient
 from jeeves_runner.models import Job, RunResult, RunStatus
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -187,7 +188,8 @@ class SlackNotifier:
         self._try_timeout_s = try_timeout_s
         self._token = _read_token(config.slack_token_path)
         self._warned = False
-        self._http: httpx.AsyncClient | None = None
+        # Made in a thread at the first message (TLS certificates, imports), not on the loop.
+        self._http = SharedClient(timeout=httpx.Timeout(try_timeout_s))
         # Strong references: the event loop keeps only weak ones to tasks.
         self._pending: set[asyncio.Task[bool]] = set()
         # Messages due, by what became of them: sent, failed, no_token (what /metrics shows).
@@ -295,14 +297,7 @@ class SlackNotifier:
             return False
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self._try_timeout_s))
-        return self._http
+        await self._http.aclose()
 
     async def _post(self, channel: str, text: str, *, job_id: str | None) -> bool:
         if self._token.value is None:
@@ -325,7 +320,8 @@ class SlackNotifier:
                 # httpx's timeout is per phase; this bounds the whole try, so a server that
                 # trickles bytes cannot hold a notification for longer than one timeout.
                 async with asyncio.timeout(self._try_timeout_s):
-                    response = await self._client().post(url, content=body, headers=headers)
+                    client = await self._http.get()
+                    response = await client.post(url, content=body, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The request never reached Slack, so a retry cannot post the message twice.
                 if try_number == MAX_TRIES:

@@ -18,7 +18,6 @@ import collections
 import contextlib
 import hashlib
 import hmac
-import importlib
 from dataclasses import dataclass
 
 import httpx
@@ -26,6 +25,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from jeeves_runner.config import WebhookConfig
+from jeeves_runner.http_clients import SharedClient
 from jeeves_runner.notify.slack import Sleep, backoff_delay, retry_delay
 
 WEBHOOK_TRIES = 4  # waits of 1, 2 and 4 s between them
@@ -34,12 +34,6 @@ QUEUE_MAX = 1000  # deliveries waiting; past it, new ones are dropped (and logge
 WORKERS = 4  # deliveries in flight at once, so one slow receiver does not stall the others
 SIGNATURE_HEADER = "X-Jeeves-Signature"
 USER_AGENT = "jeeves-runner-webhook/1"
-_FIRST_REQUEST_IMPORTS = (
-    "anyio._backends._asyncio",
-    "anyio.lowlevel",
-    "anyio.streams.tls",
-    "anyio.to_thread",
-)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -78,8 +72,10 @@ class WebhookSender:
         self._worker_count = workers
         self._workers: set[asyncio.Task[None]] = set()
         self._busy = 0
-        self._http: httpx.AsyncClient | None = None
-        self._http_made: asyncio.Future[httpx.AsyncClient] | None = None
+        # Made in a thread at the first delivery (TLS certificates, imports), once per sender.
+        self._http = SharedClient(
+            timeout=httpx.Timeout(self._try_timeout_s), follow_redirects=False
+        )
         # Deliveries by what became of them: sent, failed, dropped (what /metrics shows).
         self.outcomes: collections.Counter[str] = collections.Counter()
 
@@ -177,7 +173,7 @@ class WebhookSender:
             job_id=delivery.job_id,
             component="notify",
         )
-        client = await self._client()
+        client = await self._http.get()
         for try_number in range(1, WEBHOOK_TRIES + 1):
             try:
                 # httpx's timeout is per phase; this bounds the whole try.
@@ -214,23 +210,6 @@ class WebhookSender:
             await self._sleep(delay)
         return False  # unreachable: the last try always returns
 
-    async def _client(self) -> httpx.AsyncClient:
-        # Made in a thread: building a client loads the TLS certificates, ~0.1-0.2 s of CPU
-        # that would otherwise stall the event loop at the first delivery. Once per sender.
-        if self._http is None:
-            if self._http_made is None:
-                self._http_made = asyncio.ensure_future(asyncio.to_thread(self._new_client))
-            self._http = await asyncio.shield(self._http_made)
-        return self._http
-
-    def _new_client(self) -> httpx.AsyncClient:
-        # The first request would import these on the loop (another ~0.1 s); here they load
-        # in this thread instead.
-        for module in _FIRST_REQUEST_IMPORTS:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
-        return httpx.AsyncClient(timeout=httpx.Timeout(self._try_timeout_s), follow_redirects=False)
-
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for queued deliveries, cancel the rest, and return how many
         were abandoned."""
@@ -253,9 +232,4 @@ class WebhookSender:
         return abandoned
 
     async def aclose(self) -> None:
-        if self._http is None and self._http_made is not None and self._http_made.done():
-            self._http = None if self._http_made.cancelled() else self._http_made.result()
-        self._http_made = None
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()
