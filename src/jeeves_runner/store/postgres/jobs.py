@@ -97,6 +97,7 @@ _COUNT = "SELECT count(*) FROM jobs"
 _SOURCES = "SELECT id, source, source_digest FROM jobs"
 _FINGERPRINT = "SELECT count(*), coalesce(max(updated_at), '') FROM jobs WHERE enabled = 1"
 _DELETE = "DELETE FROM jobs WHERE id = %s"
+_LOCK_RUNS = "SELECT id FROM runs WHERE job_id = %s ORDER BY id FOR UPDATE"
 # A disabled job has no fires to miss: enabled again, it starts from its next fire.
 _FORGET_MARK = "DELETE FROM job_fire_marks WHERE job_id = %s"
 _UPDATE = """
@@ -293,7 +294,11 @@ class PostgresJobStore:
             raise JobExistsError(clash) from None
 
     def delete_job(self, job_id: str) -> bool:
-        with self._db.connection() as conn:
+        """The job's runs are locked before the job row: a run being finished holds its run
+        and then, through the run triggers, the job row; taking them the other way round
+        (the job row, then the runs through the cascade) could deadlock with it."""
+        with self._db.transaction() as conn:
+            conn.execute(_LOCK_RUNS, (job_id,))
             return conn.execute(_DELETE, (job_id,)).rowcount == 1
 
     def job_sources(self) -> dict[str, tuple[str | None, str | None]]:
