@@ -108,6 +108,13 @@ class RunnerProcess:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL and reap (a finalizer's: no process, and no unreaped Popen whose
+        ResourceWarning would fail whichever test the collector happens to run in)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
     def runs(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         store = open_store(self.db_location)
         try:

@@ -4,6 +4,7 @@ is lost and nothing answers 500."""
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import subprocess
@@ -181,14 +182,15 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(folder: Path) -> Path:
+    """Write until the disk is full. Unbuffered: a buffered file would keep the bytes that
+    did not fit and raise ENOSPC again when closed, outside the loop."""
     filler = folder / "filler"
-    with filler.open("wb") as f:
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
     return filler
 
 
@@ -198,7 +200,7 @@ def test_a_full_disk_answers_503_loses_no_committed_row_and_resumes(
     runner = RunnerProcess(
         tmp_path, dbPath=str(small_disk / "runner.sqlite"), reconcileIntervalMs=0
     )
-    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    request.addfinalizer(runner.kill)
     for job_id in ("a", "b"):
         runner.add_job(job_id, "* * * * * *", str(SCRIPTS / "fails_quietly.sh"))
     runner.start()
@@ -240,7 +242,7 @@ def test_health_turns_ok_once_the_disk_has_room_even_when_nothing_writes(
     runner = RunnerProcess(
         tmp_path, dbPath=str(small_disk / "runner.sqlite"), reconcileIntervalMs=0
     )
-    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    request.addfinalizer(runner.kill)
     runner.add_job("yearly", "0 0 1 1 *", SLEEPS)
     runner.start()
     http = httpx.Client(base_url=runner.url, timeout=30)
@@ -262,7 +264,7 @@ def test_a_stop_while_another_process_holds_the_write_lock_leaves_no_run_open(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     runner = RunnerProcess(tmp_path, reconcileIntervalMs=0, shutdownGraceMs=500)
-    request.addfinalizer(lambda: runner.proc is not None and runner.proc.kill())
+    request.addfinalizer(runner.kill)
     long_script = tmp_path / "long.sh"
     long_script.write_text("#!/bin/sh\necho started\nexec sleep 60\n")
     long_script.chmod(0o755)
