@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 import structlog
 
 from jeeves_runner.clock import Clock
+from jeeves_runner.cluster_model import CLAIM_TAKEN_BACK
 from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
 from jeeves_runner.execution.executor import (
     KILL_GRACE_S,
@@ -84,6 +85,23 @@ class NotifierLike(Protocol):
     def runs_missed(self, job: Job, run_id: int, count: int, first: str, last: str) -> None:
         """Fires of the job that nothing ran (one `missed` row, `run_id`)."""
         ...
+
+
+class StartGate(Protocol):
+    """Cluster mode: a run's `running` mark, written (with the node's id) BEFORE its child
+    starts. A node that dies after the mark leaves a `running` row a peer closes; one that
+    dies before it leaves a `pending` claim a peer may give to another node, and no child
+    was started: each run starts at most once across the cluster."""
+
+    async def admit(self, run_id: int) -> bool:
+        """True: marked `running`, start it. False: the run is not this node's any more
+        (a peer gave its claim back to the pool, or closed it): do not start or record
+        it. Raises StoreError while the database refuses."""
+        ...
+
+
+class StartRefused(Exception):
+    """A run the start gate refused: another node has it, or it is closed."""
 
 
 class ResultJournal(Protocol):
@@ -171,6 +189,8 @@ class RunDispatcher:
         self._catchups: set[asyncio.Task[None]] = set()  # each job's catch-up runs in turn
         # The retries' full jitter; tests may seed or replace it.
         self.random: Callable[[], float] = random.random
+        # Cluster mode: each run is marked `running` through this before its child starts.
+        self.start_gate: StartGate | None = None
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -584,6 +604,7 @@ class RunDispatcher:
         turn = _Turn()
         cancelled = False
         keep_pending = False
+        refused = False
         retry: tuple[str, int, int] | None = None
         try:
             if run_id is None:
@@ -602,6 +623,9 @@ class RunDispatcher:
                 if trigger is RunTrigger.RETRY and plan.scheduled_for is not None:
                     await self._wait_until(parse_instant(plan.scheduled_for))
                 result = await self._take_turn(job, run_id, trigger, queued, turn)
+            except StartRefused:
+                refused = True
+                result = RunResult(RunStatus.ERROR, 0, error=CLAIM_TAKEN_BACK)
             except asyncio.CancelledError:
                 reason = self._cancel_reasons.get(run_id)
                 if reason is not None:
@@ -619,7 +643,7 @@ class RunDispatcher:
             except Exception as exc:
                 log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
                 result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
-            if not cancelled and should_retry(job, trigger, plan.attempt, result):
+            if not cancelled and not refused and should_retry(job, trigger, plan.attempt, result):
                 retry = self._plan_retry(job, run_id, plan)
                 # The retry counts as in flight from now: a fire between this try's end and
                 # the retry's row finds the job busy, as its overlap policy expects.
@@ -634,10 +658,17 @@ class RunDispatcher:
             activity.in_flight -= 1
             activity.released()
             self.run_watch.run_ended(run_id)
-        if keep_pending:
+        if keep_pending or refused:
+            # Nothing of this run is written here: a retry's row waits for the next start;
+            # a refused run's row is another node's (or closed).
             await self.logs.close(run_id)
             self.logs.recorded(run_id)
             self._run_tasks.pop(run_id, None)
+            self._cancel_reasons.pop(run_id, None)
+            if refused:
+                log.warning("run not started: its claim went to another node", run_id=run_id)
+                self._changed()
+                return result
             log.info("retry left for the next start", job_id=job.id, run_id=run_id)
             raise asyncio.CancelledError
         self._recording.add(run_id)
@@ -879,7 +910,17 @@ class RunDispatcher:
                     await asyncio.wait_for(self._final_event.wait(), delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
+    async def _admit(self, run_id: int) -> None:
+        """Cluster mode: the run's `running` mark, before anything starts (StartRefused
+        when the run is not this node's any more)."""
+        gate = self.start_gate
+        if gate is None:
+            return
+        if not await self._retrying(lambda: gate.admit(run_id), "mark a run running"):
+            raise StartRefused(run_id)
+
     async def _execute(self, job: Job, run_id: int) -> RunResult:
+        await self._admit(run_id)
         started_mono = self.clock.monotonic()
         if job.type is JobType.SESSION:
             return await self._execute_session(job, run_id)

@@ -42,7 +42,15 @@ from jeeves_runner.cluster_model import (
     PlanOutcome,
 )
 from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
-from jeeves_runner.models import Job, RunResult, RunStatus, ScheduleEntry, format_instant
+from jeeves_runner.models import (
+    Job,
+    PendingRetry,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    ScheduleEntry,
+    format_instant,
+)
 from jeeves_runner.models import parse_instant as _parse
 from jeeves_runner.scheduling.fire_schedule import FireSchedule, utc_from_timestamp
 from jeeves_runner.scheduling.loop import wait_until
@@ -73,6 +81,9 @@ RECONCILE_S = 5.0
 # catch_up: a fire missed while nobody led is run late when it is at most this old; older ones
 # are recorded as one `missed` row per job and gap.
 RUN_LATE_WITHIN_S = 30.0
+# After ending a frozen leader's session: how long to try for its lock (the ended backend
+# lets it go as it exits, within milliseconds).
+DEPOSE_WAIT_S = 1.0
 # A run left unclaimed this long (no node that may run it had a free slot, or none is up) is
 # recorded as missed.
 POOL_EXPIRE_S = 60.0
@@ -240,15 +251,27 @@ class ClusterNode:
         self._expired_mono = 0.0
         self._last_beat_mono: float | None = None
         self._confirm_claims = False
+        self._lead_ok_mono: float | None = None  # the last time the lock said we lead
+        # Runs waiting for their `running` mark (admit), written together.
+        self._admits: dict[int, asyncio.Future[bool]] = {}
         # Instants at which this node took leadership (the failover benchmark reads them).
         self.led_since: str | None = None
+        # Every run of this node is marked `running` before its child starts.
+        dispatcher.start_gate = self
 
     # ---- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """First heartbeat (the node shows in GET /cluster), then the loops."""
+        """First heartbeat (the node shows in GET /cluster), the retries a killed start of
+        this node left waiting, then the loops."""
         self.identity.started_at = format_instant(self.clock.now())
         await self._beat()
+        # After the heartbeat: from it on, no peer gives these back to the pool. One a peer
+        # gave back before it is in the pool, and is not read here.
+        node = self.identity.node_id
+        retries = await self._db(lambda: self.store.cluster.node_retries(node))
+        if retries:
+            await self.dispatcher.resume_retries(retries)
         for loop in (self._listen_loop, self._lead_loop, self._claim_loop, self._beat_loop):
             self._tasks.append(asyncio.ensure_future(self._forever(loop)))
 
@@ -258,6 +281,9 @@ class ClusterNode:
         self._stopping = True
         self._wake_claims.set()
         self._wake_leader.set()
+        for waiting in self._admits.values():
+            if not waiting.done():
+                waiting.set_result(False)
         left = list(self._claims.run_ids)  # before their tasks end and forget them
         for task in (*self._tasks, *self._groups):
             task.cancel()
@@ -325,6 +351,10 @@ class ClusterNode:
             leading = await self._on(self._lead_thread, self.link.try_lead)
         except StoreError:
             leading = False
+        if not leading and not self._stopping:
+            leading = await self._depose_stale_leader()
+        if leading:
+            self._lead_ok_mono = self.clock.monotonic()
         now = self.clock.now()
         if leading and not self.leading:
             await self._take_over(now)
@@ -348,6 +378,36 @@ class ClusterNode:
         else:
             wait = POLL_S
         await _wait_event(self._wake_leader, wait)
+
+    async def _depose_stale_leader(self) -> bool:
+        """The lock is held by another session: when its leader is gone without it (frozen,
+        cut off: its lock session silent and no fresh heartbeat as leader for 3 heartbeats),
+        end that session and take the lock. True: this node leads now."""
+        stale_s = self.identity.heartbeat_s * LOST_AFTER_HEARTBEATS
+        at = format_instant(self.clock.now())
+        try:
+            pid = await self._db(lambda: self.store.cluster.depose_stale_leader(at, stale_s))
+        except StoreError:
+            return False
+        if pid is None:
+            return False
+        log.warning(
+            "the leader stopped answering while holding the lock; its session ended",
+            node=self.identity.node_id,
+            backend_pid=pid,
+        )
+        # The lock goes once the ended backend has exited (a few ms).
+        deadline = self.clock.monotonic() + DEPOSE_WAIT_S
+        while not self._stopping:
+            try:
+                if await self._on(self._lead_thread, self.link.try_lead):
+                    return True
+            except StoreError:
+                return False
+            if self.clock.monotonic() >= deadline:
+                return False  # another peer took it
+            await asyncio.sleep(0.02)
+        return False
 
     async def _take_over(self, now: datetime) -> None:
         def read() -> tuple[tuple[int, str], list[ScheduleEntry], dict[str, str]]:
@@ -430,14 +490,43 @@ class ClusterNode:
 
     def _start_groups(self, claimed: list[ClaimedRun]) -> None:
         groups: dict[str | None, list[ClaimedRun]] = {}
+        retries: list[ClaimedRun] = []
         for claim in claimed:
             self._claims.run_ids.add(claim.run_id)
-            key = claim.scheduled_for if claim.trigger.value == "schedule" else None
+            if claim.trigger is RunTrigger.RETRY:
+                retries.append(claim)
+                continue
+            key = claim.scheduled_for if claim.trigger is RunTrigger.SCHEDULE else None
             groups.setdefault(key, []).append(claim)
-        for instant, claims in groups.items():
-            task = asyncio.ensure_future(self._start_group(instant, claims))
+        starts = [self._start_group(instant, claims) for instant, claims in groups.items()]
+        if retries:
+            starts.append(self._start_retries(retries))
+        for start in starts:
+            task = asyncio.ensure_future(start)
             self._groups.add(task)
             task.add_done_callback(self._groups.discard)
+
+    async def _start_retries(self, claims: list[ClaimedRun]) -> None:
+        """Retries of a lost or stopped node, from the pool: run as retries (their try
+        number and first run kept), each at its time, like the retries a node resumes."""
+        ids = [c.run_id for c in claims]
+        try:
+            if not self.dispatcher.accepting:
+                node = self.identity.node_id
+                await self._db(lambda: self.store.cluster.unclaim(node, ids))
+                return
+            retries = [
+                PendingRetry(c.run_id, c.job_id, c.scheduled_for, c.attempt, c.retry_of)
+                for c in claims
+                if c.scheduled_for is not None and c.retry_of is not None
+            ]
+            for run_id in ids:
+                self._claims.run_ids.discard(run_id)
+            await self.dispatcher.resume_retries(retries)
+        finally:
+            for run_id in ids:
+                self._claims.run_ids.discard(run_id)
+            self._wake_claims.set()
 
     async def _start_group(self, instant: str | None, claims: list[ClaimedRun]) -> None:
         """Claimed runs of one instant: read their jobs now, start them at the instant."""
@@ -484,6 +573,50 @@ class ClusterNode:
                 self._claims.run_ids.discard(run_id)
             self._wake_claims.set()  # slots may have come free
 
+    # ---- the `running` mark before a child starts ------------------------------------------
+
+    async def admit(self, run_id: int) -> bool:
+        """`dispatch.StartGate`: mark the run `running` for this node before its child
+        starts; False when it is not this node's any more. The runs of one instant (asked
+        in one turn of the loop) are marked in one statement."""
+        if self._stopping:
+            return False
+        loop = asyncio.get_running_loop()
+        if not self._admits:
+            loop.call_soon(self._write_admits)
+        waiting = self._admits.get(run_id)
+        if waiting is None:
+            waiting = self._admits[run_id] = loop.create_future()
+        return await asyncio.shield(waiting)
+
+    def _write_admits(self) -> None:
+        batch, self._admits = self._admits, {}
+        task = asyncio.ensure_future(self._mark_started(batch))
+        self._groups.add(task)
+        task.add_done_callback(self._groups.discard)
+
+    async def _mark_started(self, batch: dict[int, asyncio.Future[bool]]) -> None:
+        node, ids = self.identity.node_id, list(batch)
+        at = format_instant(self.clock.now())
+        try:
+            mine = await self._db(lambda: self.store.cluster.start_runs(node, ids, at))
+        except BaseException as exc:
+            for waiting in batch.values():
+                if not waiting.done():
+                    if isinstance(exc, Exception):
+                        waiting.set_exception(exc)
+                    else:
+                        waiting.set_result(False)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        refused = sorted(set(ids) - mine)
+        if refused:
+            log.warning("claims given to other nodes meanwhile; not started", runs=refused)
+        for run_id, waiting in batch.items():
+            if not waiting.done():
+                waiting.set_result(run_id in mine)
+
     def _skipper(self, run_id: int) -> Callable[[str], Awaitable[None]]:
         async def skip(reason: str) -> None:
             at = format_instant(self.clock.now())
@@ -520,6 +653,13 @@ class ClusterNode:
         if closed:
             log.warning("closed runs whose node stopped before adopting them", count=closed)
 
+    def _leads_now(self) -> bool:
+        """Leading, as far as the lock said lately: a node resumed after a freeze (SIGSTOP,
+        a paused VM) does not write itself as leader before its lock is asked again."""
+        last = self._lead_ok_mono
+        fresh = max(self.identity.heartbeat_s, 2 * POLL_S)
+        return self.leading and last is not None and self.clock.monotonic() - last <= fresh
+
     async def _beat(self) -> None:
         identity = self.identity
         beat = NodeBeat(
@@ -529,7 +669,7 @@ class ClusterNode:
             int(identity.heartbeat_s * 1000),
             identity.started_at,
             format_instant(self.clock.now()),
-            self.leading,
+            self._leads_now(),
             self.dispatcher.in_flight_run_ids,
         )
         declared_lost = await self._db(lambda: self.store.cluster.beat(beat))

@@ -591,8 +591,10 @@ class ClusterStore(Protocol):
     def sweep_lost(self, now: str) -> list[LostNode]:
         """Nodes not stopped whose last heartbeat is older than LOST_AFTER_HEARTBEATS of
         their heartbeats at `now`: their `running` runs are closed as `error` ("Node x
-        stopped during this run"), their claimed runs not yet started go back to the pool,
-        and the node is marked stopped. Two sweepers never handle one node twice."""
+        stopped during this run"), their claimed runs not yet started (their retries
+        waiting for their time too) go back to the pool, and the node is marked stopped.
+        Two sweepers never handle one node twice. Claims still held by a node already
+        stopped or lost go back to the pool as well (none is ever stranded)."""
         ...
 
     def close_unowned(self, now: str, before: str) -> int:
@@ -600,11 +602,35 @@ class ClusterStore(Protocol):
         them) that started before `before`: closed as `error`."""
         ...
 
-    def close_node_runs(self, node_id: str, at: str, during: str, before: str) -> int:
+    def close_node_runs(
+        self, node_id: str, at: str, during: str, before: str, *, keep_retries: bool = False
+    ) -> int:
         """Close the node's own open runs (a start after a crash, the end of a stop):
         `running` ones with `during`; scheduled runs it claimed and never started go back
-        to the pool; its other `pending` ones (manual) are closed with `before`. Answers how
-        many it closed."""
+        to the pool; its other `pending` ones (manual) are closed with `before`. Its retries
+        waiting for their time go back to the pool too, or with `keep_retries` (a start:
+        the node takes them up itself, `node_retries`) stay its own. Answers how many it
+        closed."""
+        ...
+
+    def node_retries(self, node_id: str) -> list[PendingRetry]:
+        """The node's retries waiting for their time (`pending`, trigger `retry`, its node
+        id), earliest due first."""
+        ...
+
+    def start_runs(self, node_id: str, run_ids: Collection[int], at: str) -> set[int]:
+        """Mark runs `running` (started_at `at`, node_id this node) BEFORE their children
+        start; answers the ids the node may start. Only a run still `pending` and still the
+        node's (or a manual run of its own, with no node yet) is marked: a claim a peer
+        gave back to the pool, or closed, is refused, so a run is started at most once
+        across the cluster. A run this node already marked is answered again."""
+        ...
+
+    def depose_stale_leader(self, now: str, idle_s: float) -> int | None:
+        """End the session holding the leader lock when its leader is gone without it
+        (frozen, cut off): that session ran nothing for `idle_s` seconds and no node that
+        is up wrote a heartbeat as leader within 3 of its heartbeats at `now`. Answers the
+        backend pid ended, None when the leader is alive (or there is none)."""
         ...
 
     def node_open_runs(self, node_id: str) -> list[OpenRun]:

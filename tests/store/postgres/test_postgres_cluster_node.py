@@ -5,16 +5,22 @@ taking over again (no fire left unplanned). A fake clock; real store, real leade
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from jeeves_runner.clock import FakeClock
-from jeeves_runner.cluster_model import JobPlan
+from jeeves_runner.clock import FakeClock, SystemClock
+from jeeves_runner.cluster_model import JobPlan, NodeBeat
+from jeeves_runner.execution.dispatch import RunDispatcher
+from jeeves_runner.execution.executor import ProcessExecutor, RunningProcess
+from jeeves_runner.execution.run_log import RunLog
 from jeeves_runner.models import Job, format_instant
 from jeeves_runner.scheduling import cluster as cluster_module
 from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
 from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.postgres import PostgresStore
 from jeeves_runner.store.postgres.cluster import PostgresClusterLink
 
@@ -115,5 +121,118 @@ def test_claims_a_stopping_node_did_not_start_go_back_to_the_pool(pg_url: str) -
     try:
         asyncio.run(scenario())
         assert [c.run_id for c in store.cluster.claim_runs("n2", [], at(0), 5)] == [claim.run_id]
+    finally:
+        store.close()
+
+
+class WatchedExecutor(ProcessExecutor):
+    """Real children; what the database says of each run at the moment its child starts."""
+
+    def __init__(self, store: PostgresStore, db_url: str) -> None:
+        super().__init__(db_path="/unused.sqlite", db_url=db_url, clock=SystemClock())
+        self.store = store
+        self.at_spawn: list[tuple[int, str, str | None]] = []
+
+    async def spawn(self, job: Job, run_id: int, log: RunLog | None = None) -> RunningProcess:
+        row = await asyncio.to_thread(self.store.runs.get_run, run_id)
+        assert row is not None
+        self.at_spawn.append((run_id, row["status"], row["node_id"]))
+        return await super().spawn(job, run_id, log=log)
+
+
+def real_node(store: PostgresStore, pg_url: str, node_id: str) -> tuple[ClusterNode, Any]:
+    executor = WatchedExecutor(store, pg_url)
+    dispatcher = RunDispatcher(
+        store=StoreGateway(store),
+        executor=executor,
+        sessions=None,
+        notifier=None,
+        clock=SystemClock(),
+        max_concurrency=4,
+    )
+    node = ClusterNode(
+        store=store,
+        link=PostgresClusterLink(pg_url, node_id),
+        dispatcher=dispatcher,
+        clock=SystemClock(),
+        zone=UTC,
+        identity=NodeIdentity(node_id, "host", (node_id,), 1.0),
+    )
+    return node, executor
+
+
+def status_of(store: PostgresStore, run_id: int) -> tuple[str, str | None]:
+    row = store.runs.get_run(run_id)
+    assert row is not None
+    return row["status"], row["node_id"]
+
+
+def wait_status(store: PostgresStore, run_id: int, wanted: str) -> None:
+    deadline = time.monotonic() + 10
+    while status_of(store, run_id)[0] != wanted:
+        assert time.monotonic() < deadline, status_of(store, run_id)
+        time.sleep(0.02)
+
+
+def test_a_claimed_run_is_running_in_the_database_before_its_child_starts(
+    pg_url: str,
+) -> None:
+    """At-most-once: a node that died after starting the child leaves a `running` row (a
+    peer closes it), never a `pending` claim a peer would give to another node."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    node, executor = real_node(store, pg_url, "n1")
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(claim.scheduled_for, [claim])
+            await asyncio.to_thread(wait_status, store, claim.run_id, "ok")
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == [(claim.run_id, "running", "n1")]
+        assert status_of(store, claim.run_id) == ("ok", "n1")
+    finally:
+        store.close()
+
+
+def test_a_claim_given_to_another_node_is_never_started_by_the_first(pg_url: str) -> None:
+    """n1 froze after claiming; a peer declared it lost and n2 took the run. n1, resumed,
+    goes on with what it held: its child never starts, and it writes nothing to n2's run."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    assert store.cluster.sweep_lost(now) != []
+    (again,) = store.cluster.claim_runs("n2", [], now, 5)
+    assert again.run_id == claim.run_id
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(claim.scheduled_for, [claim])
+            for _ in range(50):  # its run task goes as far as it can
+                await asyncio.sleep(0.01)
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        assert status_of(store, claim.run_id) == ("pending", "n2")
     finally:
         store.close()
