@@ -251,9 +251,9 @@ class ClusterNode:
         self._expired_mono = 0.0
         self._last_beat_mono: float | None = None
         self._confirm_claims = False
-        self._lead_ok_mono: float | None = None  # the last time the lock said we lead
         # Runs waiting for their `running` mark (admit), written together.
         self._admits: dict[int, asyncio.Future[bool]] = {}
+        self._term = -1  # the link's term this node took over in
         # Instants at which this node took leadership (the failover benchmark reads them).
         self.led_since: str | None = None
         # Every run of this node is marked `running` before its child starts.
@@ -353,11 +353,13 @@ class ClusterNode:
             leading = False
         if not leading and not self._stopping:
             leading = await self._depose_stale_leader()
-        if leading:
-            self._lead_ok_mono = self.clock.monotonic()
         now = self.clock.now()
-        if leading and not self.leading:
+        if leading and (not self.leading or self.link.term != self._term):
+            if self.leading:
+                log.warning("leadership lost and taken again", node=self.identity.node_id)
+                self.leading = False  # until the take-over is done
             await self._take_over(now)
+            self._term = self.link.term
         elif self.leading and not leading:
             log.warning("leadership lost", node=self.identity.node_id)
             self.led_since = None
@@ -433,7 +435,7 @@ class ClusterNode:
                 recorded_missed=outcome.missed,
             )
         # Heartbeat now: GET /cluster shows the new leader at once.
-        await self._beat()
+        await self._beat(leader=True)
 
     async def _plan(self, now: datetime) -> None:
         mono = self.clock.monotonic()
@@ -653,14 +655,17 @@ class ClusterNode:
         if closed:
             log.warning("closed runs whose node stopped before adopting them", count=closed)
 
-    def _leads_now(self) -> bool:
-        """Leading, as far as the lock said lately: a node resumed after a freeze (SIGSTOP,
-        a paused VM) does not write itself as leader before its lock is asked again."""
-        last = self._lead_ok_mono
-        fresh = max(self.identity.heartbeat_s, 2 * POLL_S)
-        return self.leading and last is not None and self.clock.monotonic() - last <= fresh
-
-    async def _beat(self) -> None:
+    async def _beat(self, *, leader: bool | None = None) -> None:
+        """`leader` None: as the lock says now. A leader asks its lock here too, so its lock
+        session runs a statement every heartbeat even while its leader loop is busy (a
+        long take-over): peers end only a lock session silent for 3 heartbeats. A node
+        resumed after a freeze finds its session ended here, and never writes itself as
+        leader from what it believed before."""
+        if leader is None:
+            leader = False
+            if self.leading:
+                with contextlib.suppress(StoreError):
+                    leader = await self._on(self._lead_thread, self.link.still_leads)
         identity = self.identity
         beat = NodeBeat(
             identity.node_id,
@@ -669,7 +674,7 @@ class ClusterNode:
             int(identity.heartbeat_s * 1000),
             identity.started_at,
             format_instant(self.clock.now()),
-            self._leads_now(),
+            leader,
             self.dispatcher.in_flight_run_ids,
         )
         declared_lost = await self._db(lambda: self.store.cluster.beat(beat))

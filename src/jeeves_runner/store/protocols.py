@@ -693,9 +693,19 @@ class ClusterLink(Protocol):
     """A node's own connections, outside the pool: the leader lock (held by a session, so
     leadership ends when the session does, a node killed with -9 included) and LISTEN."""
 
+    # How many times this link has taken the lock: a leader that lost it and took it again
+    # between two looks (its session ended meanwhile) sees a new term, and takes over
+    # afresh from what the database holds.
+    term: int
+
     def try_lead(self) -> bool:
         """Take the leader lock if free; True while this node holds it (a lost session
         answers False: leadership ended with it). Blocks."""
+        ...
+
+    def still_leads(self) -> bool:
+        """True while the lock this node took is still held by its session (never takes
+        the lock: a node that lost it must take over afresh). Blocks."""
         ...
 
     def resign(self) -> None:

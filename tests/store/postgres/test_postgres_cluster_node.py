@@ -236,3 +236,59 @@ def test_a_claim_given_to_another_node_is_never_started_by_the_first(pg_url: str
         assert status_of(store, claim.run_id) == ("pending", "n2")
     finally:
         store.close()
+
+
+def test_a_busy_leader_keeps_its_lead_and_one_whose_session_ended_says_so(
+    pg_url: str,
+) -> None:
+    """A leader whose leader loop is held up (a long take-over) but whose heartbeats go on
+    is not deposed: each heartbeat asks its lock. One whose lock session was ended (frozen,
+    then resumed) writes itself as not leading at its next heartbeat, and takes over afresh
+    when it gets the lock again."""
+    store = PostgresStore(pg_url)
+    node = ClusterNode(
+        store=store,
+        link=PostgresClusterLink(pg_url, "n1"),
+        dispatcher=IdleDispatcher(),  # type: ignore[arg-type]
+        clock=SystemClock(),
+        zone=UTC,
+        identity=NodeIdentity("n1", "host", ("n1",), 0.2),
+    )
+
+    def now() -> str:
+        return format_instant(datetime.now(UTC))
+
+    def leader_flag() -> bool:
+        (row,) = [n for n in store.cluster.list_nodes() if n["id"] == "n1"]
+        return bool(row["leader"])
+
+    async def scenario() -> None:
+        try:
+            await node._lead_loop()
+            assert node.leading and leader_flag()
+            first_term = node.link.term
+            for _ in range(10):  # 1 s, 5 heartbeats; no turn of the leader loop
+                await asyncio.sleep(0.1)
+                await node._beat()
+            assert await asyncio.to_thread(store.cluster.depose_stale_leader, now(), 0.6) is None
+            with store.db.connection() as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'jeeves-runner node n1 lead%'"
+                )
+            deadline = time.monotonic() + 5  # the ended backend exits a moment later
+            await node._beat()
+            while leader_flag():
+                assert time.monotonic() < deadline, "still written as leader"
+                await asyncio.sleep(0.02)
+                await node._beat()
+            await node._lead_loop()
+            assert node.leading and node.link.term == first_term + 1 == node._term
+            assert leader_flag()
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()

@@ -469,6 +469,7 @@ class PostgresClusterLink:
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._listen_conn: psycopg.Connection[Any] | None = None
         self._leading = False
+        self.term = 0  # how many times this link took the lock
 
     def _connect(self, role: str) -> psycopg.Connection[Any]:
         params = connect_args(self.url)
@@ -499,16 +500,22 @@ class PostgresClusterLink:
                 raise StoreError(f"PostgreSQL at {self.location}: {one_line(exc)}") from None
         return conn
 
-    def try_lead(self) -> bool:
+    def still_leads(self) -> bool:
         conn = self._lock_conn
-        if conn is not None and self._leading:
-            try:
-                conn.execute("SELECT 1")
-                return True
-            except psycopg.Error:
-                # The session ended, and leadership with it (another node may lead now).
-                self._drop_lock_conn()
-                return False
+        if conn is None or not self._leading:
+            return False
+        try:
+            conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            # The session ended, and leadership with it (another node may lead now).
+            self._drop_lock_conn()
+            return False
+
+    def try_lead(self) -> bool:
+        if self._leading:
+            return self.still_leads()
+        conn = self._lock_conn
         if conn is None:
             conn = self._lock_conn = self._connect("lead")
         try:
@@ -517,6 +524,8 @@ class PostgresClusterLink:
             self._drop_lock_conn()
             raise StoreError(f"PostgreSQL at {self.location}: {one_line(exc)}") from None
         self._leading = bool(row and row[0])
+        if self._leading:
+            self.term += 1
         return self._leading
 
     def _drop_lock_conn(self) -> None:
