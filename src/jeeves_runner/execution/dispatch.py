@@ -372,6 +372,13 @@ class RunDispatcher:
             "fire skipped", job_id=job_id, reason=reason, fires=count
         )
 
+    def starts_at_once(self, job: Job) -> bool:
+        """A fire of this job now would start without waiting behind another of its runs
+        (its overlap policy decides `run`). Cluster mode marks such runs `running` just
+        before their instant."""
+        decision, _ = decide(job.overlap_policy, self._activity(job.id))
+        return decision is FireDecision.RUN
+
     @property
     def in_flight_run_ids(self) -> tuple[int, ...]:
         """Runs of this runner with a row and no recorded end yet (cluster heartbeats adopt

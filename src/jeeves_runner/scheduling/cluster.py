@@ -84,6 +84,10 @@ RUN_LATE_WITHIN_S = 30.0
 # After ending a frozen leader's session: how long to try for its lock (the ended backend
 # lets it go as it exits, within milliseconds).
 DEPOSE_WAIT_S = 1.0
+# The runs of an instant that will start at once are marked `running` this long before it
+# (the mark must precede the child; made ahead, it costs no round trip at the instant). A
+# node that dies within it leaves them closed as "stopped during this run", not run late.
+MARK_AHEAD_S = 0.25
 # A run left unclaimed this long (no node that may run it had a free slot, or none is up) is
 # recorded as missed.
 POOL_EXPIRE_S = 60.0
@@ -253,6 +257,7 @@ class ClusterNode:
         self._confirm_claims = False
         # Runs waiting for their `running` mark (admit), written together.
         self._admits: dict[int, asyncio.Future[bool]] = {}
+        self._admitted: set[int] = set()  # marked `running` ahead of their instant
         self._term = -1  # the link's term this node took over in
         # Instants at which this node took leadership (the failover benchmark reads them).
         self.led_since: str | None = None
@@ -531,22 +536,15 @@ class ClusterNode:
             self._wake_claims.set()
 
     async def _start_group(self, instant: str | None, claims: list[ClaimedRun]) -> None:
-        """Claimed runs of one instant: read their jobs now, start them at the instant."""
+        """Claimed runs of one instant: read their jobs now, mark those that will start at
+        once `running` just before the instant, start them at the instant."""
         ids = [c.run_id for c in claims]
+        early: set[int] = set()  # marked `running` ahead of the instant
+        handed = False
         try:
             job_ids = sorted({c.job_id for c in claims})
             jobs = await self._db(lambda: {j: self.store.jobs.get_job(j) for j in job_ids})
             fire_at = _parse(instant) if instant is not None else self.clock.now()
-            if instant is not None:
-                await wait_until(self.clock, fire_at.timestamp())
-            if self._must_confirm():
-                mine = await self._db(
-                    lambda: self.store.cluster.confirm_claims(self.identity.node_id, ids)
-                )
-                dropped = [c.run_id for c in claims if c.run_id not in mine]
-                if dropped:
-                    log.warning("claims given to other nodes meanwhile; not started", runs=dropped)
-                claims = [c for c in claims if c.run_id in mine]
             prepared: list[PreparedFire] = []
             gone: list[int] = []
             for claim in claims:
@@ -560,20 +558,66 @@ class ClusterNode:
                 )
             if gone:
                 await self._db(lambda: _discard(self.store, gone))
+            if instant is not None and prepared and self.dispatcher.accepting:
+                prepared = await self._mark_ahead(prepared, fire_at, early)
+                await wait_until(self.clock, fire_at.timestamp())
+            if self._must_confirm():
+                unsure = [p.run_id for p in prepared if p.run_id and p.run_id not in early]
+                mine = await self._db(
+                    lambda: self.store.cluster.confirm_claims(self.identity.node_id, unsure)
+                )
+                dropped = [run_id for run_id in unsure if run_id not in mine]
+                if dropped:
+                    log.warning("claims given to other nodes meanwhile; not started", runs=dropped)
+                prepared = [p for p in prepared if p.run_id not in dropped]
             if not self.dispatcher.accepting:
                 # Stopping: fire() would drop the rows, and the instants with them. Back to
-                # the pool for a node that goes on.
-                node, back = self.identity.node_id, [p.run_id for p in prepared if p.run_id]
-                await self._db(lambda: self.store.cluster.unclaim(node, back))
+                # the pool for a node that goes on (the `finally` below).
                 return
             for run_id in ids:
                 self._claims.run_ids.discard(run_id)
+            handed = True  # the dispatcher starts them, or skips them
             if prepared:
                 await self.dispatcher.fire(prepared, fire_at)
         finally:
             for run_id in ids:
                 self._claims.run_ids.discard(run_id)
+            if not handed:
+                # A stop, or an error on the way: none of them started. Back to the pool
+                # (those marked ahead too), for a node that goes on.
+                self._admitted.difference_update(early)
+                node = self.identity.node_id
+                with contextlib.suppress(StoreError, RuntimeError):
+                    await self._db(lambda: self.store.cluster.unclaim(node, ids))
             self._wake_claims.set()  # slots may have come free
+
+    async def _mark_ahead(
+        self, prepared: list[PreparedFire], fire_at: datetime, early: set[int]
+    ) -> list[PreparedFire]:
+        """MARK_AHEAD_S before the instant: the runs that will start at once (their job
+        idle here, a slot free) are marked `running` for this node, so the `running` mark
+        that must precede each child costs no round trip at the instant. A claim a peer
+        gave to another node meanwhile is refused here and dropped."""
+        delay = fire_at.timestamp() - MARK_AHEAD_S - self.clock.now().timestamp()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        slots = self.dispatcher.slots
+        free = slots.limit - slots.in_use - slots.waiting - len(self._admitted)
+        ahead = [
+            p.run_id
+            for p in prepared
+            if p.run_id is not None and self.dispatcher.starts_at_once(p.job)
+        ][: max(free, 0)]
+        if not ahead:
+            return prepared
+        node, at = self.identity.node_id, format_instant(fire_at)
+        mine = await self._db(lambda: self.store.cluster.start_runs(node, ahead, at))
+        early.update(mine)
+        self._admitted.update(mine)
+        refused = [run_id for run_id in ahead if run_id not in mine]
+        if refused:
+            log.warning("claims given to other nodes meanwhile; not started", runs=refused)
+        return [p for p in prepared if p.run_id not in refused]
 
     # ---- the `running` mark before a child starts ------------------------------------------
 
@@ -581,6 +625,9 @@ class ClusterNode:
         """`dispatch.StartGate`: mark the run `running` for this node before its child
         starts; False when it is not this node's any more. The runs of one instant (asked
         in one turn of the loop) are marked in one statement."""
+        if run_id in self._admitted:
+            self._admitted.discard(run_id)
+            return True  # marked just before its instant
         if self._stopping:
             return False
         loop = asyncio.get_running_loop()
@@ -621,8 +668,9 @@ class ClusterNode:
 
     def _skipper(self, run_id: int) -> Callable[[str], Awaitable[None]]:
         async def skip(reason: str) -> None:
-            at = format_instant(self.clock.now())
-            await self._db(lambda: self.store.cluster.skip_claimed(run_id, at, reason))
+            self._admitted.discard(run_id)
+            at, node = format_instant(self.clock.now()), self.identity.node_id
+            await self._db(lambda: self.store.cluster.skip_claimed(run_id, at, reason, node))
 
         return skip
 

@@ -663,12 +663,14 @@ class ClusterStore(Protocol):
         ...
 
     def unclaim(self, node_id: str, run_ids: Collection[int]) -> int:
-        """Claimed runs the node will not start (it is stopping): back to the pool."""
+        """Claimed runs the node will not start (it is stopping, or its start of them
+        failed on the way): back to the pool, `pending` again, those it had marked
+        `running` just before their instant too (the caller knows none of them started)."""
         ...
 
-    def skip_claimed(self, run_id: int, at: str, reason: str) -> bool:
-        """A claimed run the overlap policy skips becomes `skipped` in place (its instant
-        keeps its one row)."""
+    def skip_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
+        """A claimed run of this node the overlap policy skips becomes `skipped` in place
+        (its instant keeps its one row); a run no longer the node's is left alone."""
         ...
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:

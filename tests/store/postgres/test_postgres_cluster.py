@@ -183,7 +183,7 @@ def test_skip_unclaim_expire_and_requested_runs(store: PostgresStore) -> None:
     add_jobs(store, "a", "b")
     store.cluster.write_plans([JobPlan("a", None, T2, (T1, T2)), JobPlan("b", None, T1, (T1,))], T0)
     first, second, third = store.cluster.claim_runs("n", [], T2, 3)
-    assert store.cluster.skip_claimed(first.run_id, T1, "already running")
+    assert store.cluster.skip_claimed(first.run_id, T1, "already running", "n")
     assert store.cluster.confirm_claims("n", [first.run_id, second.run_id]) == {second.run_id}
     assert store.cluster.unclaim("n", [second.run_id, third.run_id]) == 2
     # Unclaimed again, and older than `before`: missed.
@@ -294,7 +294,8 @@ def test_a_run_is_marked_running_before_it_starts_and_then_never_given_back(
     # Its answer lost and asked again: still this node's to start.
     assert store.cluster.start_runs("n1", [claim.run_id], T1) == {claim.run_id}
     assert store.cluster.start_runs("n2", [claim.run_id], T1) == set()
-    assert store.cluster.unclaim("n1", [claim.run_id]) == 0
+    assert store.cluster.unclaim("n2", [claim.run_id]) == 0
+    assert store.cluster.skip_claimed(claim.run_id, T1, "busy", "n2") is False
     (lost,) = store.cluster.sweep_lost(LATER)
     assert (lost.closed_runs, lost.returned_runs) == (1, 0)
     assert _row(store, claim.run_id) == ("error", "n1", "Node n1 stopped during this run")
@@ -411,3 +412,24 @@ def test_a_leader_gone_without_its_session_is_deposed(store: PostgresStore, pg_u
     finally:
         frozen.close()
         peer.close()
+
+
+def test_a_run_marked_ahead_and_never_started_goes_back_to_the_pool(
+    store: PostgresStore,
+) -> None:
+    """A node marks an instant's runs `running` just before it; one it then does not start
+    (a stop) it returns itself, `pending` again; one its overlap policy skips becomes
+    `skipped`; a mark of the child's real start moves started_at."""
+    add_jobs(store, "a", "b", "c")
+    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
+    one, two, three = store.cluster.claim_runs("n1", [], T1, 5)
+    ids = [one.run_id, two.run_id, three.run_id]
+    assert store.cluster.start_runs("n1", ids, T1) == set(ids)
+    assert store.cluster.unclaim("n1", [one.run_id]) == 1
+    assert _row(store, one.run_id)[:2] == ("pending", None)
+    assert store.runs.get_run(one.run_id)["started_at"] == T1  # type: ignore[index]
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [one.run_id]
+    assert store.cluster.skip_claimed(two.run_id, T2, "busy", "n1") is True
+    assert _row(store, two.run_id) == ("skipped", "n1", "busy")
+    store.runs.mark_running([(three.run_id, "c", "2026-03-02T01:00:01.004Z")])
+    assert store.runs.get_run(three.run_id)["started_at"] == "2026-03-02T01:00:01.004Z"  # type: ignore[index]

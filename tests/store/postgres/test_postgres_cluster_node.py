@@ -204,9 +204,14 @@ def test_a_claimed_run_is_running_in_the_database_before_its_child_starts(
         store.close()
 
 
-def test_a_claim_given_to_another_node_is_never_started_by_the_first(pg_url: str) -> None:
+@pytest.mark.parametrize("marked_ahead", [True, False])
+def test_a_claim_given_to_another_node_is_never_started_by_the_first(
+    pg_url: str, marked_ahead: bool
+) -> None:
     """n1 froze after claiming; a peer declared it lost and n2 took the run. n1, resumed,
-    goes on with what it held: its child never starts, and it writes nothing to n2's run."""
+    goes on with what it held: its child never starts, and it writes nothing to n2's run.
+    Refused by the mark made just before the instant, or (a run that could not start at
+    once) by the mark its dispatcher asks for right before the child."""
     store = PostgresStore(pg_url)
     store.jobs.add_job(
         Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
@@ -220,6 +225,8 @@ def test_a_claim_given_to_another_node_is_never_started_by_the_first(pg_url: str
     assert again.run_id == claim.run_id
     node, executor = real_node(store, pg_url, "n1")
     node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+    if not marked_ahead:
+        node.dispatcher.starts_at_once = lambda job: False  # type: ignore[method-assign]
 
     async def scenario() -> None:
         try:

@@ -185,15 +185,18 @@ RETURNING id, job_id, trigger, scheduled_for, attempt, retry_of
 _CONFIRM = """
 SELECT id FROM runs WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status = 'pending'
 """
+# Claims the node will not start: `pending` ones, and those it marked `running` just before
+# their instant and then did not hand to its dispatcher (only the node knows none of them
+# started a child, so only it returns a `running` row).
 _UNCLAIM = """
-UPDATE runs SET node_id = NULL
-WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status = 'pending'
-  AND scheduled_for IS NOT NULL
+UPDATE runs SET node_id = NULL, status = 'pending', started_at = scheduled_for
+WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status IN ('pending', 'running')
+  AND finished_at IS NULL AND scheduled_for IS NOT NULL
 """
 _SKIP_CLAIMED = """
 UPDATE runs SET status = 'skipped', finished_at = %s, duration_ms = 0, error = %s,
        skipped_count = 1, last_skipped_at = %s
-WHERE id = %s AND status = 'pending'
+WHERE id = %s AND node_id = %s AND status IN ('pending', 'running') AND finished_at IS NULL
 """
 _EXPIRE_SCHEDULED = """
 UPDATE runs SET status = 'missed', finished_at = %s, duration_ms = 0, error = %s,
@@ -398,9 +401,10 @@ class PostgresClusterStore:
                 conn.execute(_NOTIFY_RUNS)
         return count
 
-    def skip_claimed(self, run_id: int, at: str, reason: str) -> bool:
+    def skip_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
         with self._db.connection() as conn:
-            return conn.execute(_SKIP_CLAIMED, (at, _text(reason), at, run_id)).rowcount == 1
+            params = (at, _text(reason), at, run_id, node_id)
+            return conn.execute(_SKIP_CLAIMED, params).rowcount == 1
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:
         with self._db.transaction() as conn:
