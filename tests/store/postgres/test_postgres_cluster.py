@@ -7,6 +7,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from jeeves_runner.cluster_model import JobPlan, MissedGap, NodeBeat
 from jeeves_runner.models import Job, RunStatus, RunTrigger
 from jeeves_runner.store.postgres import PostgresStore
@@ -433,3 +435,40 @@ def test_a_run_marked_ahead_and_never_started_goes_back_to_the_pool(
     assert _row(store, two.run_id) == ("skipped", "n1", "busy")
     store.runs.mark_running([(three.run_id, "c", "2026-03-02T01:00:01.004Z")])
     assert store.runs.get_run(three.run_id)["started_at"] == "2026-03-02T01:00:01.004Z"  # type: ignore[index]
+
+
+def test_a_node_stopped_inside_a_cluster_transaction_does_not_hold_up_its_peers(
+    store: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node frozen in the middle of a cluster transaction holds row locks (here the
+    plan's compare-and-set row); the server ends that transaction after the idle limit, so
+    the new leader's plan goes through instead of waiting for the node to come back."""
+    import psycopg
+
+    from jeeves_runner.store.postgres import cluster as cluster_sql
+
+    monkeypatch.setattr(
+        cluster_sql, "_TX_LIMIT", "SET LOCAL idle_in_transaction_session_timeout = 200"
+    )
+    add_jobs(store, "a")
+    store.cluster.write_plans([JobPlan("a", None, T1, (T1,))], T0)
+    frozen = PostgresStore(pg_url)
+    took: list[float] = []
+
+    def new_leader() -> None:
+        started = time.monotonic()
+        outcome = store.cluster.write_plans([JobPlan("a", T1, T2, (T2,))], T0)
+        took.append(time.monotonic() - started)
+        assert outcome.refused == []
+
+    peer = threading.Thread(target=new_leader)
+    try:
+        with pytest.raises(psycopg.Error), frozen.cluster._transaction() as conn:
+            conn.execute("UPDATE cluster_plan SET planned_through = planned_through")
+            peer.start()
+            time.sleep(3)  # stopped here
+            conn.execute("SELECT 1")
+        peer.join()
+        assert took and took[0] < 2.0, took
+    finally:
+        frozen.close()

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -36,6 +36,10 @@ from jeeves_runner.store.postgres.database import Database, connect_args, one_li
 from jeeves_runner.store.postgres.database import output_text as _text
 
 CHANNEL = "jeeves_runner_cluster"
+# A cluster transaction is a few statements sent back to back: one idle in the middle for this
+# long belongs to a node that stopped there.
+TX_IDLE_LIMIT_MS = 5000
+_TX_LIMIT = f"SET LOCAL idle_in_transaction_session_timeout = {TX_IDLE_LIMIT_MS}"
 _NOTIFY_RUNS = f"SELECT pg_notify('{CHANNEL}', 'runs')"
 MISSED_NO_LEADER = "No node of the cluster led when this fire was due"
 
@@ -219,10 +223,19 @@ class PostgresClusterStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A cluster transaction the server ends if its node stops in the middle of it (a
+        frozen process, a machine cut off): its row locks (the plan's compare-and-set, a
+        node row) would otherwise hold up every peer until the node came back."""
+        with self._db.transaction() as conn:
+            conn.execute(_TX_LIMIT)
+            yield conn
+
     def beat(self, beat: NodeBeat) -> bool:
         """... and True when a peer had declared this very start of the node lost (its
         runs were closed, its claims returned): it must not start what it had claimed."""
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             old = conn.execute(_OLD_BEAT, (beat.node_id,)).fetchone()
             conn.execute(
                 _BEAT,
@@ -259,7 +272,7 @@ class PostgresClusterStore:
 
     def sweep_lost(self, now: str) -> list[LostNode]:
         lost: list[LostNode] = []
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             for node_id, last in conn.execute(_LOST, (now,)).fetchall():
                 during = NODE_STOPPED_DURING_RUN.format(node=node_id)
                 before = NODE_STOPPED_BEFORE_RUN.format(node=node_id)
@@ -293,7 +306,7 @@ class PostgresClusterStore:
     ) -> int:
         back = _RETURN_CLAIMS_TO_POOL if keep_retries else _RETURN_TO_POOL
         close_pending = _CLOSE_NODE_PENDING_BUT_RETRIES if keep_retries else _CLOSE_NODE_PENDING
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             closed = conn.execute(_CLOSE_NODE_RUNNING, (at, _text(during), node_id)).rowcount
             if conn.execute(back, (node_id,)).rowcount:
                 conn.execute(_NOTIFY_RUNS)
@@ -339,7 +352,7 @@ class PostgresClusterStore:
         outcome = PlanOutcome()
         if not plans:
             return outcome
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             for plan in plans:
                 if plan.previous is None:
                     moved = conn.execute(_PLAN_FIRST, (plan.through, plan.job_id)).rowcount
@@ -395,7 +408,7 @@ class PostgresClusterStore:
     def unclaim(self, node_id: str, run_ids: Collection[int]) -> int:
         if not run_ids:
             return 0
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             count = conn.execute(_UNCLAIM, (list(run_ids), node_id)).rowcount
             if count:
                 conn.execute(_NOTIFY_RUNS)
@@ -407,12 +420,12 @@ class PostgresClusterStore:
             return conn.execute(_SKIP_CLAIMED, params).rowcount == 1
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             count = conn.execute(_EXPIRE_SCHEDULED, (at, _text(reason), before)).rowcount
             return count + conn.execute(_EXPIRE_MANUAL, (at, _text(reason), before)).rowcount
 
     def request_run(self, job_id: str, at: str) -> int:
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             row = conn.execute(_REQUEST, (job_id, at, at)).fetchone()
             conn.execute(_NOTIFY_RUNS)
         assert row is not None
