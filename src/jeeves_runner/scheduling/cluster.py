@@ -627,7 +627,10 @@ class ClusterNode:
         in one turn of the loop) are marked in one statement."""
         if run_id in self._admitted:
             self._admitted.discard(run_id)
-            return True  # marked just before its instant
+            if not self._must_confirm():
+                return True  # marked just before its instant
+            # This node may have looked dead since (a freeze): a peer may have closed the
+            # run. Asked again below (a run still `running` here is answered yes).
         if self._stopping:
             return False
         loop = asyncio.get_running_loop()

@@ -13,10 +13,10 @@ import pytest
 
 from jeeves_runner.clock import FakeClock, SystemClock
 from jeeves_runner.cluster_model import JobPlan, NodeBeat
-from jeeves_runner.execution.dispatch import RunDispatcher
+from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
 from jeeves_runner.execution.executor import ProcessExecutor, RunningProcess
 from jeeves_runner.execution.run_log import RunLog
-from jeeves_runner.models import Job, format_instant
+from jeeves_runner.models import Job, format_instant, parse_instant
 from jeeves_runner.scheduling import cluster as cluster_module
 from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
 from jeeves_runner.store.errors import StoreError
@@ -297,5 +297,45 @@ def test_a_busy_leader_keeps_its_lead_and_one_whose_session_ended_says_so(
 
     try:
         asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_a_run_marked_ahead_then_closed_by_a_peer_is_not_started_after_a_freeze(
+    pg_url: str,
+) -> None:
+    """n1 marked an instant's run `running` just before it, then froze; a peer declared it
+    lost and closed the run ("Node n1 stopped during this run"). n1, resumed and told at its
+    heartbeat, asks again before the child: the run stays closed, never started."""
+    store = PostgresStore(pg_url)
+    job = Job(id="tick", name="t", schedule="@yearly", script="", command=("true",))
+    store.jobs.add_job(job, at(-60))
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    node, executor = real_node(store, pg_url, "n1")
+    fire_at = parse_instant(now)
+
+    async def scenario() -> None:
+        try:
+            prepared = [PreparedFire(job, claim.run_id)]
+            assert await node._mark_ahead(prepared, fire_at, set()) == prepared
+            assert status_of(store, claim.run_id) == ("running", "n1")
+            assert await asyncio.to_thread(store.cluster.sweep_lost, now) != []
+            node._confirm_claims = True  # what its next heartbeat learns
+            await node.dispatcher.fire(prepared, fire_at)
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        row = store.runs.get_run(claim.run_id)
+        assert row is not None
+        assert (row["status"], row["error"]) == ("error", "Node n1 stopped during this run")
     finally:
         store.close()
