@@ -191,6 +191,7 @@ class RunDispatcher:
         self.random: Callable[[], float] = random.random
         # Cluster mode: each run is marked `running` through this before its child starts.
         self.start_gate: StartGate | None = None
+        self._through_gate: set[int] = set()  # runs the gate marked `running` for us
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -644,7 +645,12 @@ class RunDispatcher:
                     result = RunResult(RunStatus.CANCELLED, 0, error=text)
                 else:
                     cancelled = True
-                    keep_pending = trigger is RunTrigger.RETRY and not turn.started
+                    # Cluster mode: a run the gate has not marked for this node is not
+                    # written here (a peer may have given it to another node); the stop's
+                    # last sweep closes or returns this node's own.
+                    keep_pending = (trigger is RunTrigger.RETRY and not turn.started) or (
+                        self.start_gate is not None and run_id not in self._through_gate
+                    )
                     text = STOPPED_DURING_RUN if turn.started else STOPPED_BEFORE_RUN
                     result = RunResult(RunStatus.ERROR, 0, error=text)
             except Exception as exc:
@@ -672,11 +678,13 @@ class RunDispatcher:
             self.logs.recorded(run_id)
             self._run_tasks.pop(run_id, None)
             self._cancel_reasons.pop(run_id, None)
+            self._through_gate.discard(run_id)
             if refused:
                 log.warning("run not started: its claim went to another node", run_id=run_id)
                 self._changed()
                 return result
-            log.info("retry left for the next start", job_id=job.id, run_id=run_id)
+            if trigger is RunTrigger.RETRY:
+                log.info("retry left for the next start", job_id=job.id, run_id=run_id)
             raise asyncio.CancelledError
         self._recording.add(run_id)
         retry_id: int | None = None
@@ -697,6 +705,7 @@ class RunDispatcher:
             self._run_tasks.pop(run_id, None)
             self._cancel_reasons.pop(run_id, None)
             self._recording.discard(run_id)
+            self._through_gate.discard(run_id)
             if retry is not None:
                 if retry_id is not None and self.accepting:
                     due, attempt, first = retry
@@ -925,6 +934,7 @@ class RunDispatcher:
             return
         if not await self._retrying(lambda: gate.admit(run_id), "mark a run running"):
             raise StartRefused(run_id)
+        self._through_gate.add(run_id)
 
     async def _execute(self, job: Job, run_id: int) -> RunResult:
         await self._admit(run_id)

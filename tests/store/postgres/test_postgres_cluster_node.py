@@ -339,3 +339,40 @@ def test_a_run_marked_ahead_then_closed_by_a_peer_is_not_started_after_a_freeze(
         assert (row["status"], row["error"]) == ("error", "Node n1 stopped during this run")
     finally:
         store.close()
+
+
+def test_a_stopping_node_writes_nothing_to_a_claim_it_had_lost(pg_url: str) -> None:
+    """n1 froze while a claimed run waited for a slot; a peer gave the claim to n2, which
+    started it. n1, resumed and then stopped, drops the waiting run without writing to it
+    (the run is n2's); the stop's last sweep handles only n1's own rows."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    assert store.cluster.sweep_lost(now) != []
+    (again,) = store.cluster.claim_runs("n2", [], now, 5)
+    assert store.cluster.start_runs("n2", [again.run_id], now) == {claim.run_id}
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+
+    async def scenario() -> None:
+        slots = node.dispatcher.slots
+        for _ in range(slots.limit):  # every slot busy: the run waits for one
+            await slots.acquire()
+        await node._start_group(claim.scheduled_for, [claim])
+        await asyncio.sleep(0.05)
+        assert node.dispatcher.in_flight_run_ids == (claim.run_id,)
+        node.dispatcher.accepting = False
+        await node.stop()
+        await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        assert status_of(store, claim.run_id) == ("running", "n2")
+    finally:
+        store.close()

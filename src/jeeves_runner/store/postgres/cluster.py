@@ -40,6 +40,8 @@ CHANNEL = "jeeves_runner_cluster"
 # long belongs to a node that stopped there.
 TX_IDLE_LIMIT_MS = 5000
 _TX_LIMIT = f"SET LOCAL idle_in_transaction_session_timeout = {TX_IDLE_LIMIT_MS}"
+# Claims of a node stopped or lost this long ago are given to the pool by any node's sweep.
+STRANDED_AFTER_S = 60
 _NOTIFY_RUNS = f"SELECT pg_notify('{CHANNEL}', 'runs')"
 MISSED_NO_LEADER = "No node of the cluster led when this fire was due"
 
@@ -123,15 +125,19 @@ _RETURN_CLAIMS_TO_POOL = """
 UPDATE runs SET node_id = NULL
 WHERE node_id = %s AND status = 'pending' AND scheduled_for IS NOT NULL AND trigger <> 'retry'
 """
-# Claims still held by a node that is not up (it stopped while the database refused the
-# return of its claims, or it was lost and a retry of its was written after the sweep by a
-# write held up): back to the pool, so none is stranded. The node row is locked: a node that
-# starts again (its heartbeat clears stopped_at under the same lock) keeps what it reads.
-_RETURN_STOPPED = """
+# Claims still held by a node that has not been up for a minute (it stopped while the
+# database refused the return of its claims, or it was lost and a retry of its was written
+# after the sweep by a write held up): back to the pool, so none is stranded. Not at once: a
+# stopping node records what it drops in its first seconds. The node row is locked: a node
+# that starts again (its heartbeat clears stopped_at under the same lock) keeps what it reads.
+_RETURN_STOPPED = f"""
 UPDATE runs SET node_id = NULL
 WHERE status = 'pending' AND scheduled_for IS NOT NULL
   AND node_id IN (
-      SELECT id FROM cluster_nodes WHERE stopped_at IS NOT NULL FOR UPDATE SKIP LOCKED
+      SELECT id FROM cluster_nodes
+      WHERE stopped_at IS NOT NULL
+        AND stopped_at::timestamptz < %s::timestamptz - interval '{STRANDED_AFTER_S} seconds'
+      FOR UPDATE SKIP LOCKED
   )
 """
 # A manual run started on a node that died before its next heartbeat adopted it.
@@ -282,7 +288,7 @@ class PostgresClusterStore:
                 reason = f"lost: no heartbeat since {last}"
                 conn.execute(_MARK_LOST, (now, reason, node_id))
                 lost.append(LostNode(node_id, closed, returned))
-            stranded = conn.execute(_RETURN_STOPPED).rowcount
+            stranded = conn.execute(_RETURN_STOPPED, (now,)).rowcount
             if lost or stranded:
                 conn.execute(_NOTIFY_RUNS)
         return lost
