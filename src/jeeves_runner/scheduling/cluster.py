@@ -10,8 +10,16 @@ run exactly once across them (README, "Cluster mode").
   whose run_on labels it carries), waits for their instant and hands them to its dispatcher.
   LISTEN/NOTIFY wakes nodes when runs are added or jobs change; a poll every POLL_S is the
   safety net.
+- At most once: a run is marked `running` for the node (a compare-and-set on a `pending`
+  run still its own) before its child starts; the runs of an instant that will start at once
+  are marked MARK_AHEAD_S before it, the others by the dispatcher's start gate (`admit`).
+  Nothing that may have started is ever given back to the pool.
 - Every node heartbeats; a node silent for LOST_AFTER_HEARTBEATS has its runs closed by a peer
-  and its claims returned to the pool.
+  and its claims (retries included) returned to the pool. A node started again takes up its
+  own retries; retries from the pool run as the same try, at their time.
+- A leader frozen with its session open (SIGSTOP, a paused VM) keeps the lock: a peer ends
+  that session once its lock session and its heartbeat as leader have been silent for
+  LOST_AFTER_HEARTBEATS heartbeats, and takes the lock.
 - A new leader plans from each job's last planned instant: fires due while nobody led are
   run late or recorded as `missed` by `catch_up`, never silently gone.
 
