@@ -65,7 +65,11 @@ def _quantile(ordered: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-def start_nodes(folder: Path, pg_url: str, heartbeat_ms: int) -> dict[str, RunnerProcess]:
+def start_nodes(
+    folder: Path, pg_url: str, heartbeat_ms: int, *, together: bool = False
+) -> dict[str, RunnerProcess]:
+    """`together`: the three processes start at once (any of them may lead); else one after
+    the other, `a` last."""
     nodes: dict[str, RunnerProcess] = {}
     try:
         # `a` last: one of the others leads, so killing the leader never strands the pinned
@@ -81,7 +85,10 @@ def start_nodes(folder: Path, pg_url: str, heartbeat_ms: int) -> dict[str, Runne
                 log={"level": "info"},
                 cluster={"enabled": True, "nodeId": name, "heartbeatMs": heartbeat_ms},
             )
-            nodes[name].start()
+            nodes[name].start(wait=not together)
+        if together:
+            for node in nodes.values():
+                wait_for(node.healthy, 30, f"node on port {node.port} (log: {node.log()})")
     except BaseException:
         # One that did not come up: the others must not outlive the test.
         for node in nodes.values():
@@ -307,10 +314,10 @@ def run_freeze_scenario(
     outcome = FreezeOutcome()
     frozen: RunnerProcess | None = None
     try:
-        nodes.update(start_nodes(folder, pg_url, heartbeat_ms))
+        nodes.update(start_nodes(folder, pg_url, heartbeat_ms, together=True))
         a = nodes["a"]
         leader = wait_for(lambda: leader_of(a), 10, "a leader")
-        start = math.ceil(time.time()) + 1.0
+        start = math.ceil(time.time())
         time.sleep(max(0.0, start + before_s - time.time()))
         leader = wait_for(lambda: leader_of(a), 5, "a leader")
         frozen = nodes[leader]

@@ -90,7 +90,7 @@ def test_a_frozen_leader_is_deposed_and_resumed_it_fires_nothing_twice(
     left open."""
     heartbeat_ms = 1000
     outcome = run_freeze_scenario(
-        tmp_path, pg_url, jobs=4, heartbeat_ms=heartbeat_ms, before_s=1.0, after_s=2.5
+        tmp_path, pg_url, jobs=4, heartbeat_ms=heartbeat_ms, before_s=1.5, after_s=2.0
     )
     summary = outcome.as_dict()
     print(summary)  # shown with -s
