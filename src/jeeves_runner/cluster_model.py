@@ -15,6 +15,9 @@ LABEL_RULE = "1-63 letters, digits, '_', '.', ':' or '-', starting with a letter
 LOST_AFTER_HEARTBEATS = 3
 NODE_STOPPED_DURING_RUN = "Node {node} stopped during this run"
 NODE_STOPPED_BEFORE_RUN = "Node {node} stopped before this run started"
+# A run whose `running` mark this node could not take: a peer declared the node lost
+# meanwhile and gave its claim to another node (or closed it). Its child never starts.
+CLAIM_TAKEN_BACK = "The claim was given back to the pool before this run started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class ClaimedRun:
     job_id: str
     trigger: RunTrigger
     scheduled_for: str | None  # None for a manual run sent here by another node
+    attempt: int = 1  # a retry's try number (trigger `retry`), kept when another node runs it
+    retry_of: int | None = None  # a retry's first run
 
 
 @dataclass(frozen=True, slots=True)

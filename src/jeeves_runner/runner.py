@@ -230,7 +230,11 @@ class Runner:
                 await self._gateway.write(lambda s: _close_runs(s, ended, at))
                 log.warning("ended process groups a stopped runner left", runs=sorted(ended))
             at = format_instant(self.clock.now())
-            closed = await self._gateway.write(lambda s: _close_open_runs(s, node_id, at))
+            # A node's retries stay its own: the cluster node takes them up once it has
+            # written its first heartbeat (ClusterNode.start).
+            closed = await self._gateway.write(
+                lambda s: _close_open_runs(s, node_id, at, keep_retries=True)
+            )
             if closed:
                 log.warning("closed runs left open by a stopped runner", count=closed)
             zone = resolve_zone(config.timezone)
@@ -636,13 +640,17 @@ class Runner:
             self._maintenance_done(report)
 
 
-def _close_open_runs(store: Store, node_id: str | None, at: str) -> int:
+def _close_open_runs(
+    store: Store, node_id: str | None, at: str, *, keep_retries: bool = False
+) -> int:
     """Runs left open by this runner's previous life (or at the end of a stop): every open
-    run for a single runner; only this node's in a cluster."""
+    run for a single runner (its retries waiting for their time are kept); only this node's
+    in a cluster, where its retries go back to the pool at a stop (a peer runs them at their
+    time) and are kept at a start (`keep_retries`: the node takes them up)."""
     if node_id is None:
         return store.runs.close_orphaned_runs(at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
     return cast(ClusteredStore, store).cluster.close_node_runs(
-        node_id, at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN
+        node_id, at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN, keep_retries=keep_retries
     )
 
 

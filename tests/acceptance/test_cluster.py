@@ -5,12 +5,20 @@ nodes serves every check: GET /cluster, manual runs and run_on, the shared runne
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from cluster_scenario import run_scenario
+from cluster_scenario import run_freeze_scenario, run_scenario
 from runner_process import RunnerProcess, wait_for
+
+from jeeves_runner.cluster_model import JobPlan, NodeBeat
+from jeeves_runner.models import Job, RunResult, RunStatus, format_instant, parse_instant
+from jeeves_runner.store.postgres import PostgresStore
+
+OPEN = ("pending", "running")
 
 
 def check_live_nodes(nodes: dict[str, RunnerProcess], folder: Path, pg_url: str) -> None:
@@ -69,3 +77,94 @@ def test_three_nodes_each_instant_runs_exactly_once_through_two_kills(
     states = {n["id"]: (n["state"], n["leader"]) for n in outcome.final_view["nodes"]}
     assert states["b"] == ("lost", False) and states["c"] == ("lost", False), states
     assert states["a"][0] == "up"
+
+
+@pytest.mark.slow
+def test_a_frozen_leader_is_deposed_and_resumed_it_fires_nothing_twice(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """SIGSTOP of the leader keeps its session, and the leader lock, open: its peers end
+    that session once its lock and heartbeat have been silent for 3 heartbeats, and a new
+    leader plans. Resumed with SIGCONT, the old leader finds it leads no more and that its
+    claims went to others: no child starts twice, no (job, second) has two runs, none is
+    left open."""
+    heartbeat_ms = 1000
+    outcome = run_freeze_scenario(
+        tmp_path, pg_url, jobs=4, heartbeat_ms=heartbeat_ms, before_s=1.5, after_s=2.0
+    )
+    summary = outcome.as_dict()
+    print(summary)  # shown with -s
+    bound_s = 3 * heartbeat_ms / 1000 + 2  # README, "Cluster mode": failover
+    assert outcome.failover_s is not None and outcome.failover_s <= bound_s, summary
+    assert outcome.new_leader not in (None, outcome.frozen), summary
+    assert outcome.leader_after == outcome.new_leader, summary
+    assert outcome.instants > 0 and outcome.doubled == [], summary
+    assert outcome.started_twice == [], summary
+    assert outcome.left_open == 0, summary
+    assert "leadership lost" in outcome.resumed_log, outcome.resumed_log[-3000:]
+
+
+@pytest.mark.slow
+def test_retries_of_a_killed_node_are_taken_up_by_it_and_of_a_lost_node_by_the_pool(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """What nodes killed with -9 leave: `a` (killed a moment ago, starting again) and `x`
+    (silent for a minute, never back) each ran a failed try whose retry waits for its time
+    with the node's id. Started again, `a` takes up its own retry; it finds `x` lost, and
+    `x`'s retry goes to the pool, where `a` claims it. Each retry runs once, at its time,
+    as the second try (it fails again and, with retries: 1, is not retried a third time)."""
+    store = PostgresStore(pg_url)
+    starts = tmp_path / "started.txt"
+    now = datetime.now(UTC)
+    earlier = format_instant(now - timedelta(seconds=10))
+    due = format_instant(now + timedelta(seconds=5))
+    retries: dict[str, int] = {}
+    try:
+        store.cluster.beat(NodeBeat("a", "host", ("a",), 1000, earlier, format_instant(now), False))
+        lost_beat = format_instant(now - timedelta(seconds=60))
+        store.cluster.beat(NodeBeat("x", "host", ("x",), 1000, earlier, lost_beat, False))
+        for job_id, node in (("mine", "a"), ("orphan", "x")):
+            script = f'echo "$JR_RUN_ID" >> "{starts}"; exit 1'
+            job = Job(
+                id=job_id, name=job_id, schedule="@yearly", script="",
+                command=("sh", "-c", script), retries=1,
+            )  # fmt: skip
+            store.jobs.add_job(job, earlier)
+            store.cluster.write_plans([JobPlan(job_id, None, earlier, (earlier,))], earlier)
+            (claim,) = store.cluster.claim_runs(node, [node], earlier, 1)
+            assert store.cluster.start_runs(node, [claim.run_id], earlier) == {claim.run_id}
+            failed = RunResult(RunStatus.ERROR, 5, exit_code=1, error="Exit code 1")
+            retry_id = store.runs.finish_run(
+                claim.run_id, failed, earlier, retry=(due, 2, claim.run_id)
+            )
+            assert retry_id is not None
+            retries[job_id] = retry_id
+        (tmp_path / "a").mkdir()
+        node_a = RunnerProcess(
+            tmp_path / "a",
+            dbUrl=pg_url,
+            timezone="UTC",
+            cluster={"enabled": True, "nodeId": "a", "heartbeatMs": 1000},
+        )
+        node_a.start()
+        try:
+
+            def finished() -> list[dict[str, Any]] | None:
+                rows = [store.runs.get_run(run_id) for run_id in retries.values()]
+                done = [r for r in rows if r is not None and r["status"] not in OPEN]
+                return done if len(done) == len(retries) else None
+
+            rows = wait_for(finished, 20, "both retries run", step=0.1)
+        finally:
+            node_a.stop()
+        for row in rows:
+            assert (row["status"], row["exit_code"], row["node_id"]) == ("error", 1, "a"), row
+            assert row["attempt"] == 2 and row["trigger"] == "retry", row
+            assert parse_instant(row["started_at"]) >= parse_instant(due), row
+        for job_id in retries:
+            assert len(store.runs.list_runs(job_id, 10)) == 2  # the first try and its retry
+        assert sorted(starts.read_text().split()) == sorted(str(r) for r in retries.values())
+        nodes = {n["id"]: n for n in store.cluster.list_nodes()}
+        assert nodes["x"]["stop_reason"].startswith("lost"), nodes["x"]
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 import structlog
 
 from jeeves_runner.clock import Clock
+from jeeves_runner.cluster_model import CLAIM_TAKEN_BACK
 from jeeves_runner.control import JobAlreadyRunningError, JobNotFoundError, ShuttingDownError
 from jeeves_runner.execution.executor import (
     KILL_GRACE_S,
@@ -84,6 +85,23 @@ class NotifierLike(Protocol):
     def runs_missed(self, job: Job, run_id: int, count: int, first: str, last: str) -> None:
         """Fires of the job that nothing ran (one `missed` row, `run_id`)."""
         ...
+
+
+class StartGate(Protocol):
+    """Cluster mode: a run's `running` mark, written (with the node's id) BEFORE its child
+    starts. A node that dies after the mark leaves a `running` row a peer closes; one that
+    dies before it leaves a `pending` claim a peer may give to another node, and no child
+    was started: each run starts at most once across the cluster."""
+
+    async def admit(self, run_id: int) -> bool:
+        """True: marked `running`, start it. False: the run is not this node's any more
+        (a peer gave its claim back to the pool, or closed it): do not start or record
+        it. Raises StoreError while the database refuses."""
+        ...
+
+
+class StartRefused(Exception):
+    """A run the start gate refused: another node has it, or it is closed."""
 
 
 class ResultJournal(Protocol):
@@ -171,6 +189,9 @@ class RunDispatcher:
         self._catchups: set[asyncio.Task[None]] = set()  # each job's catch-up runs in turn
         # The retries' full jitter; tests may seed or replace it.
         self.random: Callable[[], float] = random.random
+        # Cluster mode: each run is marked `running` through this before its child starts.
+        self.start_gate: StartGate | None = None
+        self._through_gate: set[int] = set()  # runs the gate marked `running` for us
 
     # ---- scheduled fires -------------------------------------------------------------
 
@@ -351,6 +372,13 @@ class RunDispatcher:
         (log.debug if row == previous else log.info)(
             "fire skipped", job_id=job_id, reason=reason, fires=count
         )
+
+    def starts_at_once(self, job: Job) -> bool:
+        """A fire of this job now would start without waiting behind another of its runs
+        (its overlap policy decides `run`). Cluster mode marks such runs `running` just
+        before their instant."""
+        decision, _ = decide(job.overlap_policy, self._activity(job.id))
+        return decision is FireDecision.RUN
 
     @property
     def in_flight_run_ids(self) -> tuple[int, ...]:
@@ -584,6 +612,7 @@ class RunDispatcher:
         turn = _Turn()
         cancelled = False
         keep_pending = False
+        refused = False
         retry: tuple[str, int, int] | None = None
         try:
             if run_id is None:
@@ -602,6 +631,9 @@ class RunDispatcher:
                 if trigger is RunTrigger.RETRY and plan.scheduled_for is not None:
                     await self._wait_until(parse_instant(plan.scheduled_for))
                 result = await self._take_turn(job, run_id, trigger, queued, turn)
+            except StartRefused:
+                refused = True
+                result = RunResult(RunStatus.ERROR, 0, error=CLAIM_TAKEN_BACK)
             except asyncio.CancelledError:
                 reason = self._cancel_reasons.get(run_id)
                 if reason is not None:
@@ -613,13 +645,18 @@ class RunDispatcher:
                     result = RunResult(RunStatus.CANCELLED, 0, error=text)
                 else:
                     cancelled = True
-                    keep_pending = trigger is RunTrigger.RETRY and not turn.started
+                    # Cluster mode: a run the gate has not marked for this node is not
+                    # written here (a peer may have given it to another node); the stop's
+                    # last sweep closes or returns this node's own.
+                    keep_pending = (trigger is RunTrigger.RETRY and not turn.started) or (
+                        self.start_gate is not None and run_id not in self._through_gate
+                    )
                     text = STOPPED_DURING_RUN if turn.started else STOPPED_BEFORE_RUN
                     result = RunResult(RunStatus.ERROR, 0, error=text)
             except Exception as exc:
                 log.exception("run failed inside the runner", job_id=job.id, run_id=run_id)
                 result = RunResult(RunStatus.ERROR, 0, error=f"Runner error: {exc}")
-            if not cancelled and should_retry(job, trigger, plan.attempt, result):
+            if not cancelled and not refused and should_retry(job, trigger, plan.attempt, result):
                 retry = self._plan_retry(job, run_id, plan)
                 # The retry counts as in flight from now: a fire between this try's end and
                 # the retry's row finds the job busy, as its overlap policy expects.
@@ -634,11 +671,20 @@ class RunDispatcher:
             activity.in_flight -= 1
             activity.released()
             self.run_watch.run_ended(run_id)
-        if keep_pending:
+        if keep_pending or refused:
+            # Nothing of this run is written here: a retry's row waits for the next start;
+            # a refused run's row is another node's (or closed).
             await self.logs.close(run_id)
             self.logs.recorded(run_id)
             self._run_tasks.pop(run_id, None)
-            log.info("retry left for the next start", job_id=job.id, run_id=run_id)
+            self._cancel_reasons.pop(run_id, None)
+            self._through_gate.discard(run_id)
+            if refused:
+                log.warning("run not started: its claim went to another node", run_id=run_id)
+                self._changed()
+                return result
+            if trigger is RunTrigger.RETRY:
+                log.info("retry left for the next start", job_id=job.id, run_id=run_id)
             raise asyncio.CancelledError
         self._recording.add(run_id)
         retry_id: int | None = None
@@ -659,6 +705,7 @@ class RunDispatcher:
             self._run_tasks.pop(run_id, None)
             self._cancel_reasons.pop(run_id, None)
             self._recording.discard(run_id)
+            self._through_gate.discard(run_id)
             if retry is not None:
                 if retry_id is not None and self.accepting:
                     due, attempt, first = retry
@@ -879,7 +926,18 @@ class RunDispatcher:
                     await asyncio.wait_for(self._final_event.wait(), delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
+    async def _admit(self, run_id: int) -> None:
+        """Cluster mode: the run's `running` mark, before anything starts (StartRefused
+        when the run is not this node's any more)."""
+        gate = self.start_gate
+        if gate is None:
+            return
+        if not await self._retrying(lambda: gate.admit(run_id), "mark a run running"):
+            raise StartRefused(run_id)
+        self._through_gate.add(run_id)
+
     async def _execute(self, job: Job, run_id: int) -> RunResult:
+        await self._admit(run_id)
         started_mono = self.clock.monotonic()
         if job.type is JobType.SESSION:
             return await self._execute_session(job, run_id)

@@ -10,8 +10,16 @@ run exactly once across them (README, "Cluster mode").
   whose run_on labels it carries), waits for their instant and hands them to its dispatcher.
   LISTEN/NOTIFY wakes nodes when runs are added or jobs change; a poll every POLL_S is the
   safety net.
+- At most once: a run is marked `running` for the node (a compare-and-set on a `pending`
+  run still its own) before its child starts; the runs of an instant that will start at once
+  are marked MARK_AHEAD_S before it, the others by the dispatcher's start gate (`admit`).
+  Nothing that may have started is ever given back to the pool.
 - Every node heartbeats; a node silent for LOST_AFTER_HEARTBEATS has its runs closed by a peer
-  and its claims returned to the pool.
+  and its claims (retries included) returned to the pool. A node started again takes up its
+  own retries; retries from the pool run as the same try, at their time.
+- A leader frozen with its session open (SIGSTOP, a paused VM) keeps the lock: a peer ends
+  that session once its lock session and its heartbeat as leader have been silent for
+  LOST_AFTER_HEARTBEATS heartbeats, and takes the lock.
 - A new leader plans from each job's last planned instant: fires due while nobody led are
   run late or recorded as `missed` by `catch_up`, never silently gone.
 
@@ -42,7 +50,15 @@ from jeeves_runner.cluster_model import (
     PlanOutcome,
 )
 from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
-from jeeves_runner.models import Job, RunResult, RunStatus, ScheduleEntry, format_instant
+from jeeves_runner.models import (
+    Job,
+    PendingRetry,
+    RunResult,
+    RunStatus,
+    RunTrigger,
+    ScheduleEntry,
+    format_instant,
+)
 from jeeves_runner.models import parse_instant as _parse
 from jeeves_runner.scheduling.fire_schedule import FireSchedule, utc_from_timestamp
 from jeeves_runner.scheduling.loop import wait_until
@@ -73,6 +89,13 @@ RECONCILE_S = 5.0
 # catch_up: a fire missed while nobody led is run late when it is at most this old; older ones
 # are recorded as one `missed` row per job and gap.
 RUN_LATE_WITHIN_S = 30.0
+# After ending a frozen leader's session: how long to try for its lock (the ended backend
+# lets it go as it exits, within milliseconds).
+DEPOSE_WAIT_S = 1.0
+# The runs of an instant that will start at once are marked `running` this long before it
+# (the mark must precede the child; made ahead, it costs no round trip at the instant). A
+# node that dies within it leaves them closed as "stopped during this run", not run late.
+MARK_AHEAD_S = 0.25
 # A run left unclaimed this long (no node that may run it had a free slot, or none is up) is
 # recorded as missed.
 POOL_EXPIRE_S = 60.0
@@ -240,15 +263,28 @@ class ClusterNode:
         self._expired_mono = 0.0
         self._last_beat_mono: float | None = None
         self._confirm_claims = False
+        # Runs waiting for their `running` mark (admit), written together.
+        self._admits: dict[int, asyncio.Future[bool]] = {}
+        self._admitted: set[int] = set()  # marked `running` ahead of their instant
+        self._term = -1  # the link's term this node took over in
         # Instants at which this node took leadership (the failover benchmark reads them).
         self.led_since: str | None = None
+        # Every run of this node is marked `running` before its child starts.
+        dispatcher.start_gate = self
 
     # ---- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """First heartbeat (the node shows in GET /cluster), then the loops."""
+        """First heartbeat (the node shows in GET /cluster), the retries a killed start of
+        this node left waiting, then the loops."""
         self.identity.started_at = format_instant(self.clock.now())
         await self._beat()
+        # After the heartbeat: from it on, no peer gives these back to the pool. One a peer
+        # gave back before it is in the pool, and is not read here.
+        node = self.identity.node_id
+        retries = await self._db(lambda: self.store.cluster.node_retries(node))
+        if retries:
+            await self.dispatcher.resume_retries(retries)
         for loop in (self._listen_loop, self._lead_loop, self._claim_loop, self._beat_loop):
             self._tasks.append(asyncio.ensure_future(self._forever(loop)))
 
@@ -258,6 +294,9 @@ class ClusterNode:
         self._stopping = True
         self._wake_claims.set()
         self._wake_leader.set()
+        for waiting in self._admits.values():
+            if not waiting.done():
+                waiting.set_result(False)
         left = list(self._claims.run_ids)  # before their tasks end and forget them
         for task in (*self._tasks, *self._groups):
             task.cancel()
@@ -325,9 +364,15 @@ class ClusterNode:
             leading = await self._on(self._lead_thread, self.link.try_lead)
         except StoreError:
             leading = False
+        if not leading and not self._stopping:
+            leading = await self._depose_stale_leader()
         now = self.clock.now()
-        if leading and not self.leading:
+        if leading and (not self.leading or self.link.term != self._term):
+            if self.leading:
+                log.warning("leadership lost and taken again", node=self.identity.node_id)
+                self.leading = False  # until the take-over is done
             await self._take_over(now)
+            self._term = self.link.term
         elif self.leading and not leading:
             log.warning("leadership lost", node=self.identity.node_id)
             self.led_since = None
@@ -348,6 +393,36 @@ class ClusterNode:
         else:
             wait = POLL_S
         await _wait_event(self._wake_leader, wait)
+
+    async def _depose_stale_leader(self) -> bool:
+        """The lock is held by another session: when its leader is gone without it (frozen,
+        cut off: its lock session silent and no fresh heartbeat as leader for 3 heartbeats),
+        end that session and take the lock. True: this node leads now."""
+        stale_s = self.identity.heartbeat_s * LOST_AFTER_HEARTBEATS
+        at = format_instant(self.clock.now())
+        try:
+            pid = await self._db(lambda: self.store.cluster.depose_stale_leader(at, stale_s))
+        except StoreError:
+            return False
+        if pid is None:
+            return False
+        log.warning(
+            "the leader stopped answering while holding the lock; its session ended",
+            node=self.identity.node_id,
+            backend_pid=pid,
+        )
+        # The lock goes once the ended backend has exited (a few ms).
+        deadline = self.clock.monotonic() + DEPOSE_WAIT_S
+        while not self._stopping:
+            try:
+                if await self._on(self._lead_thread, self.link.try_lead):
+                    return True
+            except StoreError:
+                return False
+            if self.clock.monotonic() >= deadline:
+                return False  # another peer took it
+            await asyncio.sleep(0.02)
+        return False
 
     async def _take_over(self, now: datetime) -> None:
         def read() -> tuple[tuple[int, str], list[ScheduleEntry], dict[str, str]]:
@@ -373,7 +448,7 @@ class ClusterNode:
                 recorded_missed=outcome.missed,
             )
         # Heartbeat now: GET /cluster shows the new leader at once.
-        await self._beat()
+        await self._beat(leader=True)
 
     async def _plan(self, now: datetime) -> None:
         mono = self.clock.monotonic()
@@ -430,32 +505,54 @@ class ClusterNode:
 
     def _start_groups(self, claimed: list[ClaimedRun]) -> None:
         groups: dict[str | None, list[ClaimedRun]] = {}
+        retries: list[ClaimedRun] = []
         for claim in claimed:
             self._claims.run_ids.add(claim.run_id)
-            key = claim.scheduled_for if claim.trigger.value == "schedule" else None
+            if claim.trigger is RunTrigger.RETRY:
+                retries.append(claim)
+                continue
+            key = claim.scheduled_for if claim.trigger is RunTrigger.SCHEDULE else None
             groups.setdefault(key, []).append(claim)
-        for instant, claims in groups.items():
-            task = asyncio.ensure_future(self._start_group(instant, claims))
+        starts = [self._start_group(instant, claims) for instant, claims in groups.items()]
+        if retries:
+            starts.append(self._start_retries(retries))
+        for start in starts:
+            task = asyncio.ensure_future(start)
             self._groups.add(task)
             task.add_done_callback(self._groups.discard)
 
-    async def _start_group(self, instant: str | None, claims: list[ClaimedRun]) -> None:
-        """Claimed runs of one instant: read their jobs now, start them at the instant."""
+    async def _start_retries(self, claims: list[ClaimedRun]) -> None:
+        """Retries of a lost or stopped node, from the pool: run as retries (their try
+        number and first run kept), each at its time, like the retries a node resumes."""
         ids = [c.run_id for c in claims]
+        try:
+            if not self.dispatcher.accepting:
+                node = self.identity.node_id
+                await self._db(lambda: self.store.cluster.unclaim(node, ids))
+                return
+            retries = [
+                PendingRetry(c.run_id, c.job_id, c.scheduled_for, c.attempt, c.retry_of)
+                for c in claims
+                if c.scheduled_for is not None and c.retry_of is not None
+            ]
+            for run_id in ids:
+                self._claims.run_ids.discard(run_id)
+            await self.dispatcher.resume_retries(retries)
+        finally:
+            for run_id in ids:
+                self._claims.run_ids.discard(run_id)
+            self._wake_claims.set()
+
+    async def _start_group(self, instant: str | None, claims: list[ClaimedRun]) -> None:
+        """Claimed runs of one instant: read their jobs now, mark those that will start at
+        once `running` just before the instant, start them at the instant."""
+        ids = [c.run_id for c in claims]
+        early: set[int] = set()  # marked `running` ahead of the instant
+        handed = False
         try:
             job_ids = sorted({c.job_id for c in claims})
             jobs = await self._db(lambda: {j: self.store.jobs.get_job(j) for j in job_ids})
             fire_at = _parse(instant) if instant is not None else self.clock.now()
-            if instant is not None:
-                await wait_until(self.clock, fire_at.timestamp())
-            if self._must_confirm():
-                mine = await self._db(
-                    lambda: self.store.cluster.confirm_claims(self.identity.node_id, ids)
-                )
-                dropped = [c.run_id for c in claims if c.run_id not in mine]
-                if dropped:
-                    log.warning("claims given to other nodes meanwhile; not started", runs=dropped)
-                claims = [c for c in claims if c.run_id in mine]
             prepared: list[PreparedFire] = []
             gone: list[int] = []
             for claim in claims:
@@ -469,25 +566,122 @@ class ClusterNode:
                 )
             if gone:
                 await self._db(lambda: _discard(self.store, gone))
+            if instant is not None and prepared and self.dispatcher.accepting:
+                prepared = await self._mark_ahead(prepared, fire_at, early)
+                await wait_until(self.clock, fire_at.timestamp())
+            if self._must_confirm():
+                unsure = [p.run_id for p in prepared if p.run_id and p.run_id not in early]
+                mine = await self._db(
+                    lambda: self.store.cluster.confirm_claims(self.identity.node_id, unsure)
+                )
+                dropped = [run_id for run_id in unsure if run_id not in mine]
+                if dropped:
+                    log.warning("claims given to other nodes meanwhile; not started", runs=dropped)
+                prepared = [p for p in prepared if p.run_id not in dropped]
             if not self.dispatcher.accepting:
                 # Stopping: fire() would drop the rows, and the instants with them. Back to
-                # the pool for a node that goes on.
-                node, back = self.identity.node_id, [p.run_id for p in prepared if p.run_id]
-                await self._db(lambda: self.store.cluster.unclaim(node, back))
+                # the pool for a node that goes on (the `finally` below).
                 return
             for run_id in ids:
                 self._claims.run_ids.discard(run_id)
+            handed = True  # the dispatcher starts them, or skips them
             if prepared:
                 await self.dispatcher.fire(prepared, fire_at)
         finally:
             for run_id in ids:
                 self._claims.run_ids.discard(run_id)
+            if not handed:
+                # A stop, or an error on the way: none of them started. Back to the pool
+                # (those marked ahead too), for a node that goes on.
+                self._admitted.difference_update(early)
+                node = self.identity.node_id
+                with contextlib.suppress(StoreError, RuntimeError):
+                    await self._db(lambda: self.store.cluster.unclaim(node, ids))
             self._wake_claims.set()  # slots may have come free
+
+    async def _mark_ahead(
+        self, prepared: list[PreparedFire], fire_at: datetime, early: set[int]
+    ) -> list[PreparedFire]:
+        """MARK_AHEAD_S before the instant: the runs that will start at once (their job
+        idle here, a slot free) are marked `running` for this node, so the `running` mark
+        that must precede each child costs no round trip at the instant. A claim a peer
+        gave to another node meanwhile is refused here and dropped."""
+        delay = fire_at.timestamp() - MARK_AHEAD_S - self.clock.now().timestamp()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        slots = self.dispatcher.slots
+        free = slots.limit - slots.in_use - slots.waiting - len(self._admitted)
+        ahead = [
+            p.run_id
+            for p in prepared
+            if p.run_id is not None and self.dispatcher.starts_at_once(p.job)
+        ][: max(free, 0)]
+        if not ahead:
+            return prepared
+        node, at = self.identity.node_id, format_instant(fire_at)
+        mine = await self._db(lambda: self.store.cluster.start_runs(node, ahead, at))
+        early.update(mine)
+        self._admitted.update(mine)
+        refused = [run_id for run_id in ahead if run_id not in mine]
+        if refused:
+            log.warning("claims given to other nodes meanwhile; not started", runs=refused)
+        return [p for p in prepared if p.run_id not in refused]
+
+    # ---- the `running` mark before a child starts ------------------------------------------
+
+    async def admit(self, run_id: int) -> bool:
+        """`dispatch.StartGate`: mark the run `running` for this node before its child
+        starts; False when it is not this node's any more. The runs of one instant (asked
+        in one turn of the loop) are marked in one statement."""
+        if run_id in self._admitted:
+            self._admitted.discard(run_id)
+            if not self._must_confirm():
+                return True  # marked just before its instant
+            # This node may have looked dead since (a freeze): a peer may have closed the
+            # run. Asked again below (a run still `running` here is answered yes).
+        if self._stopping:
+            return False
+        loop = asyncio.get_running_loop()
+        if not self._admits:
+            loop.call_soon(self._write_admits)
+        waiting = self._admits.get(run_id)
+        if waiting is None:
+            waiting = self._admits[run_id] = loop.create_future()
+        return await asyncio.shield(waiting)
+
+    def _write_admits(self) -> None:
+        batch, self._admits = self._admits, {}
+        task = asyncio.ensure_future(self._mark_started(batch))
+        self._groups.add(task)
+        task.add_done_callback(self._groups.discard)
+
+    async def _mark_started(self, batch: dict[int, asyncio.Future[bool]]) -> None:
+        node, ids = self.identity.node_id, list(batch)
+        at = format_instant(self.clock.now())
+        try:
+            mine = await self._db(lambda: self.store.cluster.start_runs(node, ids, at))
+        except BaseException as exc:
+            for waiting in batch.values():
+                if not waiting.done():
+                    if isinstance(exc, Exception):
+                        waiting.set_exception(exc)
+                    else:
+                        waiting.set_result(False)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        refused = sorted(set(ids) - mine)
+        if refused:
+            log.warning("claims given to other nodes meanwhile; not started", runs=refused)
+        for run_id, waiting in batch.items():
+            if not waiting.done():
+                waiting.set_result(run_id in mine)
 
     def _skipper(self, run_id: int) -> Callable[[str], Awaitable[None]]:
         async def skip(reason: str) -> None:
-            at = format_instant(self.clock.now())
-            await self._db(lambda: self.store.cluster.skip_claimed(run_id, at, reason))
+            self._admitted.discard(run_id)
+            at, node = format_instant(self.clock.now()), self.identity.node_id
+            await self._db(lambda: self.store.cluster.skip_claimed(run_id, at, reason, node))
 
         return skip
 
@@ -520,7 +714,17 @@ class ClusterNode:
         if closed:
             log.warning("closed runs whose node stopped before adopting them", count=closed)
 
-    async def _beat(self) -> None:
+    async def _beat(self, *, leader: bool | None = None) -> None:
+        """`leader` None: as the lock says now. A leader asks its lock here too, so its lock
+        session runs a statement every heartbeat even while its leader loop is busy (a
+        long take-over): peers end only a lock session silent for 3 heartbeats. A node
+        resumed after a freeze finds its session ended here, and never writes itself as
+        leader from what it believed before."""
+        if leader is None:
+            leader = False
+            if self.leading:
+                with contextlib.suppress(StoreError):
+                    leader = await self._on(self._lead_thread, self.link.still_leads)
         identity = self.identity
         beat = NodeBeat(
             identity.node_id,
@@ -529,7 +733,7 @@ class ClusterNode:
             int(identity.heartbeat_s * 1000),
             identity.started_at,
             format_instant(self.clock.now()),
-            self.leading,
+            leader,
             self.dispatcher.in_flight_run_ids,
         )
         declared_lost = await self._db(lambda: self.store.cluster.beat(beat))

@@ -591,8 +591,10 @@ class ClusterStore(Protocol):
     def sweep_lost(self, now: str) -> list[LostNode]:
         """Nodes not stopped whose last heartbeat is older than LOST_AFTER_HEARTBEATS of
         their heartbeats at `now`: their `running` runs are closed as `error` ("Node x
-        stopped during this run"), their claimed runs not yet started go back to the pool,
-        and the node is marked stopped. Two sweepers never handle one node twice."""
+        stopped during this run"), their claimed runs not yet started (their retries
+        waiting for their time too) go back to the pool, and the node is marked stopped.
+        Two sweepers never handle one node twice. Claims still held by a node already
+        stopped or lost go back to the pool as well (none is ever stranded)."""
         ...
 
     def close_unowned(self, now: str, before: str) -> int:
@@ -600,11 +602,35 @@ class ClusterStore(Protocol):
         them) that started before `before`: closed as `error`."""
         ...
 
-    def close_node_runs(self, node_id: str, at: str, during: str, before: str) -> int:
+    def close_node_runs(
+        self, node_id: str, at: str, during: str, before: str, *, keep_retries: bool = False
+    ) -> int:
         """Close the node's own open runs (a start after a crash, the end of a stop):
         `running` ones with `during`; scheduled runs it claimed and never started go back
-        to the pool; its other `pending` ones (manual) are closed with `before`. Answers how
-        many it closed."""
+        to the pool; its other `pending` ones (manual) are closed with `before`. Its retries
+        waiting for their time go back to the pool too, or with `keep_retries` (a start:
+        the node takes them up itself, `node_retries`) stay its own. Answers how many it
+        closed."""
+        ...
+
+    def node_retries(self, node_id: str) -> list[PendingRetry]:
+        """The node's retries waiting for their time (`pending`, trigger `retry`, its node
+        id), earliest due first."""
+        ...
+
+    def start_runs(self, node_id: str, run_ids: Collection[int], at: str) -> set[int]:
+        """Mark runs `running` (started_at `at`, node_id this node) BEFORE their children
+        start; answers the ids the node may start. Only a run still `pending` and still the
+        node's (or a manual run of its own, with no node yet) is marked: a claim a peer
+        gave back to the pool, or closed, is refused, so a run is started at most once
+        across the cluster. A run this node already marked is answered again."""
+        ...
+
+    def depose_stale_leader(self, now: str, idle_s: float) -> int | None:
+        """End the session holding the leader lock when its leader is gone without it
+        (frozen, cut off): that session ran nothing for `idle_s` seconds and no node that
+        is up wrote a heartbeat as leader within 3 of its heartbeats at `now`. Answers the
+        backend pid ended, None when the leader is alive (or there is none)."""
         ...
 
     def node_open_runs(self, node_id: str) -> list[OpenRun]:
@@ -637,12 +663,14 @@ class ClusterStore(Protocol):
         ...
 
     def unclaim(self, node_id: str, run_ids: Collection[int]) -> int:
-        """Claimed runs the node will not start (it is stopping): back to the pool."""
+        """Claimed runs the node will not start (it is stopping, or its start of them
+        failed on the way): back to the pool, `pending` again, those it had marked
+        `running` just before their instant too (the caller knows none of them started)."""
         ...
 
-    def skip_claimed(self, run_id: int, at: str, reason: str) -> bool:
-        """A claimed run the overlap policy skips becomes `skipped` in place (its instant
-        keeps its one row)."""
+    def skip_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
+        """A claimed run of this node the overlap policy skips becomes `skipped` in place
+        (its instant keeps its one row); a run no longer the node's is left alone."""
         ...
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:
@@ -667,9 +695,19 @@ class ClusterLink(Protocol):
     """A node's own connections, outside the pool: the leader lock (held by a session, so
     leadership ends when the session does, a node killed with -9 included) and LISTEN."""
 
+    # How many times this link has taken the lock: a leader that lost it and took it again
+    # between two looks (its session ended meanwhile) sees a new term, and takes over
+    # afresh from what the database holds.
+    term: int
+
     def try_lead(self) -> bool:
         """Take the leader lock if free; True while this node holds it (a lost session
         answers False: leadership ended with it). Blocks."""
+        ...
+
+    def still_leads(self) -> bool:
+        """True while the lock this node took is still held by its session (never takes
+        the lock: a node that lost it must take over afresh). Blocks."""
         ...
 
     def resign(self) -> None:

@@ -7,6 +7,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from jeeves_runner.cluster_model import JobPlan, MissedGap, NodeBeat
 from jeeves_runner.models import Job, RunStatus, RunTrigger
 from jeeves_runner.store.postgres import PostgresStore
@@ -183,7 +185,7 @@ def test_skip_unclaim_expire_and_requested_runs(store: PostgresStore) -> None:
     add_jobs(store, "a", "b")
     store.cluster.write_plans([JobPlan("a", None, T2, (T1, T2)), JobPlan("b", None, T1, (T1,))], T0)
     first, second, third = store.cluster.claim_runs("n", [], T2, 3)
-    assert store.cluster.skip_claimed(first.run_id, T1, "already running")
+    assert store.cluster.skip_claimed(first.run_id, T1, "already running", "n")
     assert store.cluster.confirm_claims("n", [first.run_id, second.run_id]) == {second.run_id}
     assert store.cluster.unclaim("n", [second.run_id, third.run_id]) == 2
     # Unclaimed again, and older than `before`: missed.
@@ -272,3 +274,205 @@ def test_a_retry_stays_with_the_node_that_ran_the_failed_try(store: PostgresStor
     assert store.cluster.expire_pool(LATER, LATER, "nobody took it") == 0
     row = store.runs.get_run(retry_id)
     assert row is not None and row["status"] == "pending"
+
+
+def _row(store: PostgresStore, run_id: int) -> tuple[str, str | None, str | None]:
+    row = store.runs.get_run(run_id)
+    assert row is not None
+    return row["status"], row["node_id"], row["error"]
+
+
+def test_a_run_is_marked_running_before_it_starts_and_then_never_given_back(
+    store: PostgresStore,
+) -> None:
+    """start_runs is the mark a node writes before it starts a child: from then on no peer
+    gives the claim to another node; a node lost after it is closed, never run again."""
+    add_jobs(store, "a")
+    store.cluster.write_plans([JobPlan("a", None, T1, (T1,))], T0)
+    store.cluster.beat(beat("n1", T0))
+    (claim,) = store.cluster.claim_runs("n1", [], T1, 5)
+    assert store.cluster.start_runs("n1", [claim.run_id], T1) == {claim.run_id}
+    assert _row(store, claim.run_id)[:2] == ("running", "n1")
+    # Its answer lost and asked again: still this node's to start.
+    assert store.cluster.start_runs("n1", [claim.run_id], T1) == {claim.run_id}
+    assert store.cluster.start_runs("n2", [claim.run_id], T1) == set()
+    assert store.cluster.unclaim("n2", [claim.run_id]) == 0
+    assert store.cluster.skip_claimed(claim.run_id, T1, "busy", "n2") is False
+    (lost,) = store.cluster.sweep_lost(LATER)
+    assert (lost.closed_runs, lost.returned_runs) == (1, 0)
+    assert _row(store, claim.run_id) == ("error", "n1", "Node n1 stopped during this run")
+    assert store.cluster.claim_runs("n2", [], LATER, 5) == []
+
+
+def test_a_claim_given_back_to_the_pool_is_refused_its_start(store: PostgresStore) -> None:
+    add_jobs(store, "a")
+    store.cluster.write_plans([JobPlan("a", None, T1, (T1,))], T0)
+    store.cluster.beat(beat("n1", T0))
+    (claim,) = store.cluster.claim_runs("n1", [], T1, 5)
+    (lost,) = store.cluster.sweep_lost(LATER)  # n1 froze past 3 heartbeats
+    assert lost.returned_runs == 1
+    assert store.cluster.start_runs("n1", [claim.run_id], T1) == set()
+    (again,) = store.cluster.claim_runs("n2", [], T1, 5)
+    assert again.run_id == claim.run_id
+    assert store.cluster.start_runs("n1", [claim.run_id], T1) == set()  # n1 resumed
+    assert store.cluster.start_runs("n2", [claim.run_id], T2) == {claim.run_id}
+    assert _row(store, claim.run_id)[:2] == ("running", "n2")
+    # A manual run of the node's own (no node yet, never in the pool) takes its id.
+    manual = store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.PENDING, T2)
+    assert store.cluster.start_runs("n2", [manual], T2) == {manual}
+    assert _row(store, manual)[:2] == ("running", "n2")
+
+
+def _failed_with_retry(store: PostgresStore, node: str, instant: str, due: str) -> int:
+    from jeeves_runner.models import RunResult
+
+    store.cluster.write_plans(
+        [JobPlan("flaky", store.cluster.plan_state().get("flaky"), instant, (instant,))], T0
+    )
+    (claim,) = store.cluster.claim_runs(node, [], instant, 1)
+    assert store.cluster.start_runs(node, [claim.run_id], instant) == {claim.run_id}
+    failed = RunResult(RunStatus.ERROR, 5, exit_code=1, error="boom")
+    retry_id = store.runs.finish_run(claim.run_id, failed, instant, retry=(due, 2, claim.run_id))
+    assert retry_id is not None
+    return retry_id
+
+
+def test_a_nodes_retries_are_its_own_at_a_start_and_the_pools_once_it_is_lost(
+    store: PostgresStore,
+) -> None:
+    add_jobs(store, "flaky")
+    store.cluster.beat(beat("n1", T0))
+    retry_id = _failed_with_retry(store, "n1", T1, LATER)
+    # A start after a crash: its retries stay its own, for it to take up.
+    assert store.cluster.close_node_runs("n1", T2, "gone", "never", keep_retries=True) == 0
+    (retry,) = store.cluster.node_retries("n1")
+    assert (retry.run_id, retry.attempt, retry.scheduled_for) == (retry_id, 2, LATER)
+    assert store.cluster.node_retries("n2") == []
+    assert store.cluster.claim_runs("n2", [], LATER, 5) == []
+    # Lost: the retry goes to the pool, and is claimed with its try number and first run.
+    (lost,) = store.cluster.sweep_lost("2026-03-02T01:00:10.000Z")
+    assert lost.returned_runs == 1
+    assert store.cluster.node_retries("n1") == []
+    assert store.cluster.claim_runs("n2", [], T3, 5) == []  # not due yet
+    (claim,) = store.cluster.claim_runs("n2", [], LATER, 5)
+    assert (claim.run_id, claim.trigger, claim.attempt) == (retry_id, RunTrigger.RETRY, 2)
+    assert claim.retry_of is not None and claim.retry_of == retry.retry_of
+
+
+def test_a_stop_gives_retries_to_the_pool_and_claims_of_a_stopped_node_are_not_stranded(
+    store: PostgresStore,
+) -> None:
+    add_jobs(store, "flaky")
+    store.cluster.beat(beat("n1", T0))
+    first = _failed_with_retry(store, "n1", T1, LATER)
+    # The end of a stop: its retries go to the pool.
+    store.cluster.close_node_runs("n1", T2, "gone", "never")
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], LATER, 5)] == [first]
+    # A retry still held by a node that stopped (written after its stop's sweep): any
+    # node's sweep gives it to the pool.
+    store.cluster.beat(beat("n3", T0))
+    second = _failed_with_retry(store, "n3", T2, LATER)
+    store.cluster.leave("n3", T3, "stopped")
+    store.cluster.beat(beat("n2", T3))
+    # Not in its first minute (a stopping node still records what it drops).
+    store.cluster.sweep_lost("2026-03-02T01:00:05.000Z")
+    assert store.cluster.claim_runs("n2", [], LATER, 5) == []
+    store.cluster.beat(beat("n2", "2026-03-02T01:01:04.000Z"))
+    store.cluster.sweep_lost("2026-03-02T01:01:04.000Z")
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], LATER, 5)] == [second]
+
+
+def test_a_leader_gone_without_its_session_is_deposed(store: PostgresStore, pg_url: str) -> None:
+    """The lock held by a session that runs nothing, and no fresh heartbeat as leader: a
+    peer ends that session and takes the lock. A live leader is left alone."""
+    from datetime import UTC, datetime
+
+    from jeeves_runner.models import format_instant
+
+    frozen = PostgresClusterLink(pg_url, "frozen")
+    peer = PostgresClusterLink(pg_url, "peer")
+
+    def now() -> str:
+        return format_instant(datetime.now(UTC))
+
+    try:
+        assert frozen.try_lead() is True
+        store.cluster.beat(NodeBeat("frozen", "host", (), 1000, T0, now(), True))
+        time.sleep(0.3)
+        # Its heartbeat as leader is fresh: alive.
+        assert store.cluster.depose_stale_leader(now(), 0.2) is None
+        store.cluster.beat(NodeBeat("frozen", "host", (), 1000, T0, T0, True))
+        # Its session ran a statement lately: alive (a leader asks the lock every 0.5 s).
+        assert store.cluster.depose_stale_leader(now(), 5.0) is None
+        assert peer.try_lead() is False
+        pid = store.cluster.depose_stale_leader(now(), 0.2)
+        assert pid is not None
+        deadline = time.monotonic() + 5
+        while not peer.try_lead():
+            assert time.monotonic() < deadline, "the deposed session kept the lock"
+            time.sleep(0.01)
+        # The frozen one, resumed, finds it no longer leads; the new leader is not deposed
+        # (its session is busy asking the lock).
+        assert frozen.try_lead() is False
+        assert store.cluster.depose_stale_leader(now(), 0.2) is None
+    finally:
+        frozen.close()
+        peer.close()
+
+
+def test_a_run_marked_ahead_and_never_started_goes_back_to_the_pool(
+    store: PostgresStore,
+) -> None:
+    """A node marks an instant's runs `running` just before it; one it then does not start
+    (a stop) it returns itself, `pending` again; one its overlap policy skips becomes
+    `skipped`; a mark of the child's real start moves started_at."""
+    add_jobs(store, "a", "b", "c")
+    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
+    one, two, three = store.cluster.claim_runs("n1", [], T1, 5)
+    ids = [one.run_id, two.run_id, three.run_id]
+    assert store.cluster.start_runs("n1", ids, T1) == set(ids)
+    assert store.cluster.unclaim("n1", [one.run_id]) == 1
+    assert _row(store, one.run_id)[:2] == ("pending", None)
+    assert store.runs.get_run(one.run_id)["started_at"] == T1  # type: ignore[index]
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [one.run_id]
+    assert store.cluster.skip_claimed(two.run_id, T2, "busy", "n1") is True
+    assert _row(store, two.run_id) == ("skipped", "n1", "busy")
+    store.runs.mark_running([(three.run_id, "c", "2026-03-02T01:00:01.004Z")])
+    assert store.runs.get_run(three.run_id)["started_at"] == "2026-03-02T01:00:01.004Z"  # type: ignore[index]
+
+
+def test_a_node_stopped_inside_a_cluster_transaction_does_not_hold_up_its_peers(
+    store: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node frozen in the middle of a cluster transaction holds row locks (here the
+    plan's compare-and-set row); the server ends that transaction after the idle limit, so
+    the new leader's plan goes through instead of waiting for the node to come back."""
+    import psycopg
+
+    from jeeves_runner.store.postgres import cluster as cluster_sql
+
+    monkeypatch.setattr(
+        cluster_sql, "_TX_LIMIT", "SET LOCAL idle_in_transaction_session_timeout = 200"
+    )
+    add_jobs(store, "a")
+    store.cluster.write_plans([JobPlan("a", None, T1, (T1,))], T0)
+    frozen = PostgresStore(pg_url)
+    took: list[float] = []
+
+    def new_leader() -> None:
+        started = time.monotonic()
+        outcome = store.cluster.write_plans([JobPlan("a", T1, T2, (T2,))], T0)
+        took.append(time.monotonic() - started)
+        assert outcome.refused == []
+
+    peer = threading.Thread(target=new_leader)
+    try:
+        with pytest.raises(psycopg.Error), frozen.cluster._transaction() as conn:
+            conn.execute("UPDATE cluster_plan SET planned_through = planned_through")
+            peer.start()
+            time.sleep(3)  # stopped here
+            conn.execute("SELECT 1")
+        peer.join()
+        assert took and took[0] < 2.0, took
+    finally:
+        frozen.close()

@@ -5,16 +5,22 @@ taking over again (no fire left unplanned). A fake clock; real store, real leade
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from jeeves_runner.clock import FakeClock
-from jeeves_runner.cluster_model import JobPlan
-from jeeves_runner.models import Job, format_instant
+from jeeves_runner.clock import FakeClock, SystemClock
+from jeeves_runner.cluster_model import JobPlan, NodeBeat
+from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
+from jeeves_runner.execution.executor import ProcessExecutor, RunningProcess
+from jeeves_runner.execution.run_log import RunLog
+from jeeves_runner.models import Job, format_instant, parse_instant
 from jeeves_runner.scheduling import cluster as cluster_module
 from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
 from jeeves_runner.store.errors import StoreError
+from jeeves_runner.store.gateway import StoreGateway
 from jeeves_runner.store.postgres import PostgresStore
 from jeeves_runner.store.postgres.cluster import PostgresClusterLink
 
@@ -115,5 +121,258 @@ def test_claims_a_stopping_node_did_not_start_go_back_to_the_pool(pg_url: str) -
     try:
         asyncio.run(scenario())
         assert [c.run_id for c in store.cluster.claim_runs("n2", [], at(0), 5)] == [claim.run_id]
+    finally:
+        store.close()
+
+
+class WatchedExecutor(ProcessExecutor):
+    """Real children; what the database says of each run at the moment its child starts."""
+
+    def __init__(self, store: PostgresStore, db_url: str) -> None:
+        super().__init__(db_path="/unused.sqlite", db_url=db_url, clock=SystemClock())
+        self.store = store
+        self.at_spawn: list[tuple[int, str, str | None]] = []
+
+    async def spawn(self, job: Job, run_id: int, log: RunLog | None = None) -> RunningProcess:
+        row = await asyncio.to_thread(self.store.runs.get_run, run_id)
+        assert row is not None
+        self.at_spawn.append((run_id, row["status"], row["node_id"]))
+        return await super().spawn(job, run_id, log=log)
+
+
+def real_node(store: PostgresStore, pg_url: str, node_id: str) -> tuple[ClusterNode, Any]:
+    executor = WatchedExecutor(store, pg_url)
+    dispatcher = RunDispatcher(
+        store=StoreGateway(store),
+        executor=executor,
+        sessions=None,
+        notifier=None,
+        clock=SystemClock(),
+        max_concurrency=4,
+    )
+    node = ClusterNode(
+        store=store,
+        link=PostgresClusterLink(pg_url, node_id),
+        dispatcher=dispatcher,
+        clock=SystemClock(),
+        zone=UTC,
+        identity=NodeIdentity(node_id, "host", (node_id,), 1.0),
+    )
+    return node, executor
+
+
+def status_of(store: PostgresStore, run_id: int) -> tuple[str, str | None]:
+    row = store.runs.get_run(run_id)
+    assert row is not None
+    return row["status"], row["node_id"]
+
+
+def wait_status(store: PostgresStore, run_id: int, wanted: str) -> None:
+    deadline = time.monotonic() + 10
+    while status_of(store, run_id)[0] != wanted:
+        assert time.monotonic() < deadline, status_of(store, run_id)
+        time.sleep(0.02)
+
+
+def test_a_claimed_run_is_running_in_the_database_before_its_child_starts(
+    pg_url: str,
+) -> None:
+    """At-most-once: a node that died after starting the child leaves a `running` row (a
+    peer closes it), never a `pending` claim a peer would give to another node."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    node, executor = real_node(store, pg_url, "n1")
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(claim.scheduled_for, [claim])
+            await asyncio.to_thread(wait_status, store, claim.run_id, "ok")
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == [(claim.run_id, "running", "n1")]
+        assert status_of(store, claim.run_id) == ("ok", "n1")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("marked_ahead", [True, False])
+def test_a_claim_given_to_another_node_is_never_started_by_the_first(
+    pg_url: str, marked_ahead: bool
+) -> None:
+    """n1 froze after claiming; a peer declared it lost and n2 took the run. n1, resumed,
+    goes on with what it held: its child never starts, and it writes nothing to n2's run.
+    Refused by the mark made just before the instant, or (a run that could not start at
+    once) by the mark its dispatcher asks for right before the child."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    assert store.cluster.sweep_lost(now) != []
+    (again,) = store.cluster.claim_runs("n2", [], now, 5)
+    assert again.run_id == claim.run_id
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+    if not marked_ahead:
+        node.dispatcher.starts_at_once = lambda job: False  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(claim.scheduled_for, [claim])
+            for _ in range(50):  # its run task goes as far as it can
+                await asyncio.sleep(0.01)
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        assert status_of(store, claim.run_id) == ("pending", "n2")
+    finally:
+        store.close()
+
+
+def test_a_busy_leader_keeps_its_lead_and_one_whose_session_ended_says_so(
+    pg_url: str,
+) -> None:
+    """A leader whose leader loop is held up (a long take-over) but whose heartbeats go on
+    is not deposed: each heartbeat asks its lock. One whose lock session was ended (frozen,
+    then resumed) writes itself as not leading at its next heartbeat, and takes over afresh
+    when it gets the lock again."""
+    store = PostgresStore(pg_url)
+    node = ClusterNode(
+        store=store,
+        link=PostgresClusterLink(pg_url, "n1"),
+        dispatcher=IdleDispatcher(),  # type: ignore[arg-type]
+        clock=SystemClock(),
+        zone=UTC,
+        identity=NodeIdentity("n1", "host", ("n1",), 0.2),
+    )
+
+    def now() -> str:
+        return format_instant(datetime.now(UTC))
+
+    def leader_flag() -> bool:
+        (row,) = [n for n in store.cluster.list_nodes() if n["id"] == "n1"]
+        return bool(row["leader"])
+
+    async def scenario() -> None:
+        try:
+            await node._lead_loop()
+            assert node.leading and leader_flag()
+            first_term = node.link.term
+            for _ in range(10):  # 1 s, 5 heartbeats; no turn of the leader loop
+                await asyncio.sleep(0.1)
+                await node._beat()
+            assert await asyncio.to_thread(store.cluster.depose_stale_leader, now(), 0.6) is None
+            with store.db.connection() as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'jeeves-runner node n1 lead%'"
+                )
+            deadline = time.monotonic() + 5  # the ended backend exits a moment later
+            await node._beat()
+            while leader_flag():
+                assert time.monotonic() < deadline, "still written as leader"
+                await asyncio.sleep(0.02)
+                await node._beat()
+            await node._lead_loop()
+            assert node.leading and node.link.term == first_term + 1 == node._term
+            assert leader_flag()
+        finally:
+            await node.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_a_run_marked_ahead_then_closed_by_a_peer_is_not_started_after_a_freeze(
+    pg_url: str,
+) -> None:
+    """n1 marked an instant's run `running` just before it, then froze; a peer declared it
+    lost and closed the run ("Node n1 stopped during this run"). n1, resumed and told at its
+    heartbeat, asks again before the child: the run stays closed, never started."""
+    store = PostgresStore(pg_url)
+    job = Job(id="tick", name="t", schedule="@yearly", script="", command=("true",))
+    store.jobs.add_job(job, at(-60))
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    node, executor = real_node(store, pg_url, "n1")
+    fire_at = parse_instant(now)
+
+    async def scenario() -> None:
+        try:
+            prepared = [PreparedFire(job, claim.run_id)]
+            assert await node._mark_ahead(prepared, fire_at, set()) == prepared
+            assert status_of(store, claim.run_id) == ("running", "n1")
+            assert await asyncio.to_thread(store.cluster.sweep_lost, now) != []
+            node._confirm_claims = True  # what its next heartbeat learns
+            await node.dispatcher.fire(prepared, fire_at)
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        row = store.runs.get_run(claim.run_id)
+        assert row is not None
+        assert (row["status"], row["error"]) == ("error", "Node n1 stopped during this run")
+    finally:
+        store.close()
+
+
+def test_a_stopping_node_writes_nothing_to_a_claim_it_had_lost(pg_url: str) -> None:
+    """n1 froze while a claimed run waited for a slot; a peer gave the claim to n2, which
+    started it. n1, resumed and then stopped, drops the waiting run without writing to it
+    (the run is n2's); the stop's last sweep handles only n1's own rows."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    assert store.cluster.sweep_lost(now) != []
+    (again,) = store.cluster.claim_runs("n2", [], now, 5)
+    assert store.cluster.start_runs("n2", [again.run_id], now) == {claim.run_id}
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+
+    async def scenario() -> None:
+        slots = node.dispatcher.slots
+        for _ in range(slots.limit):  # every slot busy: the run waits for one
+            await slots.acquire()
+        await node._start_group(claim.scheduled_for, [claim])
+        await asyncio.sleep(0.05)
+        assert node.dispatcher.in_flight_run_ids == (claim.run_id,)
+        node.dispatcher.accepting = False
+        await node.stop()
+        await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        assert status_of(store, claim.run_id) == ("running", "n2")
     finally:
         store.close()

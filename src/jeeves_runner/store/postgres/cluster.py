@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -29,13 +29,19 @@ from jeeves_runner.cluster_model import (
     NodeBeat,
     PlanOutcome,
 )
-from jeeves_runner.models import OpenRun, RunStatus, RunTrigger
+from jeeves_runner.models import OpenRun, PendingRetry, RunStatus, RunTrigger
 from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.locations import redact_url
 from jeeves_runner.store.postgres.database import Database, connect_args, one_line
 from jeeves_runner.store.postgres.database import output_text as _text
 
 CHANNEL = "jeeves_runner_cluster"
+# A cluster transaction is a few statements sent back to back: one idle in the middle for this
+# long belongs to a node that stopped there.
+TX_IDLE_LIMIT_MS = 5000
+_TX_LIMIT = f"SET LOCAL idle_in_transaction_session_timeout = {TX_IDLE_LIMIT_MS}"
+# Claims of a node stopped or lost this long ago are given to the pool by any node's sweep.
+STRANDED_AFTER_S = 60
 _NOTIFY_RUNS = f"SELECT pg_notify('{CHANNEL}', 'runs')"
 MISSED_NO_LEADER = "No node of the cluster led when this fire was due"
 
@@ -79,11 +85,60 @@ _CLOSE_NODE_PENDING = """
 UPDATE runs SET status = 'error', finished_at = %s, error = %s
 WHERE node_id = %s AND status = 'pending'
 """
-# What a lost node had claimed but not started: back to the pool. Its own manual runs that
-# waited for a slot (no instant: they were never in the pool) end with it.
+_CLOSE_NODE_PENDING_BUT_RETRIES = """
+UPDATE runs SET status = 'error', finished_at = %s, error = %s
+WHERE node_id = %s AND status = 'pending'
+  AND NOT (trigger = 'retry' AND scheduled_for IS NOT NULL)
+"""
+_NODE_RETRIES = """
+SELECT id, job_id, scheduled_for, attempt, retry_of FROM runs
+WHERE node_id = %s AND status = 'pending' AND trigger = 'retry' AND scheduled_for IS NOT NULL
+  AND retry_of IS NOT NULL
+ORDER BY scheduled_for, id
+"""
+# The `running` mark a node writes BEFORE it starts a child: only a run still `pending` and
+# still this node's (a claim a peer has not given back to the pool; or a manual run of its
+# own, which takes the node's id here). A run that is `running` on this node already is
+# answered too: the mark was committed but its answer lost (the connection dropped).
+_START_RUNS = """
+WITH marked AS (
+    UPDATE runs SET status = 'running', started_at = %(at)s, node_id = %(node)s
+    WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending'
+      AND (node_id = %(node)s OR (node_id IS NULL AND scheduled_for IS NULL))
+    RETURNING id
+)
+SELECT id FROM marked
+UNION ALL
+SELECT id FROM runs
+WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running' AND node_id = %(node)s
+"""
+# What a lost node had claimed but not started (its retries waiting for their time too):
+# back to the pool. Its own manual runs that waited for a slot (no instant: they were never
+# in the pool) end with it. Only `pending` rows: a run is marked `running` before its child
+# starts (start_runs), so a run that may have started is never given to another node.
 _RETURN_TO_POOL = """
 UPDATE runs SET node_id = NULL
 WHERE node_id = %s AND status = 'pending' AND scheduled_for IS NOT NULL
+"""
+# The same at a start after a crash, except the node's retries: it takes them up itself.
+_RETURN_CLAIMS_TO_POOL = """
+UPDATE runs SET node_id = NULL
+WHERE node_id = %s AND status = 'pending' AND scheduled_for IS NOT NULL AND trigger <> 'retry'
+"""
+# Claims still held by a node that has not been up for a minute (it stopped while the
+# database refused the return of its claims, or it was lost and a retry of its was written
+# after the sweep by a write held up): back to the pool, so none is stranded. Not at once: a
+# stopping node records what it drops in its first seconds. The node row is locked: a node
+# that starts again (its heartbeat clears stopped_at under the same lock) keeps what it reads.
+_RETURN_STOPPED = f"""
+UPDATE runs SET node_id = NULL
+WHERE status = 'pending' AND scheduled_for IS NOT NULL
+  AND node_id IN (
+      SELECT id FROM cluster_nodes
+      WHERE stopped_at IS NOT NULL
+        AND stopped_at::timestamptz < %s::timestamptz - interval '{STRANDED_AFTER_S} seconds'
+      FOR UPDATE SKIP LOCKED
+  )
 """
 # A manual run started on a node that died before its next heartbeat adopted it.
 _CLOSE_UNOWNED = """
@@ -135,20 +190,23 @@ WHERE id IN (
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
 )
-RETURNING id, job_id, trigger, scheduled_for
+RETURNING id, job_id, trigger, scheduled_for, attempt, retry_of
 """
 _CONFIRM = """
 SELECT id FROM runs WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status = 'pending'
 """
+# Claims the node will not start: `pending` ones, and those it marked `running` just before
+# their instant and then did not hand to its dispatcher (only the node knows none of them
+# started a child, so only it returns a `running` row).
 _UNCLAIM = """
-UPDATE runs SET node_id = NULL
-WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status = 'pending'
-  AND scheduled_for IS NOT NULL
+UPDATE runs SET node_id = NULL, status = 'pending', started_at = scheduled_for
+WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status IN ('pending', 'running')
+  AND finished_at IS NULL AND scheduled_for IS NOT NULL
 """
 _SKIP_CLAIMED = """
 UPDATE runs SET status = 'skipped', finished_at = %s, duration_ms = 0, error = %s,
        skipped_count = 1, last_skipped_at = %s
-WHERE id = %s AND status = 'pending'
+WHERE id = %s AND node_id = %s AND status IN ('pending', 'running') AND finished_at IS NULL
 """
 _EXPIRE_SCHEDULED = """
 UPDATE runs SET status = 'missed', finished_at = %s, duration_ms = 0, error = %s,
@@ -171,10 +229,19 @@ class PostgresClusterStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A cluster transaction the server ends if its node stops in the middle of it (a
+        frozen process, a machine cut off): its row locks (the plan's compare-and-set, a
+        node row) would otherwise hold up every peer until the node came back."""
+        with self._db.transaction() as conn:
+            conn.execute(_TX_LIMIT)
+            yield conn
+
     def beat(self, beat: NodeBeat) -> bool:
         """... and True when a peer had declared this very start of the node lost (its
         runs were closed, its claims returned): it must not start what it had claimed."""
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             old = conn.execute(_OLD_BEAT, (beat.node_id,)).fetchone()
             conn.execute(
                 _BEAT,
@@ -211,7 +278,7 @@ class PostgresClusterStore:
 
     def sweep_lost(self, now: str) -> list[LostNode]:
         lost: list[LostNode] = []
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             for node_id, last in conn.execute(_LOST, (now,)).fetchall():
                 during = NODE_STOPPED_DURING_RUN.format(node=node_id)
                 before = NODE_STOPPED_BEFORE_RUN.format(node=node_id)
@@ -221,7 +288,8 @@ class PostgresClusterStore:
                 reason = f"lost: no heartbeat since {last}"
                 conn.execute(_MARK_LOST, (now, reason, node_id))
                 lost.append(LostNode(node_id, closed, returned))
-            if lost:
+            stranded = conn.execute(_RETURN_STOPPED, (now,)).rowcount
+            if lost or stranded:
                 conn.execute(_NOTIFY_RUNS)
         return lost
 
@@ -239,12 +307,33 @@ class PostgresClusterStore:
                 ),
             ).rowcount
 
-    def close_node_runs(self, node_id: str, at: str, during: str, before: str) -> int:
-        with self._db.transaction() as conn:
+    def close_node_runs(
+        self, node_id: str, at: str, during: str, before: str, *, keep_retries: bool = False
+    ) -> int:
+        back = _RETURN_CLAIMS_TO_POOL if keep_retries else _RETURN_TO_POOL
+        close_pending = _CLOSE_NODE_PENDING_BUT_RETRIES if keep_retries else _CLOSE_NODE_PENDING
+        with self._transaction() as conn:
             closed = conn.execute(_CLOSE_NODE_RUNNING, (at, _text(during), node_id)).rowcount
-            if conn.execute(_RETURN_TO_POOL, (node_id,)).rowcount:
+            if conn.execute(back, (node_id,)).rowcount:
                 conn.execute(_NOTIFY_RUNS)
-            return closed + conn.execute(_CLOSE_NODE_PENDING, (at, _text(before), node_id)).rowcount
+            return closed + conn.execute(close_pending, (at, _text(before), node_id)).rowcount
+
+    def node_retries(self, node_id: str) -> list[PendingRetry]:
+        with self._db.connection() as conn:
+            rows = conn.execute(_NODE_RETRIES, (node_id,)).fetchall()
+        return [PendingRetry(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def start_runs(self, node_id: str, run_ids: Collection[int], at: str) -> set[int]:
+        if not run_ids:
+            return set()
+        params = {"ids": list(run_ids), "node": node_id, "at": at}
+        with self._db.connection() as conn:
+            return {int(r[0]) for r in conn.execute(_START_RUNS, params)}
+
+    def depose_stale_leader(self, now: str, idle_s: float) -> int | None:
+        with self._db.connection() as conn:
+            row = conn.execute(_DEPOSE, {"now": now, "idle": idle_s}).fetchone()
+        return int(row[0]) if row is not None else None
 
     def node_open_runs(self, node_id: str) -> list[OpenRun]:
         with self._db.connection() as conn:
@@ -269,7 +358,7 @@ class PostgresClusterStore:
         outcome = PlanOutcome()
         if not plans:
             return outcome
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             for plan in plans:
                 if plan.previous is None:
                     moved = conn.execute(_PLAN_FIRST, (plan.through, plan.job_id)).rowcount
@@ -311,7 +400,9 @@ class PostgresClusterStore:
         params = {"node": node_id, "due": due_before, "labels": list(labels), "limit": limit}
         with self._db.connection() as conn:
             rows = conn.execute(_CLAIM, params).fetchall()
-        claimed = [ClaimedRun(int(r[0]), str(r[1]), RunTrigger(r[2]), r[3]) for r in rows]
+        claimed = [
+            ClaimedRun(int(r[0]), str(r[1]), RunTrigger(r[2]), r[3], int(r[4]), r[5]) for r in rows
+        ]
         return sorted(claimed, key=lambda c: (c.scheduled_for or "", c.run_id))
 
     def confirm_claims(self, node_id: str, run_ids: Collection[int]) -> set[int]:
@@ -323,23 +414,24 @@ class PostgresClusterStore:
     def unclaim(self, node_id: str, run_ids: Collection[int]) -> int:
         if not run_ids:
             return 0
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             count = conn.execute(_UNCLAIM, (list(run_ids), node_id)).rowcount
             if count:
                 conn.execute(_NOTIFY_RUNS)
         return count
 
-    def skip_claimed(self, run_id: int, at: str, reason: str) -> bool:
+    def skip_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
         with self._db.connection() as conn:
-            return conn.execute(_SKIP_CLAIMED, (at, _text(reason), at, run_id)).rowcount == 1
+            params = (at, _text(reason), at, run_id, node_id)
+            return conn.execute(_SKIP_CLAIMED, params).rowcount == 1
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             count = conn.execute(_EXPIRE_SCHEDULED, (at, _text(reason), before)).rowcount
             return count + conn.execute(_EXPIRE_MANUAL, (at, _text(reason), before)).rowcount
 
     def request_run(self, job_id: str, at: str) -> int:
-        with self._db.transaction() as conn:
+        with self._transaction() as conn:
             row = conn.execute(_REQUEST, (job_id, at, at)).fetchone()
             conn.execute(_NOTIFY_RUNS)
         assert row is not None
@@ -352,6 +444,41 @@ _LEADER_CLASS = 0x4A53
 _KEY = "hashtext(current_database() || '.' || current_schema())"
 _TRY_LEAD = f"SELECT pg_try_advisory_lock({_LEADER_CLASS}, {_KEY})"
 _UNLOCK = f"SELECT pg_advisory_unlock({_LEADER_CLASS}, {_KEY})"
+# A leader that froze (SIGSTOP, a VM paused) or was cut off keeps its session, and the lock
+# with it, until the server notices (TCP keepalives: many seconds; never, for a frozen process
+# on a live machine). Its session is ended by a peer when both say it is gone: the session
+# holding the lock has run nothing for `idle` seconds (a live leader asks the lock every
+# POLL_S; server clock), and no node that is up has written a heartbeat as leader within 3
+# of its heartbeats. pg_locks shows the two-key lock as classid = key 1, objid = key 2 (as
+# unsigned), objsubid = 2.
+_DEPOSE = f"""
+WITH stale AS MATERIALIZED (
+    SELECT h.pid FROM (
+        SELECT l.pid FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = {_LEADER_CLASS}::oid
+          AND l.objid = (({_KEY})::bigint & 4294967295)::oid
+    ) h
+    JOIN pg_stat_activity a ON a.pid = h.pid
+    WHERE h.pid <> pg_backend_pid()
+      AND a.state = 'idle'
+      AND a.state_change < now() - make_interval(secs => %(idle)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM cluster_nodes n
+          WHERE n.leader AND n.stopped_at IS NULL
+            AND n.last_heartbeat::timestamptz >= %(now)s::timestamptz
+                - make_interval(secs => n.heartbeat_ms * {LOST_AFTER_HEARTBEATS} / 1000.0)
+      )
+)
+SELECT pid FROM stale WHERE pg_terminate_backend(pid)
+"""
+# The lock connection's TCP keepalives, both ends: a leader whose machine is cut off loses
+# its session (and the lock) within about idle + interval x count seconds, and a leader
+# whose server went away finds out as fast.
+KEEPALIVE_IDLE_S = 5
+KEEPALIVE_INTERVAL_S = 2
+KEEPALIVE_COUNT = 3
 
 
 class PostgresClusterLink:
@@ -365,29 +492,53 @@ class PostgresClusterLink:
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._listen_conn: psycopg.Connection[Any] | None = None
         self._leading = False
+        self.term = 0  # how many times this link took the lock
 
     def _connect(self, role: str) -> psycopg.Connection[Any]:
         params = connect_args(self.url)
         params["application_name"] = (
             f"jeeves-runner node {self.node_id} {role} {socket.gethostname()} pid {os.getpid()}"
         )[:63]
+        if role == "lead":
+            params.setdefault("keepalives", 1)
+            params.setdefault("keepalives_idle", KEEPALIVE_IDLE_S)
+            params.setdefault("keepalives_interval", KEEPALIVE_INTERVAL_S)
+            params.setdefault("keepalives_count", KEEPALIVE_COUNT)
         try:
-            return psycopg.connect(autocommit=True, **params)
+            conn = psycopg.connect(autocommit=True, **params)
         except psycopg.Error as exc:
             raise StoreError(
                 f"cannot connect to PostgreSQL at {self.location}: {one_line(exc)}"
             ) from None
+        if role == "lead":
+            # The server's end (ignored on a Unix socket).
+            try:
+                conn.execute(
+                    f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE_S};"
+                    f" SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL_S};"
+                    f" SET tcp_keepalives_count = {KEEPALIVE_COUNT}"
+                )
+            except psycopg.Error as exc:
+                conn.close()
+                raise StoreError(f"PostgreSQL at {self.location}: {one_line(exc)}") from None
+        return conn
+
+    def still_leads(self) -> bool:
+        conn = self._lock_conn
+        if conn is None or not self._leading:
+            return False
+        try:
+            conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            # The session ended, and leadership with it (another node may lead now).
+            self._drop_lock_conn()
+            return False
 
     def try_lead(self) -> bool:
+        if self._leading:
+            return self.still_leads()
         conn = self._lock_conn
-        if conn is not None and self._leading:
-            try:
-                conn.execute("SELECT 1")
-                return True
-            except psycopg.Error:
-                # The session ended, and leadership with it (another node may lead now).
-                self._drop_lock_conn()
-                return False
         if conn is None:
             conn = self._lock_conn = self._connect("lead")
         try:
@@ -396,6 +547,8 @@ class PostgresClusterLink:
             self._drop_lock_conn()
             raise StoreError(f"PostgreSQL at {self.location}: {one_line(exc)}") from None
         self._leading = bool(row and row[0])
+        if self._leading:
+            self.term += 1
         return self._leading
 
     def _drop_lock_conn(self) -> None:

@@ -70,15 +70,17 @@ SELECT job_id, 'pending', %s, %s FROM unnest(%s::text[]) WITH ORDINALITY AS j (j
 ORDER BY n
 RETURNING id
 """
-# Only a pending run becomes running: a mark held up (a database that refused) and written
-# after the run's end must not reopen it.
-_MARK_RUNNING = (
-    "UPDATE runs SET status = 'running', started_at = %s WHERE id = %s AND status = 'pending'"
-)
+# Only an open run is marked: a mark held up (a database that refused) and written after the
+# run's end must not reopen it. A run already `running` (cluster mode marks it before its
+# child starts) gets its child's real start.
+_MARK_RUNNING = """
+UPDATE runs SET status = 'running', started_at = %s
+WHERE id = %s AND status IN ('pending', 'running')
+"""
 _MARK_MANY_RUNNING = """
 UPDATE runs SET status = 'running', started_at = m.at
 FROM unnest(%s::bigint[], %s::text[]) AS m (id, at)
-WHERE runs.id = m.id AND runs.status = 'pending'
+WHERE runs.id = m.id AND runs.status IN ('pending', 'running')
 """
 _SET_MANY_PROCESSES = """
 UPDATE runs SET pid = p.pid, pgid = p.pgid, process_started = p.started
