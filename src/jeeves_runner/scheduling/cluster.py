@@ -360,6 +360,23 @@ class ClusterNode:
     # ---- leader ----------------------------------------------------------------------------
 
     async def _lead_loop(self) -> None:
+        if self._cut_off():
+            with contextlib.suppress(StoreError):
+                await self._beat()  # a node resumed after a freeze writes one at once
+        if self._cut_off():
+            # Its lock session still answers but nothing else does (the pool's connections
+            # fail): peers see no heartbeat, and a leader that cannot write its plans would
+            # hold the lock while nothing fires. Give the lock up until a heartbeat lands.
+            if self.leading:
+                log.warning(
+                    "leadership given up: this node cannot write to the database",
+                    node=self.identity.node_id,
+                )
+            self.leading = False
+            self.led_since = None
+            await self._on(self._lead_thread, self.link.resign)
+            await _wait_event(self._wake_leader, POLL_S)
+            return
         try:
             leading = await self._on(self._lead_thread, self.link.try_lead)
         except StoreError:
@@ -684,6 +701,12 @@ class ClusterNode:
             await self._db(lambda: self.store.cluster.skip_claimed(run_id, at, reason, node))
 
         return skip
+
+    def _cut_off(self) -> bool:
+        """No heartbeat written for as long as peers wait before declaring a node lost."""
+        last = self._last_beat_mono
+        limit = LOST_AFTER_HEARTBEATS * self.identity.heartbeat_s
+        return last is not None and self.clock.monotonic() - last > limit
 
     def _must_confirm(self) -> bool:
         """Claims are checked again before they start when this node may have looked dead

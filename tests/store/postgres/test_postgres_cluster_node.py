@@ -376,3 +376,56 @@ def test_a_stopping_node_writes_nothing_to_a_claim_it_had_lost(pg_url: str) -> N
         assert status_of(store, claim.run_id) == ("running", "n2")
     finally:
         store.close()
+
+
+def test_a_leader_that_cannot_write_gives_the_lock_up_until_a_heartbeat_lands(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its lock session answers, but its writes (heartbeats, plans: the pool) fail: after as
+    long as peers wait before declaring a node lost, it resigns, so another node can lead;
+    once a heartbeat is written again, it may lead again."""
+    store = PostgresStore(pg_url)
+    clock = FakeClock(NOW)
+    node = ClusterNode(
+        store=store,
+        link=PostgresClusterLink(pg_url, "n1"),
+        dispatcher=IdleDispatcher(),  # type: ignore[arg-type]
+        clock=clock,
+        zone=UTC,
+        identity=NodeIdentity("n1", "host", ("n1",), 2.0),
+    )
+    other = PostgresClusterLink(pg_url, "n2")
+    beat = store.cluster.beat
+
+    def failing(*args: object) -> bool:
+        raise StoreError("the pool's connections fail")
+
+    async def scenario() -> None:
+        try:
+            await node._beat()
+            await node._lead_loop()
+            assert node.leading
+            assert not await asyncio.to_thread(other.try_lead)
+            monkeypatch.setattr(store.cluster, "beat", failing)
+            clock.advance(5)  # under 3 heartbeats without one written: still leading
+            with pytest.raises(StoreError):
+                await node._beat()
+            await node._lead_loop()
+            assert node.leading
+            clock.advance(2)  # past 6 s
+            await node._lead_loop()
+            assert not node.leading
+            assert await asyncio.to_thread(other.try_lead)  # the lock is free for a peer
+            await asyncio.to_thread(other.resign)
+            monkeypatch.setattr(store.cluster, "beat", beat)
+            await node._beat()
+            await node._lead_loop()
+            assert node.leading
+        finally:
+            await node.stop()
+            await asyncio.to_thread(other.close)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
