@@ -67,3 +67,23 @@ def test_an_older_copy_restored_into_the_live_file_is_seen(
         store.jobs.set_enabled("a", n % 2 == 0, T0)
     assert store.jobs.refresh_jobs_list(view) == store.jobs.jobs_list_json()
     assert b'"id":"b"' in store.jobs.refresh_jobs_list(view)
+
+
+def test_one_change_per_job_needs_no_count_and_a_delete_is_counted(store: SqliteStore) -> None:
+    """When every move of the counter since the mark is a job read again, the view adds up
+    without the count over every job; a delete (a move with no row) makes it count."""
+    add(store, "a", "b", "c")
+    view = JobsListView()
+    store.jobs.refresh_jobs_list(view)
+    statements: list[str] = []
+    store.jobs._db.connection().set_trace_callback(statements.append)
+    store.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    store.jobs.set_enabled("b", False, T0)
+    statements.clear()
+    assert store.jobs.refresh_jobs_list(view) == store.jobs.jobs_list_json()
+    assert not [s for s in statements if "count(*)" in s]
+    store.jobs.delete_job("c")
+    statements.clear()
+    assert store.jobs.refresh_jobs_list(view) == store.jobs.jobs_list_json()
+    assert [s for s in statements if "count(*)" in s]
+    assert b'"id":"c"' not in store.jobs.refresh_jobs_list(view)
