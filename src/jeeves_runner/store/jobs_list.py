@@ -47,6 +47,14 @@ class JobsListView:
     # count. `epoch` moves whenever the lists are set again (every position may have moved).
     edited: list[int] = field(default_factory=list)
     epoch: int = 0
+    # PostgreSQL: when the feed last made its full pass (`time.monotonic()`; None: never),
+    # which also finds rows written with triggers disabled; between passes a refresh reads
+    # only the jobs its index names. At most this long between passes.
+    swept_at: float | None = None
+    sweep_every_s: float = 1.0
+    # The feed's position at that pass: the next pass reads every job changed since it (the
+    # refreshes between moved `mark` past rows that only a pass can see).
+    swept_mark: object = None
     # How many times a refresh had to read every job again (the first read included); for
     # tests and benchmarks.
     full_reads: int = 0

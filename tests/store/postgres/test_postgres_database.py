@@ -52,6 +52,7 @@ def test_a_fresh_schema_is_migrated_and_versioned(store: PostgresStore, pg_url: 
         "cluster_plan",
         "job_fire_marks",
         "jobs",
+        "jobs_list_deletes",
         "notify_state",
         "queue_items",
         "queues",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import orjson
@@ -84,6 +85,22 @@ WITH x AS (
 )
 SELECT x.now::text, (SELECT count(*) FROM jobs), {_JOB_ITEM_COLUMNS}
 FROM x LEFT JOIN changed j ON true LEFT JOIN LATERAL (
+    SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
+) r ON true
+"""
+# The feed between two sweeps (migration 0012): the jobs stamped by a transaction the
+# previous snapshot did not see, found through the list_xid index (at or above its xmin), and
+# whether a delete ended since. Rows written with triggers disabled (no stamp) are found by the
+# next sweep, `_FEED`, at most `JobsListView.sweep_every_s` later.
+_FEED_FAST = f"""
+WITH x AS (SELECT pg_current_snapshot() AS now, %s::pg_snapshot AS prev)
+SELECT x.now::text,
+       coalesce((SELECT NOT pg_visible_in_snapshot(d.xid, x.prev) FROM jobs_list_deletes d),
+                false),
+       {_JOB_ITEM_COLUMNS}
+FROM x LEFT JOIN jobs j
+  ON j.list_xid >= pg_snapshot_xmin(x.prev) AND NOT pg_visible_in_snapshot(j.list_xid, x.prev)
+LEFT JOIN LATERAL (
     SELECT status, started_at FROM runs WHERE runs.id = j.last_run_id OFFSET 0
 ) r ON true
 """
@@ -338,22 +355,48 @@ class PostgresJobStore:
                 row = conn.execute(_SNAPSHOT).fetchone()
                 assert row is not None
                 view.load(row[0], _fragment_rows(conn.execute(_LIST_WITH_LAST_RUN)))
+                view.swept_at, view.swept_mark = time.monotonic(), row[0]
                 return view.assemble()
             now = conn.execute(_SNAPSHOT).fetchone()
-            if now is not None and now[0] == view.mark and view.body is not None:
-                return view.body  # no transaction ended since: nothing can have changed
-            cur = conn.execute(_FEED, (view.mark,))
-            assert cur.description is not None
-            names = [d.name for d in cur.description][2:]
-            found = cur.fetchall()  # at least one row: x has one
-            position, count = found[0][0], found[0][1]
+            sweep = (
+                not isinstance(view.swept_mark, str)
+                or view.swept_at is None
+                or time.monotonic() - view.swept_at >= view.sweep_every_s
+            )
+            if (
+                now is not None
+                and now[0] == view.mark
+                and view.body is not None
+                and (not sweep or view.swept_mark == view.mark)
+            ):
+                # No transaction ended since: nothing can have changed (and nothing a pass
+                # could find since the last one is left).
+                return view.body
+            found, names, count = [], [], -1
+            if not sweep:
+                cur = conn.execute(_FEED_FAST, (view.mark,))
+                assert cur.description is not None
+                found = cur.fetchall()  # at least one row: x has one
+                sweep = bool(found[0][1])  # a job was deleted: count them, as a sweep does
+                names = [d.name for d in cur.description][2:]
+            if sweep:
+                # Every job changed since the last pass (a superset of those since the mark).
+                cur = conn.execute(
+                    _FEED, (view.swept_mark if isinstance(view.swept_mark, str) else view.mark,)
+                )
+                assert cur.description is not None
+                names = [d.name for d in cur.description][2:]
+                found = cur.fetchall()  # at least one row: x has one
+                count = found[0][1]
+                view.swept_at, view.swept_mark = time.monotonic(), found[0][0]
+            position = found[0][0]
             rows = []
             for row in found:
                 if row[2] is not None:
                     item = _decoded(dict(zip(names, row[2:], strict=True)))
                     rows.append((str(item["id"]), 0, orjson.dumps(item)))
             added = view.update(rows)
-            if added or count != view.held():
+            if added or (sweep and count != view.held()):
                 order = [str(row[0]) for row in conn.execute(_ORDER)]
                 known = set(view.index) | {row[0] for row in added}
                 missing = [job_id for job_id in order if job_id not in known]
