@@ -13,10 +13,13 @@ over HTTP from this process, with real job scripts:
    every baseline run the same program the same way. Each is timed from spawn to exit
    (the runner: the whole `POST /jobs/:id/run`, which also records the run and its log),
    against the same script run here with stdout on /dev/null (the target's baseline), into
-   `cat > /dev/null` (the minimal pipe reader), and into a pipe read by the runner's own
-   `PipeReader` with nothing done with the bytes (how the runner reads, without the
-   logging). Interleaved, median of `--rounds` each; the child's own CPU time (it reports
-   its rusage on stderr as it ends) shows what the pipe costs the job itself.
+   `cat > /dev/null` (the minimal pipe reader), into a pipe read by the runner's own
+   `PipeReader` with nothing done with the bytes (`paced`: how the runner reads, without
+   the logging), and into one whose loop does only the two passes over every byte that the
+   log's contract needs (`passes`: a newline count, for the dropped-lines line past the
+   cap, and the `JR_RESULT:` search), which is the floor of any capture in Python here.
+   Interleaved, median of `--rounds` each; the child's own CPU time (it reports its rusage
+   on stderr as it ends) shows what the pipe costs the job itself.
    Target: runner / /dev/null <= 1.3.
 2. follow latency: a job printing its own clock (`time.time()`) on each line, 2,000 lines
    10 ms apart; this process follows `GET /runs/:id/log?follow=true` and takes, for each
@@ -130,7 +133,8 @@ def child_cpu(stderr: str) -> float:
 
 def bare(script: Path, into: str) -> tuple[float, float]:
     """Wall seconds from spawn to exit and the child's CPU: stdout on /dev/null, into
-    `cat > /dev/null`, or into a pipe the runner's PipeReader reads and discards."""
+    `cat > /dev/null`, or into a pipe the runner's PipeReader reads and discards (`paced`) or
+    makes the contract's two passes over (`passes`)."""
     argv = [sys.executable, str(script)]
     started = time.perf_counter()
     if into == "devnull":
@@ -143,12 +147,18 @@ def bare(script: Path, into: str) -> tuple[float, float]:
         cat.stdin.close()
         cat.wait()
         return time.perf_counter() - started, child_cpu(done.stderr.decode())
-    return asyncio.run(paced_floor(argv))
+    return asyncio.run(paced_floor(argv, passes=into == "passes"))
 
 
-async def paced_floor(argv: list[str]) -> tuple[float, float]:
+def two_passes(data: bytes, at: object) -> None:
+    data.count(b"\n")
+    data.find(b"JR_RESULT:")
+
+
+async def paced_floor(argv: list[str], *, passes: bool = False) -> tuple[float, float]:
     """The runner's way of reading (a PipeReader thread, the pipe widened the same way),
-    with nothing done with what is read: the floor of the runner's capture here."""
+    with nothing done with what is read, or only the two passes over each byte that the
+    log needs: the floors of the runner's capture here."""
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     read_end, write_end = os.pipe()
@@ -157,7 +167,12 @@ async def paced_floor(argv: list[str]) -> tuple[float, float]:
     os.close(write_end)
     ended = asyncio.Event()
     reader = PipeReader(
-        read_end, loop, SystemClock(), lambda data, at: None, ended.set, target_bytes=size // 2
+        read_end,
+        loop,
+        SystemClock(),
+        two_passes if passes else lambda data, at: None,
+        ended.set,
+        target_bytes=size // 2,
     )
     reader.start()
     await ended.wait()
@@ -172,12 +187,13 @@ def capture(port: int, folder: Path, rounds: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"bytes": 200_000_000}
     for name in WRITERS:
         script = folder / f"{name}.py"
-        walls: dict[str, list[float]] = {k: [] for k in ("devnull", "cat", "paced", "runner")}
+        kinds = ("devnull", "cat", "paced", "passes", "runner")
+        walls: dict[str, list[float]] = {k: [] for k in kinds}
         cpus: dict[str, list[float]] = {k: [] for k in walls}
         loads = []
         for _ in range(rounds):
             loads.append(os.getloadavg()[0])
-            for into in ("devnull", "cat", "paced"):
+            for into in kinds[:-1]:
                 wall, cpu = bare(script, into)
                 walls[into].append(wall)
                 cpus[into].append(cpu)
@@ -196,8 +212,10 @@ def capture(port: int, folder: Path, rounds: int) -> dict[str, Any]:
             "ratio": round(ratio, 3),
             "ratio_to_cat": round(wall["runner"] / wall["cat"], 3),
             "ratio_to_paced_reader": round(wall["runner"] / wall["paced"], 3),
+            "ratio_to_passes": round(wall["runner"] / wall["passes"], 3),
             "cat_over_devnull": round(wall["cat"] / wall["devnull"], 3),
             "paced_reader_over_devnull": round(wall["paced"] / wall["devnull"], 3),
+            "passes_over_devnull": round(wall["passes"] / wall["devnull"], 3),
             "load_average": round(statistics.median(loads), 2),
             "target_ratio": 1.3,
             "meets_target": ratio <= 1.3,
