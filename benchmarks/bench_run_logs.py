@@ -19,7 +19,9 @@ over HTTP from this process, with real job scripts:
    log's contract needs (`passes`: a newline count, for the dropped-lines line past the
    cap, and the `JR_RESULT:` search), which is the floor of any capture in Python here.
    Interleaved, median of `--rounds` each; the child's own CPU time (it reports its rusage
-   on stderr as it ends) shows what the pipe costs the job itself.
+   on stderr as it ends) shows what the pipe costs the job itself, and the runner
+   process's CPU time for the run what capturing costs the runner (a figure that a loaded
+   host disturbs less than wall times).
    Target: runner / /dev/null <= 1.3.
 2. follow latency: a job printing its own clock (`time.time()`) on each line, 2,000 lines
    10 ms apart; this process follows `GET /runs/:id/log?follow=true` and takes, for each
@@ -183,23 +185,28 @@ async def paced_floor(argv: list[str], *, passes: bool = False) -> tuple[float, 
     return time.perf_counter() - started, child_cpu(stderr)
 
 
-def capture(port: int, folder: Path, rounds: int) -> dict[str, Any]:
+def capture(port: int, pid: int, folder: Path, rounds: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"bytes": 200_000_000}
+    runner = psutil.Process(pid)
     for name in WRITERS:
         script = folder / f"{name}.py"
         kinds = ("devnull", "cat", "paced", "passes", "runner")
         walls: dict[str, list[float]] = {k: [] for k in kinds}
         cpus: dict[str, list[float]] = {k: [] for k in walls}
         loads = []
+        runner_cpu = []  # the runner process's own CPU seconds for the run (all its threads)
         for _ in range(rounds):
             loads.append(os.getloadavg()[0])
             for into in kinds[:-1]:
                 wall, cpu = bare(script, into)
                 walls[into].append(wall)
                 cpus[into].append(cpu)
+            before = runner.cpu_times()
             started = time.perf_counter()
             result = run_job(port, name)
             walls["runner"].append(time.perf_counter() - started)
+            after = runner.cpu_times()
+            runner_cpu.append(after.user + after.system - before.user - before.system)
             if result["status"] != "ok":
                 raise RuntimeError(f"{name} run: {result}")
             cpus["runner"].append(child_cpu(result["stderr"]))
@@ -209,6 +216,7 @@ def capture(port: int, folder: Path, rounds: int) -> dict[str, Any]:
         figures[name] = {
             "wall_median_s": {k: round(v, 3) for k, v in wall.items()},
             "child_cpu_median_s": {k: round(v, 3) for k, v in cpu.items()},
+            "runner_process_cpu_median_s": round(statistics.median(runner_cpu), 3),
             "ratio": round(ratio, 3),
             "ratio_to_cat": round(wall["runner"] / wall["cat"], 3),
             "ratio_to_paced_reader": round(wall["runner"] / wall["paced"], 3),
@@ -379,7 +387,7 @@ def main() -> None:
                 "memory": ("memory_1gib", lambda: memory(port, proc.pid)),
                 "capture": (
                     "capture_200mb",
-                    lambda: capture(port, folder, args.rounds),
+                    lambda: capture(port, proc.pid, folder, args.rounds),
                 ),
                 "follow": ("follow_latency", lambda: follow_latency(port)),
                 "get": ("get_log_10mib", lambda: serve_ten_mib(port)),
