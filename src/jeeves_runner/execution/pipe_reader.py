@@ -148,9 +148,15 @@ class PipeReader:
                     break
                 if not data or self._stopping:
                     break
-                if not self._hand_over(data, self._clock.now()):
+                waited = self._hand_over(data, self._clock.now())
+                if waited is None:
                     break
                 cycle += len(data)
+                if waited:
+                    # The loop is behind: it sets the pace, and a nap would only let it run
+                    # dry while the pipe fills.
+                    emptied, cycle = time.monotonic(), 0
+                    continue
                 if len(data) >= self._small:
                     continue  # there may be more: read again at once
                 now = time.monotonic()
@@ -164,18 +170,21 @@ class PipeReader:
                 self._fd_open = False
             self._call(self._on_eof)
 
-    def _hand_over(self, data: bytes, read_at: datetime) -> bool:
+    def _hand_over(self, data: bytes, read_at: datetime) -> bool | None:
+        """Queues `data` for the loop: whether it had to wait for room first (None: stop)."""
+        waited = False
         with self._room:
             while self._queued >= QUEUE_MAX_BYTES and not self._stopping:
+                waited = True
                 self._room.wait()
             if self._stopping:
-                return False
+                return None
             self._queued += len(data)
             self._queue.append((data, read_at))
             if self._drain_due:
-                return True  # the call on its way takes this too: no second wake-up
+                return waited  # the call on its way takes this too: no second wake-up
             self._drain_due = True
-        return self._call(self._drain)
+        return waited if self._call(self._drain) else None
 
     def _call(self, fn: Callable[..., None], *args: object) -> bool:
         try:
@@ -194,8 +203,8 @@ class PipeReader:
             self._queue.clear()
             self._drain_due = False
         for data, read_at in taken:
-            if not self._stopping:
-                self._on_data(data, read_at)
-            with self._room:
+            with self._room:  # room for the next read before this one is worked on
                 self._queued -= len(data)
                 self._room.notify()
+            if not self._stopping:
+                self._on_data(data, read_at)
