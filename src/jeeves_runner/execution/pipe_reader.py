@@ -9,12 +9,13 @@ loop's transports than into a pipe read with plain `read()` calls, and was preem
 reader about 180,000 times when the reader read as soon as it could.
 
 So each stream gets a thread blocked in a plain `read()`, which the kernel wakes only when
-the pipe turns non-empty, and which naps a moment after a small read (`pace`), so that the
-next read takes many of the child's writes at once. The nap is sized from the rate the child
-is writing at, to let it write about half a pipe; it is never longer than `NAP_MAX_S`, which
-is all it adds to the time a line takes to reach a follower. After a big read there is no
-nap: a child writing big blocks costs a wake-up per block at most, and would only fill the
-pipe and wait.
+the pipe turns non-empty, and which naps a moment once a read finds the pipe (nearly) empty
+(`pace`), so that the next read takes many of the child's writes at once. The nap is sized
+from the rate the child wrote at over the whole last cycle, to let it write about half a
+pipe; it is never longer than `NAP_MAX_S`, which is all it adds to the time a line takes to
+reach a follower. After a big read there is no nap (a child writing big blocks costs a
+wake-up per block at most, and would only fill the pipe and wait), nor in a cycle where the
+loop was behind: it sets the pace then, and a nap would only let it run dry.
 
 What is read is handed to the event loop with the instant it was read; the loop does all the
 work with it. One `call_soon_threadsafe` (a wake-up of the loop) takes everything read until
