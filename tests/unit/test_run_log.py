@@ -343,3 +343,48 @@ async def a_reader_joins_while_chunks_are_held() -> None:
     got = reader.take_ready()
     assert [c.seq for c in got] == [6, 7, 8, 9]
     run_log.end_subscribers()
+
+
+def test_the_writer_writes_a_tick_of_the_tail_within_its_budget_and_the_rest_at_the_end(
+    tmp_path: Path,
+) -> None:
+    asyncio.run(writer_budget(tmp_path))
+
+
+async def writer_budget(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.sqlite")
+    gateway = StoreGateway(store)
+    try:
+        store.jobs.add_job(Job(id="j", name="j", schedule="* * * * *", script="/x"), "t")
+        run_id = store.runs.create_run("j", RunTrigger.MANUAL, RunStatus.RUNNING, "t")
+        writer = RunLogWriter(
+            gateway, FakeClock(START), max_bytes=2000, interval_s=0.2, tail_tick_bytes=100
+        )
+        run_log = writer.open(run_id)
+        for n in range(300):
+            run_log.feed(OUT, b"%09d\n" % n)  # 3,000 bytes: head 1,000, tail 1,000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while not (stored := store.logs.read_log(run_id)):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.005)
+        # The first tick: the head, the marker, and only the newest 100 bytes of the tail;
+        # the marker counts the 90 lines held back as dropped for now.
+        texts = [line for c in stored for line in c.lines()]
+        assert texts[100] == dropped_line(1900, 190, 2000).rstrip(b"\n")
+        assert texts[101:] == [b"%09d" % n for n in range(290, 300)]
+        # The next tick finds nothing new: the held lines go, and the marker is exact.
+        while len(store.logs.read_log(run_id)) < 100 + 1 + 100:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.005)
+        rest = await writer.close(run_id)
+        if rest is not None:
+            store.logs.write_logs([rest])
+        texts = [line for c in store.logs.read_log(run_id) for line in c.lines()]
+        assert texts[:100] == [b"%09d" % n for n in range(100)]
+        assert texts[100] == dropped_line(1000, 100, 2000).rstrip(b"\n")
+        assert texts[101:] == [b"%09d" % n for n in range(200, 300)]
+        await writer.stop()
+    finally:
+        gateway.close()
+        store.close()
