@@ -196,7 +196,9 @@ class LogChunk:
 class RunLogWrite:
     """What one flush writes for one run: new chunks (a chunk with a `seq` already stored
     replaces it), stored chunks to delete (`seq` in `drop`, a half-open range: the middle
-    of a log past its cap), and the run's output tails so far (None: unchanged)."""
+    of a log past its cap, or tail chunks held back; deleted before the chunks are written,
+    so a chunk of the write inside the range stays), and the run's output tails so far
+    (None: unchanged)."""
 
     run_id: int
     chunks: tuple[LogChunk, ...] = ()

@@ -81,6 +81,22 @@ def test_a_chunk_written_again_replaces_it_and_a_range_can_be_dropped(jobs: Stor
     assert jobs.logs.read_log(run_id) == [head, newer, tail[3]]
 
 
+def test_a_write_drops_its_range_first_then_writes_its_chunks_even_inside_it(
+    jobs: Store,
+) -> None:
+    # Tail chunks held back and written later land below the range the same write drops.
+    run_id = running(jobs)
+    stored = tuple(chunk(n, OUT, f"t{n}\n".encode()) for n in range(2, 6))
+    jobs.logs.write_logs([RunLogWrite(run_id, stored)])
+    held = chunk(3, OUT, b"t3 again\n")
+    jobs.logs.write_logs([RunLogWrite(run_id, (held,), drop=(2, 5))])
+    assert jobs.logs.read_log(run_id) == [held, stored[3]]
+    finished = RunResult(RunStatus.OK, 5, exit_code=0, stdout="", stderr="")
+    last = RunLogWrite(run_id, (chunk(2, OUT, b"t2 again\n"),), drop=(2, 4))
+    jobs.runs.finish_run(run_id, finished, T2, log=last)
+    assert jobs.logs.read_log(run_id) == [chunk(2, OUT, b"t2 again\n"), stored[3]]
+
+
 def test_tails_of_a_run_in_flight_are_written_but_never_over_its_result(jobs: Store) -> None:
     run_id = running(jobs)
     jobs.logs.write_logs([RunLogWrite(run_id, tails=("so far", "warn"))])

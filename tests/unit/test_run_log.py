@@ -254,3 +254,137 @@ async def one_commit_per_tick(tmp_path: Path) -> None:
         await writer.stop()
     finally:
         gateway.close()
+
+
+def test_past_the_head_a_write_takes_the_newest_of_the_tail_and_holds_the_rest_back() -> None:
+    # Head 50 bytes (5 lines), tail up to 50 bytes; each line is a chunk of 10 bytes.
+    run_log, _ = new_log(max_bytes=100)
+    for n in range(9):
+        run_log.feed(OUT, b"%09d\n" % n)
+    first = run_log.take_write(tail_budget=20)
+    assert first is not None
+    run_log.settle()
+    # Lines 5-8 are the tail (seqs 6-9): only the newest 20 bytes go, the rest waits, and
+    # the marker counts what waits as dropped for the time being.
+    assert sorted(c.seq for c in first.chunks) == [0, 1, 2, 3, 4, 5, 8, 9]
+    assert first.chunks[0] == LogChunk(5, RUNNER, first.chunks[0].at, dropped_line(20, 2, 100))
+    assert first.drop == (6, 8)
+    for n in range(9, 11):
+        run_log.feed(OUT, b"%09d\n" % n)
+    # New lines within the budget: they go, the held ones stay where they are.
+    second = run_log.take_write(tail_budget=20)
+    assert second is not None
+    run_log.settle()
+    assert [c.seq for c in second.chunks if c.seq != 5] == [10, 11]
+    # Nothing new: what was held back goes, and the marker says what is really dropped.
+    third = run_log.take_write(tail_budget=20)
+    assert third is not None
+    run_log.settle()
+    assert third.chunks[0].data == dropped_line(10, 1, 100)  # line 5 left the tail
+    assert [c.seq for c in third.chunks[1:]] == [7]  # 8 to 11 are stored already
+    assert run_log.take_write(tail_budget=20) is None
+
+
+def test_held_tail_chunks_go_with_the_last_write_and_the_store_has_every_kept_line(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "r.sqlite")
+    try:
+        store.jobs.add_job(Job(id="j", name="j", schedule="* * * * *", script="/x"), "t")
+        run_id = store.runs.create_run("j", RunTrigger.MANUAL, RunStatus.RUNNING, "t")
+        clock = FakeClock(START)
+        run_log = RunLog(run_id, clock, lambda _: None, max_bytes=1000)
+        rng = random.Random(7)
+        sent = []
+        for n in range(400):
+            line = b"%05d " % n + b"y" * rng.randint(0, 30) + b"\n"
+            sent.append(line)
+            run_log.feed(OUT, line)
+            if rng.random() < 0.2:  # a tick now and then, with a small budget
+                write = run_log.take_write(tail_budget=60)
+                if write is not None:
+                    store.logs.write_logs([write])
+                    run_log.settle()
+                # What the store holds meanwhile: the head, the marker, then lines in order
+                # that end with the newest line written.
+                stored = [line for c in store.logs.read_log(run_id) for line in c.lines()]
+                numbers = [int(line[:5]) for line in stored if line[:1].isdigit()]
+                assert numbers == sorted(numbers)
+        run_log.finish()
+        last = run_log.take_write(with_tails=False)
+        assert last is not None
+        store.logs.write_logs([last])
+        chunks = store.logs.read_log(run_id)
+        kept = b"".join(c.data for c in chunks if c.stream is OUT)
+        texts = [line for c in chunks for line in c.lines()]
+        marker = next(t for t in texts if t.startswith("…[".encode()))
+        dropped = len(sent) - kept.count(b"\n")
+        dropped_bytes = sum(map(len, sent)) - len(kept)
+        assert marker == dropped_line(dropped_bytes, dropped, 1000).rstrip(b"\n")
+        # The head and the tail, each whole, in order.
+        assert kept.startswith(b"".join(sent[:5]))
+        assert b"".join(sent).endswith(kept[kept.index(b"\n", 500) + 1 :])
+    finally:
+        store.close()
+
+
+def test_a_reader_joining_while_tail_chunks_are_held_back_gets_them_and_the_stored_newest() -> None:
+    asyncio.run(a_reader_joins_while_chunks_are_held())
+
+
+async def a_reader_joins_while_chunks_are_held() -> None:
+    run_log, _ = new_log(max_bytes=100)
+    for n in range(9):
+        run_log.feed(OUT, b"%09d\n" % n)
+    assert run_log.take_write(tail_budget=20) is not None
+    run_log.settle()  # seqs 8-9 stored; 6-7 held back, no longer in the store
+    reader = run_log.subscribe()
+    assert reader.backlog_until == 6
+    got = reader.take_ready()
+    assert [c.seq for c in got] == [6, 7, 8, 9]
+    run_log.end_subscribers()
+
+
+def test_the_writer_writes_a_tick_of_the_tail_within_its_budget_and_the_rest_at_the_end(
+    tmp_path: Path,
+) -> None:
+    asyncio.run(writer_budget(tmp_path))
+
+
+async def writer_budget(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.sqlite")
+    gateway = StoreGateway(store)
+    try:
+        store.jobs.add_job(Job(id="j", name="j", schedule="* * * * *", script="/x"), "t")
+        run_id = store.runs.create_run("j", RunTrigger.MANUAL, RunStatus.RUNNING, "t")
+        writer = RunLogWriter(
+            gateway, FakeClock(START), max_bytes=2000, interval_s=0.2, tail_tick_bytes=100
+        )
+        run_log = writer.open(run_id)
+        for n in range(300):
+            run_log.feed(OUT, b"%09d\n" % n)  # 3,000 bytes: head 1,000, tail 1,000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while not (stored := store.logs.read_log(run_id)):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.005)
+        # The first tick: the head, the marker, and only the newest 100 bytes of the tail;
+        # the marker counts the 90 lines held back as dropped for now.
+        texts = [line for c in stored for line in c.lines()]
+        assert texts[100] == dropped_line(1900, 190, 2000).rstrip(b"\n")
+        assert texts[101:] == [b"%09d" % n for n in range(290, 300)]
+        # The next tick finds nothing new: the held lines go, and the marker is exact.
+        while len(store.logs.read_log(run_id)) < 100 + 1 + 100:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.005)
+        rest = await writer.close(run_id)
+        if rest is not None:
+            store.logs.write_logs([rest])
+        texts = [line for c in store.logs.read_log(run_id) for line in c.lines()]
+        assert texts[:100] == [b"%09d" % n for n in range(100)]
+        assert texts[100] == dropped_line(1000, 100, 2000).rstrip(b"\n")
+        assert texts[101:] == [b"%09d" % n for n in range(200, 300)]
+        await writer.stop()
+    finally:
+        gateway.close()
+        store.close()

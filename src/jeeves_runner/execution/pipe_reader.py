@@ -9,17 +9,19 @@ loop's transports than into a pipe read with plain `read()` calls, and was preem
 reader about 180,000 times when the reader read as soon as it could.
 
 So each stream gets a thread blocked in a plain `read()`, which the kernel wakes only when
-the pipe turns non-empty, and which naps a moment after a small read (`pace`), so that the
-next read takes many of the child's writes at once. The nap is sized from the rate the child
-is writing at, to let it write about half a pipe; it is never longer than `NAP_MAX_S`, which
-is all it adds to the time a line takes to reach a follower. After a big read there is no
-nap: a child writing big blocks costs a wake-up per block at most, and would only fill the
-pipe and wait.
+the pipe turns non-empty, and which naps a moment once a read finds the pipe (nearly) empty
+(`pace`), so that the next read takes many of the child's writes at once. The nap is sized
+from the rate the child wrote at over the whole last cycle, to let it write about half a
+pipe; it is never longer than `NAP_MAX_S`, which is all it adds to the time a line takes to
+reach a follower. After a big read there is no nap (a child writing big blocks costs a
+wake-up per block at most, and would only fill the pipe and wait), nor in a cycle where the
+loop was behind: it sets the pace then, and a nap would only let it run dry.
 
-What is read is handed to the event loop (`call_soon_threadsafe`) with the instant it was
-read; the loop does all the work with it. Memory stays bounded: the thread stops reading
-while `QUEUE_MAX_BYTES` it handed over are not yet consumed, so the child blocks on its full
-pipe as it would under a slow reader.
+What is read is handed to the event loop with the instant it was read; the loop does all the
+work with it. One `call_soon_threadsafe` (a wake-up of the loop) takes everything read until
+the loop gets to it, so a loop that is behind is not woken once per read. Memory stays
+bounded: the thread stops reading while `QUEUE_MAX_BYTES` it handed over are not yet
+consumed, so the child blocks on its full pipe as it would under a slow reader.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -44,21 +47,19 @@ NAP_MIN_S = 0.0002  # shorter naps are not worth a timer
 SMALL_READ_BYTES = 16 * 1024
 
 
-def pace(read_bytes: int, interval_s: float, target_bytes: int) -> float:
-    """How long to nap after a read of `read_bytes` that came `interval_s` after the read
-    before it, so that the next read finds about `target_bytes` (0: read again at once).
+def pace(cycle_bytes: int, interval_s: float, target_bytes: int) -> float:
+    """How long to nap once a read found the pipe (nearly) empty, so that the next read
+    finds about `target_bytes`: the child wrote `cycle_bytes` in the `interval_s` since the
+    pipe was last found empty, which gives its rate (0: read again at once).
 
-    A read that found `SMALL_READ_BYTES` or more is followed by another at once: the child
-    writes big blocks, each wake-up brings many bytes, and a nap would only let a fast child
-    fill the pipe and wait. After a small read, the rate the child wrote at since the last
-    read says how long it takes to write `target_bytes`; a child that went quiet (a long
-    interval) gets the longest nap, after which the thread blocks in `read()` until it
-    writes again."""
-    if read_bytes >= min(target_bytes, SMALL_READ_BYTES):
-        return 0.0
-    if interval_s <= 0 or read_bytes <= 0:
+    The interval spans the whole cycle (the nap before, the reads, any wait in `read()`),
+    so the rate is the child's own, not that of one read: after a nap that let the pipe
+    fill, the child was held up part of the time and the rate comes out low, so the next
+    nap is shorter (half, when the pipe was full); a child that went quiet gets the longest
+    nap, after which the thread blocks in `read()` until it writes again."""
+    if interval_s <= 0 or cycle_bytes <= 0:
         return NAP_MAX_S
-    nap = target_bytes * interval_s / read_bytes
+    nap = target_bytes * interval_s / cycle_bytes
     if nap < NAP_MIN_S:
         return 0.0
     return min(nap, NAP_MAX_S)
@@ -86,10 +87,13 @@ class PipeReader:
         self._on_data = on_data
         self._on_eof = on_eof
         self._target = target_bytes
+        self._small = min(target_bytes, SMALL_READ_BYTES)
         self._stopping = False
         self._wake = threading.Event()  # set by stop(): ends a nap at once
         self._room = threading.Condition()
         self._queued = 0  # bytes handed to the loop and not yet consumed there
+        self._queue: deque[tuple[bytes, datetime]] = deque()  # read, not yet taken by the loop
+        self._drain_due = False  # a _drain call is on its way to the loop
         # Held while the fd is closed, and while stop() pokes it through /proc: a poke must
         # never reach another file that was given the same number after the close.
         self._fd_lock = threading.Lock()
@@ -135,7 +139,8 @@ class PipeReader:
     # ---- the thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        last = time.monotonic()
+        emptied = time.monotonic()  # when a read last found the pipe (nearly) empty
+        cycle = 0  # bytes read since
         try:
             while not self._stopping:
                 try:
@@ -144,28 +149,43 @@ class PipeReader:
                     break
                 if not data or self._stopping:
                     break
-                read_at = self._clock.now()
-                now = time.monotonic()
-                if not self._hand_over(data, read_at):
+                waited = self._hand_over(data, self._clock.now())
+                if waited is None:
                     break
-                nap = pace(len(data), now - last, self._target)
+                cycle += len(data)
+                if waited:
+                    # The loop is behind: it sets the pace, and a nap would only let it run
+                    # dry while the pipe fills.
+                    emptied, cycle = time.monotonic(), 0
+                    continue
+                if len(data) >= self._small:
+                    continue  # there may be more: read again at once
+                now = time.monotonic()
+                nap = pace(cycle, now - emptied, self._target)
+                emptied, cycle = now, 0
                 if nap:
                     self._wake.wait(nap)
-                last = now
         finally:
             with self._fd_lock:
                 os.close(self.fd)
                 self._fd_open = False
             self._call(self._on_eof)
 
-    def _hand_over(self, data: bytes, read_at: datetime) -> bool:
+    def _hand_over(self, data: bytes, read_at: datetime) -> bool | None:
+        """Queues `data` for the loop: whether it had to wait for room first (None: stop)."""
+        waited = False
         with self._room:
             while self._queued >= QUEUE_MAX_BYTES and not self._stopping:
+                waited = True
                 self._room.wait()
             if self._stopping:
-                return False
+                return None
             self._queued += len(data)
-        return self._call(self._deliver, data, read_at)
+            self._queue.append((data, read_at))
+            if self._drain_due:
+                return waited  # the call on its way takes this too: no second wake-up
+            self._drain_due = True
+        return waited if self._call(self._drain) else None
 
     def _call(self, fn: Callable[..., None], *args: object) -> bool:
         try:
@@ -177,9 +197,15 @@ class PipeReader:
 
     # ---- the loop --------------------------------------------------------------------
 
-    def _deliver(self, data: bytes, read_at: datetime) -> None:
+    def _drain(self) -> None:
+        """Everything handed over since the last call, in order."""
         with self._room:
-            self._queued -= len(data)
-            self._room.notify()
-        if not self._stopping:
-            self._on_data(data, read_at)
+            taken = list(self._queue)
+            self._queue.clear()
+            self._drain_due = False
+        for data, read_at in taken:
+            with self._room:  # room for the next read before this one is worked on
+                self._queued -= len(data)
+                self._room.notify()
+            if not self._stopping:
+                self._on_data(data, read_at)

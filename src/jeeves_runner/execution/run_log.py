@@ -14,6 +14,14 @@ on a busy one, so never one per run per line). A flush happens `FLUSH_INTERVAL_S
 output, or at once when `EAGER_BYTES` are waiting in logs that are still within their first
 half (past it, most of what arrives is dropped again before long, so writing it early would
 only churn the database).
+
+Past the first half, a tick writes at most `TAIL_TICK_BYTES` of the tail: its newest chunks,
+and the store's older tail chunks are deleted, so the stored log is the head, the marker and
+the newest lines, and the marker counts the tail chunks held back as dropped for the time
+being. The held chunks stay in memory (the tail is at most half the cap) and are written by
+a later tick or with the run's end. A child printing hundreds of MB past the cap would
+otherwise have the store write, and delete again a tick later, half the cap every tick (5 MiB
+every 250 ms by default: the writer thread busy all along, for chunks nobody reads).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ FLUSH_INTERVAL_S = 0.25
 EAGER_BYTES = 64 * 1024
 # A live reader may have this much waiting for it; past it, lines are dropped for that reader.
 SUBSCRIBER_MAX_BYTES = 4 * 1024 * 1024
+# Past the head, the most of a run's tail one tick writes (its newest chunks).
+TAIL_TICK_BYTES = 256 * 1024
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 
@@ -141,8 +151,11 @@ class RunLog:
         self.in_head = True
         self._marker_seq: int | None = None
         self._marker_dirty = False
-        self._tail: deque[tuple[int, int, int]] = deque()  # (seq, bytes, lines) after the head
+        # The chunks after the head, with their line counts (kept whole: a tick may hold some
+        # back from the store, see take_write).
+        self._tail: deque[tuple[LogChunk, int]] = deque()
         self._tail_bytes = 0
+        self._held = (0, 0)  # bytes and lines of the tail held back by the last write
         self.dropped_bytes = 0
         self.dropped_lines = 0
         self._drop_upto: int | None = None  # stored tail chunks below this seq are dropped
@@ -280,24 +293,24 @@ class RunLog:
         self._add_to_tail(stream, at, block)
 
     def _add_to_tail(self, stream: LogStream, at: str, block: bytes) -> None:
-        seq = self._emit(stream, at, block)
-        self._tail.append((seq, len(block), block.count(b"\n")))
+        chunk = self._emit(stream, at, block)
+        self._tail.append((chunk, block.count(b"\n")))
         self._tail_bytes += len(block)
         while self._tail_bytes > self._half and len(self._tail) > 1:
-            old_seq, size, lines = self._tail.popleft()
+            old, lines = self._tail.popleft()
+            size = len(old.data)
             self._tail_bytes -= size
             self._count_dropped(size, lines)
-            dropped = self._pending.pop(old_seq, None)
-            if dropped is not None:
-                self.pending_bytes -= len(dropped.data)
-            self._drop_upto = old_seq + 1
+            if self._pending.pop(old.seq, None) is not None:
+                self.pending_bytes -= size
+            self._drop_upto = old.seq + 1
 
     def _count_dropped(self, size: int, lines: int) -> None:
         self.dropped_bytes += size
         self.dropped_lines += lines
         self._marker_dirty = True
 
-    def _emit(self, stream: LogStream, at: str, data: bytes) -> int:
+    def _emit(self, stream: LogStream, at: str, data: bytes) -> LogChunk:
         seq = self._next_seq
         self._next_seq += 1
         chunk = LogChunk(seq, stream, at, data)
@@ -306,7 +319,7 @@ class RunLog:
         for subscriber in self._subscribers:
             subscriber.push(chunk)
         self._on_pending(self)
-        return seq
+        return chunk
 
     # ---- the writer's side -----------------------------------------------------------
 
@@ -319,30 +332,90 @@ class RunLog:
             or (self._tails_stale and self.tails is not None)
         )
 
-    def take_write(self, *, with_tails: bool = True) -> RunLogWrite | None:
-        """What is new since the last write, now in flight until settle() or restore()."""
+    def take_write(
+        self, *, with_tails: bool = True, tail_budget: int | None = None
+    ) -> RunLogWrite | None:
+        """What is new since the last write, now in flight until settle() or restore().
+
+        `tail_budget` (None: no limit): past the head, about the most of the tail to write.
+        When the tail's new chunks alone are more, only the newest of them are written and
+        the stored tail chunks before them are deleted; the tail chunks held back (counted
+        by the marker as dropped meanwhile) are written by later writes, newest first, as
+        far as what is new leaves room (all at once when nothing new came)."""
         if not self.has_news:
             return None
-        chunks = list(self._pending.values())
-        if self._marker_dirty and self._marker_seq is not None:
-            text = dropped_line(self.dropped_bytes, self.dropped_lines, self.max_bytes)
-            marker = LogChunk(
-                self._marker_seq, LogStream.RUNNER, format_instant(self._clock.now()), text
+        marker_seq = self._marker_seq
+        taken = self._pending
+        kept: dict[int, LogChunk] = {}
+        held_bytes = held_lines = 0
+        if tail_budget is not None and marker_seq is not None:
+            write_from = self._plan_tail(tail_budget)
+            if write_from is not None:
+                # Held back: every tail chunk before `write_from` (the stored ones among them
+                # are deleted by the range below, so the store's tail stays one piece).
+                for chunk, lines in self._tail:
+                    if chunk.seq >= write_from:
+                        break
+                    kept[chunk.seq] = chunk
+                    held_bytes += len(chunk.data)
+                    held_lines += lines
+                taken = {seq: c for seq, c in self._pending.items() if seq not in kept}
+                self._drop_upto = max(self._drop_upto or 0, write_from)
+        if (held_bytes, held_lines) != self._held:
+            self._held = (held_bytes, held_lines)
+            self._marker_dirty = True
+        chunks = sorted(taken.values(), key=lambda c: c.seq)
+        if self._marker_dirty and marker_seq is not None:
+            text = dropped_line(
+                self.dropped_bytes + held_bytes, self.dropped_lines + held_lines, self.max_bytes
             )
+            marker = LogChunk(marker_seq, LogStream.RUNNER, format_instant(self._clock.now()), text)
             chunks.insert(0, marker)
         drop = None
-        if self._drop_upto is not None and self._marker_seq is not None:
-            drop = (self._marker_seq + 1, self._drop_upto)
+        if self._drop_upto is not None and marker_seq is not None:
+            drop = (marker_seq + 1, self._drop_upto)
         tails = None
         if with_tails and self._tails_stale and self.tails is not None:
             tails = self.tails()
             self._tails_stale = False
-        self._in_flight.update(self._pending)
-        self._pending = {}
-        self.pending_bytes = 0
+        self._in_flight.update(taken)
+        self._pending = kept
+        self.pending_bytes = sum(len(c.data) for c in kept.values())
         self._marker_dirty = False
         self._drop_upto = None
         return RunLogWrite(self.run_id, tuple(chunks), drop, tails)
+
+    def _plan_tail(self, budget: int) -> int | None:
+        """The seq from which a write with `budget` takes the tail (what is before it is
+        held back), or None when everything not stored yet fits."""
+        if self.pending_bytes <= budget:
+            return None
+        tail = [(chunk.seq, len(chunk.data)) for chunk, _ in self._tail]
+        unstored = self._pending
+        # The new chunks: the unstored ones after the last stored tail chunk.
+        i = len(tail)
+        new_bytes = 0
+        while i > 0 and tail[i - 1][0] in unstored:
+            i -= 1
+            new_bytes += tail[i][1]
+        if new_bytes > budget:
+            start = len(tail) - 1  # the newest chunk goes in any case
+            total = tail[start][1]
+            while start > 0 and total + tail[start - 1][1] <= budget:
+                start -= 1
+                total += tail[start][1]
+            return tail[start][0]
+        # The new chunks fit: then the held ones under the stored piece, newest first, as
+        # far as the room left goes (all of them when nothing new came).
+        while i > 0 and tail[i - 1][0] not in unstored:
+            i -= 1
+        if new_bytes == 0:
+            return None
+        room = budget - new_bytes
+        while i > 0 and tail[i - 1][1] <= room:
+            i -= 1
+            room -= tail[i][1]
+        return tail[i][0] if i > 0 else None
 
     def settle(self) -> None:
         """The write taken last is committed."""
@@ -351,7 +424,7 @@ class RunLog:
     def restore(self, write: RunLogWrite) -> None:
         """The write taken last failed: its chunks wait for the next one (those dropped in
         the meantime excepted)."""
-        in_tail = {t[0] for t in self._tail}
+        in_tail = {chunk.seq for chunk, _ in self._tail}
         head_end = self._next_seq if self._marker_seq is None else self._marker_seq
         kept = {
             seq: chunk for seq, chunk in self._in_flight.items() if seq in in_tail or seq < head_end
@@ -369,11 +442,15 @@ class RunLog:
     # ---- live readers ----------------------------------------------------------------
 
     def subscribe(self) -> LogSubscription:
-        unsettled = sorted(
-            (c for c in (*self._in_flight.values(), *self._pending.values())),
-            key=lambda c: c.seq,
+        unsettled = {**self._in_flight, **self._pending}
+        until = min(unsettled, default=self._next_seq)
+        # Tail chunks held back are older than stored ones: those come from memory too.
+        for chunk, _ in self._tail:
+            if chunk.seq > until:
+                unsettled.setdefault(chunk.seq, chunk)
+        backlog = sorted(
+            (c for c in unsettled.values() if c.seq != self._marker_seq), key=lambda c: c.seq
         )
-        backlog = [c for c in unsettled if c.seq != self._marker_seq]
         until = backlog[0].seq if backlog else self._next_seq
         subscription = LogSubscription(backlog, until)
         self._subscribers.append(subscription)
@@ -397,8 +474,10 @@ class RunLogWriter:
         max_bytes: int = DEFAULT_MAX_BYTES,
         interval_s: float = FLUSH_INTERVAL_S,
         eager_bytes: int = EAGER_BYTES,
+        tail_tick_bytes: int = TAIL_TICK_BYTES,
     ) -> None:
         self.store = store
+        self.tail_tick_bytes = tail_tick_bytes
         self.clock = clock
         self.max_bytes = max_bytes
         self.interval_s = interval_s
@@ -441,7 +520,7 @@ class RunLogWriter:
         taken: list[tuple[RunLog, RunLogWrite]] = []
         try:
             for run_log in list(self.logs.values()):
-                write = run_log.take_write()
+                write = run_log.take_write(tail_budget=self.tail_tick_bytes)
                 if write is not None:
                     taken.append((run_log, write))
             if taken:
