@@ -43,6 +43,15 @@ class SharedClient:
         self._made: asyncio.Future[httpx.AsyncClient] | None = None
         self._client: httpx.AsyncClient | None = None
 
+    def prime(self) -> None:
+        """Begin making the client now, if an event loop runs here (else at the first use)."""
+        if self._made is None and self._client is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._made = asyncio.ensure_future(new_async_client(**self._options))
+
     async def get(self) -> httpx.AsyncClient:
         if self._client is None:
             if self._made is None:
@@ -53,7 +62,10 @@ class SharedClient:
     async def aclose(self) -> None:
         made, self._made = self._made, None
         client, self._client = self._client, None
-        if client is None and made is not None and made.done() and not made.cancelled():
-            client = made.result() if made.exception() is None else None
+        if client is None and made is not None:
+            # Begun (prime) but not used yet: wait for it (a thread, well under a second), so
+            # no client is left open behind the closed sender.
+            with contextlib.suppress(Exception):
+                client = await asyncio.shield(made)
         if client is not None:
             await client.aclose()

@@ -45,3 +45,19 @@ def test_a_shared_client_is_made_once_for_concurrent_first_uses(built_on: list[i
 
     assert asyncio.run(main()) == (True, True)
     assert len(built_on) == 1 and built_on[0] != threading.get_ident()
+
+
+def test_a_primed_client_is_begun_at_once_and_closed_even_if_never_used(
+    built_on: list[int],
+) -> None:
+    async def main() -> bool:
+        shared = SharedClient()
+        shared.prime()
+        shared.prime()  # once
+        await shared.aclose()  # before any use: still made, and closed
+        return len(built_on) == 1
+
+    assert asyncio.run(main())
+    assert built_on[0] != threading.get_ident()
+    SharedClient().prime()  # no loop here: nothing begun, no error
+    assert len(built_on) == 1

@@ -188,8 +188,12 @@ class SlackNotifier:
         self._try_timeout_s = try_timeout_s
         self._token = _read_token(config.slack_token_path)
         self._warned = False
-        # Made in a thread at the first message (TLS certificates, imports), not on the loop.
+        # Made in a thread (TLS certificates, imports), not on the loop; begun now when there
+        # is a token, so the first alerts find it ready and go out in the order they came
+        # (alerts waiting together for the client would race each other to Slack).
         self._http = SharedClient(timeout=httpx.Timeout(try_timeout_s))
+        if self._token.value is not None:
+            self._http.prime()
         # Strong references: the event loop keeps only weak ones to tasks.
         self._pending: set[asyncio.Task[bool]] = set()
         # Messages due, by what became of them: sent, failed, no_token (what /metrics shows).
