@@ -72,10 +72,14 @@ class WebhookSender:
         self._worker_count = workers
         self._workers: set[asyncio.Task[None]] = set()
         self._busy = 0
-        # Made in a thread at the first delivery (TLS certificates, imports), once per sender.
+        # Made in a thread (TLS certificates, imports), once per sender; begun now when there
+        # are webhooks, so the first deliveries find it ready and go out in the order they
+        # came (deliveries waiting together for the client would race each other).
         self._http = SharedClient(
             timeout=httpx.Timeout(self._try_timeout_s), follow_redirects=False
         )
+        if self.webhooks:
+            self._http.prime()
         # Deliveries by what became of them: sent, failed, dropped (what /metrics shows).
         self.outcomes: collections.Counter[str] = collections.Counter()
 
