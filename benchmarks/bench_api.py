@@ -256,15 +256,16 @@ class KeepAliveClient:
         return status, length
 
     def _receive(self, wanted: int = 0) -> None:
-        if self._start == self._end:
-            self._start = self._end = 0
-        elif self._start > 0 and len(self._space) - self._end < 65536:
-            rest = self._end - self._start
-            self._space[:rest] = self._view[self._start : self._end]
-            self._start, self._end = 0, rest
-        if len(self._space) - self._start < max(wanted, 65536) * 2:
+        """One recv into the free space after the unread bytes; `wanted`: the bytes the
+        caller needs in all (room is made for them at once)."""
+        unread = self._end - self._start
+        need = max(wanted - unread, 65536)
+        if len(self._space) - self._end < need and self._start > 0:
+            self._space[:unread] = self._view[self._start : self._end]  # move to the front
+            self._start, self._end = 0, unread
+        if len(self._space) - self._end < need:
             self._view.release()
-            self._space.extend(bytes(max(wanted, 65536) * 2))
+            self._space.extend(bytes(need - (len(self._space) - self._end)))
             self._view = memoryview(self._space)
         got = self._sock.recv_into(self._view[self._end :])
         if not got:
