@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -10,6 +9,7 @@ import orjson
 import psycopg
 
 from jeeves_runner.models import Job, JobExistsError, JobType, OverlapPolicy, ScheduleEntry
+from jeeves_runner.store.job_values import decoded, insert_values, update_values
 from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.store.postgres.database import Database
 
@@ -21,7 +21,6 @@ _COLUMNS = (
     "max_duration_ms"
 )
 # Stored as JSON text (as in SQLite); read back as lists and objects.
-_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on", "retry_on")
 
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 34)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = %s"
@@ -168,79 +167,6 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-def _extra_values(job: Job) -> tuple[Any, ...]:
-    """command, args, env, cwd, timezone, tags, source, source_digest and the policies as
-    stored: the same JSON text as the SQLite backend writes."""
-    return (
-        json.dumps(list(job.command)) if job.command is not None else None,
-        json.dumps(list(job.args)),
-        json.dumps(job.env, sort_keys=True),
-        job.cwd,
-        job.timezone,
-        json.dumps(list(job.tags)),
-        job.source,
-        job.source_digest,
-        json.dumps(list(job.run_on)),
-        job.retries,
-        job.retry_delay_ms,
-        job.retry_backoff,
-        job.retry_max_delay_ms,
-        json.dumps(list(job.retry_on)),
-        job.catchup,
-        job.catchup_max,
-        job.catchup_window_ms,
-        job.notify,
-        job.notify_repeat,
-        job.late_after_ms,
-        job.max_duration_ms,
-    )
-
-
-def _insert_values(job: Job, now: str) -> tuple[Any, ...]:
-    return (
-        job.id,
-        job.name,
-        job.schedule,
-        job.script,
-        job.type.value,
-        job.description,
-        int(job.enabled),
-        job.timeout_ms,
-        job.overlap_policy.value,
-        job.on_failure,
-        job.on_success,
-        now,
-        now,
-        *_extra_values(job),
-    )
-
-
-def _update_values(job: Job, now: str) -> tuple[Any, ...]:
-    return (
-        job.name,
-        job.schedule,
-        job.script,
-        job.type.value,
-        job.description,
-        int(job.enabled),
-        job.timeout_ms,
-        job.overlap_policy.value,
-        job.on_failure,
-        job.on_success,
-        now,
-        *_extra_values(job),
-        job.id,
-    )
-
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    row.pop("source_digest", None)  # bookkeeping of job files, not part of a job
-    for name in _JSON_COLUMNS:
-        if row.get(name) is not None:
-            row[name] = orjson.loads(row[name])
-    return row
-
-
 _STATE_SQL = {
     "disabled": "j.enabled = 0",
     "running": "j.enabled = 1 AND r.status = 'running'",
@@ -261,7 +187,7 @@ _PAGE_SELECT = (
 def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     assert cur.description is not None
     names = [d.name for d in cur.description]
-    return [_decoded(dict(zip(names, row, strict=True))) for row in cur]
+    return [decoded(dict(zip(names, row, strict=True))) for row in cur]
 
 
 def _fragment_rows(cur: psycopg.Cursor[Any]) -> list[tuple[str, int, bytes]]:
@@ -276,7 +202,7 @@ class PostgresJobStore:
     def add_job(self, job: Job, now: str) -> Job:
         try:
             with self._db.connection() as conn:
-                conn.execute(_INSERT, _insert_values(job, now))
+                conn.execute(_INSERT, insert_values(job, now))
         except psycopg.errors.UniqueViolation:
             raise JobExistsError(job.id) from None
         stored = self.get_job(job.id)
@@ -285,7 +211,7 @@ class PostgresJobStore:
 
     def update_job(self, job: Job, now: str) -> bool:
         with self._db.transaction() as conn:
-            cur = conn.execute(_UPDATE, _update_values(job, now))
+            cur = conn.execute(_UPDATE, update_values(job, now))
             if not job.enabled:
                 conn.execute(_FORGET_MARK, (job.id,))
             return cur.rowcount == 1
@@ -297,9 +223,9 @@ class PostgresJobStore:
             with self._db.transaction() as conn, conn.cursor() as cur:
                 # executemany sends each list in one pipeline, not one round trip per job.
                 if add:
-                    cur.executemany(_INSERT, [_insert_values(job, now) for job in add])
+                    cur.executemany(_INSERT, [insert_values(job, now) for job in add])
                 if update:
-                    cur.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                    cur.executemany(_UPDATE, [update_values(job, now) for job in update])
                     disabled = [(job.id,) for job in update if not job.enabled]
                     if disabled:
                         cur.executemany(_FORGET_MARK, disabled)
@@ -393,7 +319,7 @@ class PostgresJobStore:
             rows = []
             for row in found:
                 if row[2] is not None:
-                    item = _decoded(dict(zip(names, row[2:], strict=True)))
+                    item = decoded(dict(zip(names, row[2:], strict=True)))
                     rows.append((str(item["id"]), 0, orjson.dumps(item)))
             added = view.update(rows)
             if added or (sweep and count != view.held()):

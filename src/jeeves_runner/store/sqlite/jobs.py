@@ -13,6 +13,7 @@ from jeeves_runner.models import (
     OverlapPolicy,
     ScheduleEntry,
 )
+from jeeves_runner.store.job_values import decoded, extra_values, insert_values, update_values
 from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.store.sqlite.database import Database
 
@@ -24,7 +25,6 @@ _COLUMNS = (
     "max_duration_ms"
 )
 # Stored as JSON text; read back as lists and objects.
-_JSON_COLUMNS = ("command", "args", "env", "tags", "run_on", "retry_on")
 
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 34)})"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
@@ -158,79 +158,6 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-def _extra_values(job: Job) -> tuple[Any, ...]:
-    """command, args, env, cwd, timezone, tags, source, source_digest and the policies as
-    stored."""
-    return (
-        json.dumps(list(job.command)) if job.command is not None else None,
-        json.dumps(list(job.args)),
-        json.dumps(job.env, sort_keys=True),
-        job.cwd,
-        job.timezone,
-        json.dumps(list(job.tags)),
-        job.source,
-        job.source_digest,
-        json.dumps(list(job.run_on)),
-        job.retries,
-        job.retry_delay_ms,
-        job.retry_backoff,
-        job.retry_max_delay_ms,
-        json.dumps(list(job.retry_on)),
-        job.catchup,
-        job.catchup_max,
-        job.catchup_window_ms,
-        job.notify,
-        job.notify_repeat,
-        job.late_after_ms,
-        job.max_duration_ms,
-    )
-
-
-def _insert_values(job: Job, now: str) -> tuple[Any, ...]:
-    return (
-        job.id,
-        job.name,
-        job.schedule,
-        job.script,
-        job.type.value,
-        job.description,
-        int(job.enabled),
-        job.timeout_ms,
-        job.overlap_policy.value,
-        job.on_failure,
-        job.on_success,
-        now,
-        now,
-        *_extra_values(job),
-    )
-
-
-def _update_values(job: Job, now: str) -> tuple[Any, ...]:
-    return (
-        job.name,
-        job.schedule,
-        job.script,
-        job.type.value,
-        job.description,
-        int(job.enabled),
-        job.timeout_ms,
-        job.overlap_policy.value,
-        job.on_failure,
-        job.on_success,
-        now,
-        *_extra_values(job),
-        job.id,
-    )
-
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    row.pop("source_digest", None)  # bookkeeping of job files, not part of a job
-    for name in _JSON_COLUMNS:
-        if row.get(name) is not None:
-            row[name] = json.loads(row[name])
-    return row
-
-
 def _fragment_rows(cur: sqlite3.Cursor) -> list[tuple[str, int, bytes]]:
     return [(str(r[0]), int(r[1]), str(r[2]).encode("utf-8")) for r in cur]
 
@@ -258,7 +185,7 @@ class SqliteJobStore:
                         job.on_success,
                         now,
                         now,
-                        *_extra_values(job),
+                        *extra_values(job),
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -285,7 +212,7 @@ class SqliteJobStore:
                     job.on_failure,
                     job.on_success,
                     now,
-                    *_extra_values(job),
+                    *extra_values(job),
                     job.id,
                 ),
             )
@@ -296,8 +223,8 @@ class SqliteJobStore:
     def apply_jobs(self, add: list[Job], update: list[Job], delete: list[str], now: str) -> None:
         try:
             with self._db.transaction() as conn:
-                conn.executemany(_INSERT, [_insert_values(job, now) for job in add])
-                conn.executemany(_UPDATE, [_update_values(job, now) for job in update])
+                conn.executemany(_INSERT, [insert_values(job, now) for job in add])
+                conn.executemany(_UPDATE, [update_values(job, now) for job in update])
                 conn.executemany(_FORGET_MARK, [(job.id,) for job in update if not job.enabled])
                 conn.executemany(_DELETE, [(job_id,) for job_id in delete])
         except sqlite3.IntegrityError as exc:
@@ -326,7 +253,7 @@ class SqliteJobStore:
         """Jobs as the API shows them, each with its latest executed run's status and start."""
         cur = self._db.connection().execute(_LIST_WITH_LAST_RUN)
         names = [d[0] for d in cur.description]
-        return [_decoded(dict(zip(names, row, strict=True))) for row in cur]
+        return [decoded(dict(zip(names, row, strict=True))) for row in cur]
 
     def jobs_list_json(self) -> bytes:
         """`{"jobs": [...]}` exactly as list_jobs_with_last_run() would encode, as bytes."""
@@ -373,7 +300,7 @@ class SqliteJobStore:
         row = cur.fetchone()
         if row is None:
             return None
-        return _decoded(dict(zip([d[0] for d in cur.description], row, strict=True)))
+        return decoded(dict(zip([d[0] for d in cur.description], row, strict=True)))
 
     def set_enabled(self, job_id: str, enabled: bool, now: str) -> bool:
         with self._db.transaction() as conn:
