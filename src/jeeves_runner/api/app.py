@@ -54,6 +54,7 @@ from jeeves_runner.models import JobExistsError
 from jeeves_runner.scheduling.cron import resolve_zone
 from jeeves_runner.store.errors import StoreError
 from jeeves_runner.store.jobs_list import JobsListView
+from jeeves_runner.store.runs_list import RunsListView
 from jeeves_runner.web import render as web_render
 from jeeves_runner.web import routes as web_routes
 from jeeves_runner.web.session import PageError
@@ -135,6 +136,7 @@ def create_app(
     app.state.zone = zone if zone is not None else resolve_zone(None)
     app.state.body_cache = jobs.BodyCache()
     app.state.jobs_list = JobsListView()
+    app.state.runs_list = RunsListView()
     app.state.jobs_list_next = NextRunList()
     app.state.metrics = metrics if metrics is not None else RunnerMetrics(app.state.clock)
     app.state.metrics_lock = asyncio.Lock()

@@ -33,6 +33,7 @@ from jeeves_runner.models import (
 from jeeves_runner.scheduling.fire_schedule import utc_from_timestamp
 from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.store.protocols import Store
+from jeeves_runner.store.runs_list import RunsListView
 
 JOB_NOT_FOUND = "Job not found"
 
@@ -274,14 +275,28 @@ async def list_runs(job_id: str, request: Request) -> Response:
     statuses = tuple(statuses_from(request))
     before = before_from(request)
 
-    def build(s: Store) -> bytes | None:
-        body = s.runs.list_runs_json(job_id, limit, statuses=statuses, before=before)
+    def found(s: Store, body: bytes) -> bytes | None:
         # Only an empty list needs the second read: a job with runs exists.
         if body == _NO_RUNS and s.jobs.get_job_row(job_id) is None:
             return None
         return body
 
-    body = await _cached_body(request, ("runs", job_id, limit, statuses, before), build)
+    view: RunsListView = request.app.state.runs_list
+    if not statuses and before is None and limit <= view.depth:
+        # A job's newest runs, the page a dashboard polls: the app's view, brought up to
+        # date from the store's change log (only runs changed since the last request are
+        # read), always on the probe thread, so the view has one user at a time.
+        def read(s: Store) -> bytes | None:
+            return found(s, s.runs.refresh_runs_list(view, job_id, limit))
+
+        body = await get_control(request).store.probe(read)
+    else:
+
+        def build(s: Store) -> bytes | None:
+            listed = s.runs.list_runs_json(job_id, limit, statuses=statuses, before=before)
+            return found(s, listed)
+
+        body = await _cached_body(request, ("runs", job_id, limit, statuses, before), build)
     if body is None:
         raise ApiError(404, JOB_NOT_FOUND)
     return Response(content=body, media_type=JSON)

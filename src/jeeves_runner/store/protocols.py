@@ -30,6 +30,7 @@ from jeeves_runner.notify_model import NotifyStreak
 from jeeves_runner.queue_model import ItemStatus, LeaseSweep, QueueDefinition, QueueItem
 from jeeves_runner.state_model import ExpiredState, StateEntry
 from jeeves_runner.store.jobs_list import JobsListView
+from jeeves_runner.store.runs_list import RunsListView
 
 # What `RunStore.get_run` gives beyond a listed run's fields (the same on every backend): the
 # instant a scheduled fire or a retry was due, its try, the missed instants a `missed` row
@@ -213,6 +214,14 @@ class RunStore(Protocol):
         """`{"runs": [...]}` of list_runs() as GET /jobs/:id/runs answers it, as bytes: the
         same runs and fields in the same order, output not yet written ('' for NULL) as
         empty text."""
+        ...
+
+    def refresh_runs_list(self, view: RunsListView, job_id: str, limit: int) -> bytes:
+        """What `list_runs_json(job_id, limit)` answers (no filter, no `before`; `limit` at
+        most `view.depth`), through `view`: a backend with a change log of runs reads only
+        what changed since the view's last call (and the job's page when the view does not
+        hold it); one without may read the page every time. `view` is used by one caller at
+        a time."""
         ...
 
     def list_all_runs(

@@ -23,6 +23,7 @@ from jeeves_runner.store.postgres.database import Database
 from jeeves_runner.store.postgres.database import output_text as _text
 from jeeves_runner.store.postgres.logs import SEQ_END, write_log
 from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
+from jeeves_runner.store.runs_list import RunsListView, runs_body
 
 _CREATE = """
 INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for, attempt, retry_of)
@@ -383,13 +384,22 @@ class PostgresRunStore:
         before: int | None = None,
     ) -> bytes:
         runs = self.list_runs(job_id, limit, statuses=statuses, before=before)
-        for run in runs:
-            # A run still going (or a skipped fire) has no output yet; the field stays text.
-            if run["stdout"] is None:
-                run["stdout"] = ""
-            if run["stderr"] is None:
-                run["stderr"] = ""
-        return orjson.dumps({"runs": runs})
+        return orjson.dumps({"runs": [_with_output_text(run) for run in runs]})
+
+    def refresh_runs_list(self, view: RunsListView, job_id: str, limit: int) -> bytes:
+        """See the Protocol. No change log of runs here: the view is emptied whenever the
+        server's snapshot moved (any commit), and a job's page is read afresh then."""
+        seen = self._db.data_version()
+        if seen == view.seen and (body := view.body(job_id, limit)) is not None:
+            return body
+        if seen != view.seen:
+            view.reset(seen)
+            view.seen = seen
+        runs = self.list_runs(job_id, view.depth)
+        rows = [(int(run["id"]), orjson.dumps(_with_output_text(run))) for run in runs]
+        view.put(job_id, rows)
+        # Not kept when too large: answered as read.
+        return view.body(job_id, limit) or runs_body([row[1] for row in rows[:limit]])
 
     def list_all_runs(
         self,
@@ -498,3 +508,12 @@ class PostgresRunStore:
 
 def _below(before: int | None) -> int:
     return SEQ_END if before is None else before
+
+
+def _with_output_text(run: dict[str, Any]) -> dict[str, Any]:
+    """A run still going (or a skipped fire) has no output yet; the fields stay text."""
+    if run["stdout"] is None:
+        run["stdout"] = ""
+    if run["stderr"] is None:
+        run["stderr"] = ""
+    return run

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from jeeves_runner.models import (
     RunTrigger,
 )
 from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
+from jeeves_runner.store.runs_list import RunsListView, runs_body
 from jeeves_runner.store.sqlite.database import Database
 from jeeves_runner.store.sqlite.logs import SEQ_END, write_log
 
@@ -90,15 +92,27 @@ ORDER BY id DESC LIMIT ?
 """
 # list_runs as the API's JSON body, built by SQLite: 50 runs as one text value cost less
 # than 50 Python dicts encoded by orjson. The subquery's order is the aggregate's.
-_LIST_JSON = f"""
-SELECT '{{"runs":' || coalesce(json_group_array(json_object(
+# One run as the lists show it.
+_RUN_OBJECT = """json_object(
     'id', id, 'job_id', job_id, 'started_at', started_at, 'finished_at', finished_at,
     'status', status, 'exit_code', exit_code, 'stdout', coalesce(stdout, ''),
     'stderr', coalesce(stderr, ''), 'duration_ms', duration_ms, 'error', error,
     'trigger', trigger, 'tokens', tokens, 'result_meta', result_meta,
     'skipped_count', skipped_count, 'last_skipped_at', last_skipped_at
-)), '[]') || '}}'
+)"""
+_LIST_JSON = f"""
+SELECT '{{"runs":' || coalesce(json_group_array({_RUN_OBJECT}), '[]') || '}}'
 FROM ({_LIST})
+"""
+# refresh_runs_list: the change log's position, the changes past a mark, a job's newest runs
+# as fragments, and the runs that changed as they are now.
+_CHANGES_POSITION = "SELECT coalesce(max(seq), 0) FROM runs_changes"
+_CHANGES_SINCE = "SELECT seq, job_id, run_id FROM runs_changes WHERE seq > ? ORDER BY seq"
+_NEWEST_PIECES = f"""
+SELECT id, {_RUN_OBJECT} FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?
+"""
+_PIECES_OF = f"""
+SELECT id, job_id, {_RUN_OBJECT} FROM runs WHERE id IN (SELECT value FROM json_each(?))
 """
 _LIST_ALL = f"""
 SELECT {_COLUMNS}
@@ -351,6 +365,50 @@ class SqliteRunStore:
         params = (job_id, _below(before), chosen, chosen, limit)
         row = self._db.connection().execute(_LIST_JSON, params).fetchone()
         return str(row[0]).encode("utf-8")
+
+    def refresh_runs_list(self, view: RunsListView, job_id: str, limit: int) -> bytes:
+        """See the Protocol. Nothing is read while the connection sees no commit;
+        otherwise one read transaction: the log's position and, when it moved, the changes
+        past the view's mark, then the changed runs of the jobs the view holds."""
+        conn = self._db.connection()
+        # Before the snapshot: a commit in between makes the next call look again.
+        # data_version moves with other connections' commits, total_changes with this one's.
+        seen = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        if seen == view.seen and (body := view.body(job_id, limit)) is not None:
+            return body
+        conn.execute("BEGIN")
+        try:
+            position = int(conn.execute(_CHANGES_POSITION).fetchone()[0])
+            mark = view.mark
+            if not isinstance(mark, int) or position < mark:
+                view.reset(position)
+            elif position > mark:
+                changes = conn.execute(_CHANGES_SINCE, (mark,)).fetchall()
+                if not changes or changes[0][0] != mark + 1:  # trimmed past the mark
+                    view.reset(position)
+                else:
+                    touched = view.held_runs((row[1], row[2]) for row in changes)
+                    if touched:
+                        wanted = json.dumps(sorted(set().union(*touched.values())))
+                        current = {
+                            int(r[0]): (str(r[1]), str(r[2]).encode("utf-8"))
+                            for r in conn.execute(_PIECES_OF, (wanted,))
+                        }
+                        view.apply(touched, current)
+                    view.mark = position
+            view.seen = seen
+            body = view.body(job_id, limit)
+            if body is None:
+                rows = [
+                    (int(r[0]), str(r[1]).encode("utf-8"))
+                    for r in conn.execute(_NEWEST_PIECES, (job_id, view.depth))
+                ]
+                view.put(job_id, rows)
+                # Not kept when too large: answered as read.
+                body = view.body(job_id, limit) or runs_body([r[1] for r in rows[:limit]])
+            return body
+        finally:
+            conn.execute("COMMIT")
 
     def list_all_runs(
         self,
