@@ -482,3 +482,33 @@ def test_an_upgrade_is_answered_as_a_plain_request_and_the_connection_goes_on(
     )
     answers = _answers(_served(control, lambda server: _exchange(server.port, data)))
     assert [status for status, _, _ in answers] == [200, 404]
+
+
+def test_the_header_deadline_runs_from_the_last_answer_not_from_the_connection(
+    control: FakeControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_S", 1.0)
+
+    async def work(server: ApiServer) -> tuple[bytes | None, bytes, float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            await asyncio.sleep(0.6)  # most of the first deadline, then a request
+            writer.write(GET_HEALTH)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            await reader.readexactly(int(_answers(head)[0][1]["content-length"]))
+            answered = time.monotonic()
+            # Past the deadline counted from connecting: still open (None), ...
+            try:
+                early: bytes | None = await asyncio.wait_for(reader.read(1), 0.6)
+            except TimeoutError:
+                early = None
+            # ... and closed, unanswered, once the one counted from the answer passes.
+            late = await asyncio.wait_for(reader.read(1), 5)
+            return early, late, time.monotonic() - answered
+        finally:
+            writer.close()
+
+    early, late, idle = _served(control, work)
+    assert early is None
+    assert late == b""
+    assert 0.6 < idle < 3
