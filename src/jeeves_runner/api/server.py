@@ -29,8 +29,8 @@ HEADER_TIMEOUT_S = 10.0
 # Connections past this are closed at once: descriptors stay free for the jobs' pipes.
 MAX_CONNECTIONS = 2048
 # A request line and headers still unfinished past this many bytes are a 400: the bytes a
-# client can make the server hold while it waits for a request (h11's bound, which uvicorn
-# used before httptools).
+# client can make the server hold while it waits for a request (h11's bound, which the
+# server had before httptools).
 MAX_HEAD_BYTES = 16 * 1024
 # Requests a client sends ahead (pipelined) are parsed at most this many ahead of the one
 # being answered; the rest of its bytes wait unparsed, and reading stops until they are
@@ -49,8 +49,8 @@ class _Refused(Exception):
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol on httptools (llhttp, in C: about 60 µs less server CPU a
-    request than its pure-Python h11 protocol), with
+    """uvicorn's HTTP/1.1 protocol on httptools (llhttp, in C: half the server CPU a request
+    of uvicorn's pure-Python h11 protocol, 0.061 against 0.122 ms in bench_http_floor), with
 
     - its 400s (a request that is not valid HTTP) in this API's error shape,
       `{"error": "<sentence>"}`, like every other error of the API, instead of plain text; a
@@ -72,7 +72,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     _header_deadline = 0.0  # the loop's time
     # Requests whose headers are in and whose answer is not yet complete.
     _unanswered = 0
-    # Reading a request line and headers (not a body): the deadline and the byte bound apply.
+    # Reading a request line and headers (not a body): MAX_HEAD_BYTES applies.
     _reading_head = True
     _head_bytes = 0
     # Bytes read but not yet given to the parser (requests pipelined past MAX_PIPELINED).
