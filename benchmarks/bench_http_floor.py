@@ -1,20 +1,27 @@
 """What one keep-alive connection can carry on this machine before any runner work: the
 floor under bench_api's figures; prints its figures as JSON.
 
-The same 17 KB answer (a page of 50 runs) from four servers, one after the other, each
+The same 17 KB answer (a page of 50 runs) from six servers, one after the other, each
 driven by bench_api's client (another process, one connection, requests back to back):
 
 - `raw_asyncio`: an asyncio Protocol writing the bytes back (no HTTP parsing at all);
-- `uvicorn_bare_asgi`: the runner's own server (uvicorn, h11, its header timer and
-  connection cap) around a bare ASGI function that sends the bytes;
-- `uvicorn_fastapi_route`: the same server and a FastAPI app with one route returning
+- `uvicorn_bare_asgi`: the runner's own server (uvicorn's httptools protocol with the
+  runner's bounds: header timer, connection cap, head size, pipelining) around a bare ASGI
+  function that sends the bytes;
+- `uvicorn_bare_asgi_httptools_unbounded`: the same with uvicorn's httptools protocol as it
+  comes (what the runner's bounds cost);
+- `uvicorn_bare_asgi_h11`: the same with uvicorn's h11 protocol (pure Python), which the
+  runner used before httptools;
+- `uvicorn_fastapi_route`: the runner's server and a FastAPI app with one route returning
   the bytes (FastAPI's and Starlette's middleware and router, no runner code);
 - `runner_runs_warm`: the runner's app answering GET /jobs/:id/runs?limit=50 from its
   cached body (bench_api's `runs_limit50_warm`).
 
-Rounds alternate the four so that a busy moment of a shared host falls on all of them;
-each figure is the median over rounds. A target above `uvicorn_fastapi_route` cannot be
-met by any code behind the chosen stack (FastAPI on uvicorn).
+Rounds alternate the servers so that a busy moment of a shared host falls on all of them;
+each figure is the median over rounds, with the server's CPU time a request (this process
+serves, the client is another: steadier than the rates on a shared host). A target above
+`uvicorn_fastapi_route` cannot be met by any code behind the chosen stack (FastAPI on
+uvicorn).
 
     .venv/bin/python benchmarks/bench_http_floor.py [--seconds N] [--rounds N]
 """
@@ -35,6 +42,8 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import bench_api
 from jeeves_runner.api.server import ApiServer
@@ -72,6 +81,7 @@ def _fastapi() -> FastAPI:
 
 
 async def _client(port: int, seconds: float, paths: list[str]) -> dict[str, Any]:
+    cpu_before = time.process_time()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         bench_api.__file__,
@@ -85,12 +95,18 @@ async def _client(port: int, seconds: float, paths: list[str]) -> dict[str, Any]
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise SystemExit("the client failed")
+    cpu = time.process_time() - cpu_before
     figures: dict[str, Any] = json.loads(out)
+    figures["server_cpu_ms_per_request"] = round(cpu * 1000 / max(figures["requests"], 1), 3)
     return figures
 
 
-async def _served(app: ASGIApp, seconds: float, paths: list[str]) -> dict[str, Any]:
+async def _served(
+    app: ASGIApp, seconds: float, paths: list[str], protocol: type | None = None
+) -> dict[str, Any]:
     server = ApiServer(app, "127.0.0.1", 0)
+    if protocol is not None:
+        server._config.http = protocol  # the runner's server, with another HTTP protocol
     await server.start()
     try:
         return await _client(server.port, seconds, paths)
@@ -115,6 +131,7 @@ def main() -> None:
     paths = [f"/jobs/job-{i:05d}/runs?limit=50" for i in range(0, 1000, 7)]
     rates: dict[str, list[float]] = {}
     medians: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
         db = str(Path(tmp) / "runs.sqlite")
         bench_api.build_dataset(db, 1_000, 50_000)
@@ -122,12 +139,20 @@ def main() -> None:
             rounds: dict[str, dict[str, Any]] = {
                 "raw_asyncio": asyncio.run(_raw(args.seconds, paths)),
                 "uvicorn_bare_asgi": asyncio.run(_served(_bare, args.seconds, paths)),
+                "uvicorn_bare_asgi_httptools_unbounded": asyncio.run(
+                    _served(_bare, args.seconds, paths, HttpToolsProtocol)
+                ),
+                "uvicorn_bare_asgi_h11": asyncio.run(
+                    _served(_bare, args.seconds, paths, H11Protocol)
+                ),
                 "uvicorn_fastapi_route": asyncio.run(_served(_fastapi(), args.seconds, paths)),
                 "runner_runs_warm": bench_api.measure(db, paths, args.seconds, cold=False),
             }
             for name, figures in rounds.items():
                 rates.setdefault(name, []).append(figures["requests_per_s"])
                 medians.setdefault(name, []).append(figures["median_ms"])
+                if "server_cpu_ms_per_request" in figures:
+                    cpus.setdefault(name, []).append(figures["server_cpu_ms_per_request"])
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -136,6 +161,9 @@ def main() -> None:
             name: {
                 "requests_per_s": round(statistics.median(rates[name]), 1),
                 "median_ms": round(statistics.median(medians[name]), 3),
+                "server_cpu_ms_per_request": (
+                    round(statistics.median(cpus[name]), 3) if name in cpus else None
+                ),
                 "rounds": rates[name],
             }
             for name in rates
@@ -147,6 +175,11 @@ def main() -> None:
         servers["runner_runs_warm"]["requests_per_s"] / route, 2
     )
     report["fastapi_route_over_raw"] = round(route / servers["raw_asyncio"]["requests_per_s"], 3)
+    report["bare_httptools_over_h11"] = round(
+        servers["uvicorn_bare_asgi"]["requests_per_s"]
+        / servers["uvicorn_bare_asgi_h11"]["requests_per_s"],
+        2,
+    )
     print(json.dumps(report, indent=2))
 
 
