@@ -204,7 +204,12 @@ class ServedApi:
     def __init__(self, db: str, *, cold: bool, real: bool = False) -> None:
         self.store = open_store(db)
         control = BenchControl(self.store, cold=cold, real=real)
-        self.server = ApiServer(create_app(control), "127.0.0.1", 0)
+        app = create_app(control)
+        if cold and hasattr(app.state, "runs_list"):
+            # Nothing reused: run pages skip the view of run fragments (which follows the
+            # database, not the data version) and are built whole every request.
+            app.state.runs_list.depth = 0
+        self.server = ApiServer(app, "127.0.0.1", 0)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 

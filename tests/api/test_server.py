@@ -512,3 +512,66 @@ def test_the_header_deadline_runs_from_the_last_answer_not_from_the_connection(
     assert early is None
     assert late == b""
     assert 0.6 < idle < 3
+
+
+class _RecordingTransport(asyncio.Transport):
+    """What the coalescing wrapper hands on, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+        self.closing = True
+
+    def abort(self) -> None:
+        self.calls.append(("abort", b""))
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+
+def test_a_response_head_and_body_leave_in_one_write() -> None:
+    async def scenario() -> list[tuple[str, bytes]]:
+        loop = asyncio.get_running_loop()
+        real = _RecordingTransport()
+        transport = server_module._CoalescingTransport(real, loop)
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(memoryview(b"body"))
+        assert real.calls == [] and transport.get_write_buffer_size() == 7 + 23
+        await asyncio.sleep(0)  # the end of the loop's turn
+        transport.write(b"next")
+        transport.close()  # what waits goes first
+        transport.write(b"after close")
+        await asyncio.sleep(0)
+        transport.abort()
+        assert transport.is_closing()  # the transport's own, through the wrapper
+        return real.calls
+
+    assert asyncio.run(scenario()) == [
+        ("write", b"HTTP/1.1 200 OK\r\n\r\nbody"),
+        ("write", b"next"),
+        ("close", b""),
+        ("abort", b""),
+    ]
+
+
+def test_an_abort_drops_what_waits() -> None:
+    async def scenario() -> list[tuple[str, bytes]]:
+        real = _RecordingTransport()
+        transport = server_module._CoalescingTransport(real, asyncio.get_running_loop())
+        transport.write(b"never sent")
+        transport.abort()
+        await asyncio.sleep(0)
+        return real.calls
+
+    assert asyncio.run(scenario()) == [("abort", b"")]
