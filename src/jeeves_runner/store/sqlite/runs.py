@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -114,6 +115,7 @@ SELECT id, {_RUN_OBJECT} FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?
 _PIECES_OF = f"""
 SELECT id, job_id, {_RUN_OBJECT} FROM runs WHERE id IN (SELECT value FROM json_each(?))
 """
+_PIECE_OF = f"SELECT id, job_id, {_RUN_OBJECT} FROM runs WHERE id = ?"
 _LIST_ALL = f"""
 SELECT {_COLUMNS}
 FROM runs WHERE id < ? AND (? = '[]' OR status IN (SELECT value FROM json_each(?)))
@@ -378,24 +380,20 @@ class SqliteRunStore:
             return body
         conn.execute("BEGIN")
         try:
-            position = int(conn.execute(_CHANGES_POSITION).fetchone()[0])
-            mark = view.mark
-            if not isinstance(mark, int) or position < mark:
-                view.reset(position)
-            elif position > mark:
-                changes = conn.execute(_CHANGES_SINCE, (mark,)).fetchall()
-                if not changes or changes[0][0] != mark + 1:  # trimmed past the mark
+            mark = view.mark if isinstance(view.mark, int) else None
+            changes = [] if mark is None else conn.execute(_CHANGES_SINCE, (mark,)).fetchall()
+            if changes and mark is not None and changes[0][0] == mark + 1:
+                touched = view.held_runs((row[1], row[2]) for row in changes)
+                if touched:
+                    view.apply(touched, _current_pieces(conn, set().union(*touched.values())))
+                view.mark = changes[-1][0]
+            else:
+                # Nothing past the mark, or the log was trimmed past it: the position says
+                # whether the view still holds (a file restored from an older copy counts
+                # fewer changes than the view has seen).
+                position = int(conn.execute(_CHANGES_POSITION).fetchone()[0])
+                if changes or position != mark:
                     view.reset(position)
-                else:
-                    touched = view.held_runs((row[1], row[2]) for row in changes)
-                    if touched:
-                        wanted = json.dumps(sorted(set().union(*touched.values())))
-                        current = {
-                            int(r[0]): (str(r[1]), str(r[2]).encode("utf-8"))
-                            for r in conn.execute(_PIECES_OF, (wanted,))
-                        }
-                        view.apply(touched, current)
-                    view.mark = position
             view.seen = seen
             body = view.body(job_id, limit)
             if body is None:
@@ -515,6 +513,15 @@ class SqliteRunStore:
             total += deleted
             if deleted < batch:
                 return total
+
+
+def _current_pieces(conn: sqlite3.Connection, run_ids: set[int]) -> dict[int, tuple[str, bytes]]:
+    """The runs that still exist of these, as the lists show them: id → (job id, fragment)."""
+    if len(run_ids) == 1:
+        cur = conn.execute(_PIECE_OF, (next(iter(run_ids)),))
+    else:
+        cur = conn.execute(_PIECES_OF, (json.dumps(sorted(run_ids)),))
+    return {int(r[0]): (str(r[1]), str(r[2]).encode("utf-8")) for r in cur}
 
 
 def _statuses_json(statuses: Collection[RunStatus]) -> str:

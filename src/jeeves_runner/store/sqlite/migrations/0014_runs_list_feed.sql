@@ -3,10 +3,11 @@
 
 -- One row per change to what a run list shows (a run added, deleted, or one of its listed
 -- columns written), by any process: triggers keep it, not the runner's code. One writer at a
--- time, so `seq` (the rowid: the largest so far plus one) is the commit order, and a reader
--- that knows position N reads only the rows past it (a range at the end of the table).
+-- time, so `seq` is the commit order, and a reader that knows position N reads only the rows
+-- past it (a range at the end of the table). AUTOINCREMENT: a log emptied by hand does not
+-- count again from 1 past a reader's mark.
 CREATE TABLE runs_changes (
-    seq    INTEGER PRIMARY KEY,
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
     run_id INTEGER NOT NULL
 );

@@ -1,0 +1,68 @@
+"""SQLite's change log for GET /jobs/:id/runs (migration `runs_list_feed`): plain SQL from
+another connection is seen, the log stays bounded, and a view whose mark fell off the log (or
+ran ahead of it) reads afresh."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
+from jeeves_runner.store import SqliteStore
+from jeeves_runner.store.runs_list import RunsListView
+
+T0 = "2026-03-02T01:00:00.000Z"
+T1 = "2026-03-02T01:00:01.000Z"
+
+
+def setup(store: SqliteStore) -> RunsListView:
+    for job_id in ("a", "b"):
+        store.jobs.add_job(Job(id=job_id, name=job_id, schedule="* * * * *", script="/x"), T0)
+    store.runs.create_run("a", RunTrigger.SCHEDULE, RunStatus.RUNNING, T0)
+    view = RunsListView(depth=10)
+    assert store.runs.refresh_runs_list(view, "a", 10) == store.runs.list_runs_json("a", 10)
+    return view
+
+
+def test_plain_sql_from_another_connection_is_seen(store: SqliteStore, tmp_db: Path) -> None:
+    view = setup(store)
+    with closing(sqlite3.connect(tmp_db, isolation_level=None)) as shell:
+        shell.execute("UPDATE runs SET status = 'ok', stdout = 'by hand' WHERE id = 1")
+        assert b'"stdout":"by hand"' in store.runs.refresh_runs_list(view, "a", 10)
+        shell.execute("UPDATE runs SET job_id = 'b' WHERE id = 1")  # moved to another job
+        assert store.runs.refresh_runs_list(view, "a", 10) == b'{"runs":[]}'
+        assert b'"stdout":"by hand"' in store.runs.refresh_runs_list(view, "b", 10)
+        shell.execute("DELETE FROM runs")
+        assert store.runs.refresh_runs_list(view, "b", 10) == b'{"runs":[]}'
+    assert view.resets == 1
+
+
+def test_the_log_keeps_the_last_changes_only_and_a_view_left_behind_reads_afresh(
+    store: SqliteStore, tmp_db: Path
+) -> None:
+    view = setup(store)
+    for _ in range(3000):  # 6,000 changes: created, then finished
+        run_id = store.runs.create_run("b", RunTrigger.MANUAL, RunStatus.RUNNING, T0)
+        store.runs.finish_run(run_id, RunResult(status=RunStatus.OK, duration_ms=1), T1)
+    with closing(sqlite3.connect(tmp_db)) as shell:
+        kept, first, last = shell.execute(
+            "SELECT count(*), min(seq), max(seq) FROM runs_changes"
+        ).fetchone()
+    assert kept <= 4096 + 1024 and last - first + 1 == kept and last >= 6000
+    assert store.runs.refresh_runs_list(view, "b", 10) == store.runs.list_runs_json("b", 10)
+    assert view.resets == 2  # its mark was trimmed away
+
+
+def test_a_log_behind_the_view_reads_afresh(store: SqliteStore, tmp_db: Path) -> None:
+    """An older copy of the file, or a log emptied by hand: the view does not trust what it
+    holds."""
+    view = setup(store)
+    store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.RUNNING, T0)
+    assert store.runs.refresh_runs_list(view, "a", 10) == store.runs.list_runs_json("a", 10)
+    with closing(sqlite3.connect(tmp_db, isolation_level=None)) as shell:
+        shell.execute("DELETE FROM runs_changes")
+        shell.execute("UPDATE runs SET stdout = 'unlogged' WHERE id = 2")
+        shell.execute("DELETE FROM runs_changes")  # as if the update was never logged
+    assert store.runs.refresh_runs_list(view, "a", 10) == store.runs.list_runs_json("a", 10)
+    assert b"unlogged" in store.runs.refresh_runs_list(view, "a", 10)
