@@ -413,11 +413,22 @@ def store_reads(db: str, rounds: int = 300) -> dict[str, Any]:
         from jeeves_runner.store.jobs_list import JobsListView
     except ImportError:  # an older tree, measured as a baseline: it has no change feed
         return {}
+    try:
+        from jeeves_runner.store.runs_list import RunsListView
+    except ImportError:  # nor, older still, a runs view
+        RunsListView = None  # type: ignore[assignment,misc]
     store = open_store(db)
     writer = RunWriter(db)
     view = JobsListView()
     store.jobs.refresh_jobs_list(view)
-    timings: dict[str, list[float]] = {"refresh": [], "whole": [], "runs": [], "runs_dicts": []}
+    runs_view = RunsListView() if RunsListView is not None else None
+    timings: dict[str, list[float]] = {
+        "refresh": [],
+        "whole": [],
+        "runs": [],
+        "runs_dicts": [],
+        "runs_view": [],
+    }
     try:
         for n in range(rounds):
             job_id = f"job-{(n * 7) % 1000:05d}"
@@ -439,10 +450,19 @@ def store_reads(db: str, rounds: int = 300) -> dict[str, Any]:
                 timings["whole"].append(time.perf_counter() - t2)
                 if whole != refreshed:
                     raise SystemExit("the refreshed GET /jobs body differs from a whole one")
+            if runs_view is not None:  # the page through the view of run fragments
+                writer.write(job_id)
+                t3 = time.perf_counter()
+                page = store.runs.refresh_runs_list(runs_view, job_id, 50)
+                timings["runs_view"].append(time.perf_counter() - t3)
+                if page != store.runs.list_runs_json(job_id, 50):
+                    raise SystemExit("the runs page through the view differs from a whole one")
     finally:
         writer.close()
         store.close()
-    figures = {f"{k}_median_ms": round(statistics.median(v) * 1000, 3) for k, v in timings.items()}
+    figures = {
+        f"{k}_median_ms": round(statistics.median(v) * 1000, 3) for k, v in timings.items() if v
+    }
     figures["whole_over_refresh"] = round(
         figures["whole_median_ms"] / max(figures["refresh_median_ms"], 1e-6), 1
     )
