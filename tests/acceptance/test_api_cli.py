@@ -189,6 +189,11 @@ def test_ctrl_c_on_trigger_says_the_run_goes_on(
         if child.poll() is None:
             child.kill()
             child.wait()
+        # Closed here too when communicate() timed out: a pipe left for the collector fails
+        # whichever later test of this worker it is found in (unraisable ResourceWarning).
+        for pipe in (child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.mark.slow

@@ -110,7 +110,8 @@ def test_allow_policy_runs_concurrently(runner: RunnerProcess) -> None:
 def test_max_concurrency_one_runs_all_due_jobs_in_fire_order(tmp_path: Path) -> None:
     runner = RunnerProcess(tmp_path, maxConcurrency=1)
     for name in ("first", "second", "third"):
-        runner.add_job(name, "*/5 * * * * *", str(SCRIPTS / "sleeps.sh"), "--timeout", "60000")
+        # Half-second runs: one slot makes them back to back all the same (2 s each took 6 s).
+        runner.add_job(name, "*/5 * * * * *", SLEEPS, "--timeout", "60000", "--arg", "0.5")
     runner.start()
     try:
         wait_for(

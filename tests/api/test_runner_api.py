@@ -127,9 +127,11 @@ def running(http: httpx.Client, job_id: str) -> bool:
 
 @pytest.mark.slow
 def test_overlap_policies_for_manual_runs(live: LiveRunner, http: httpx.Client) -> None:
-    live.add_job("skip", "sleeps.sh", overlap_policy=OverlapPolicy.SKIP)
-    live.add_job("queue", "sleeps.sh", overlap_policy=OverlapPolicy.QUEUE)
-    live.add_job("allow", "sleeps.sh", overlap_policy=OverlapPolicy.ALLOW)
+    # Runs of 1.5 s where a request must land while one is in flight, of 1 s for the queue
+    # (only the order is checked there): sleeps.sh's 2 s default made this test 8 s long.
+    live.add_job("skip", "sleeps.sh", overlap_policy=OverlapPolicy.SKIP, args=("1.5",))
+    live.add_job("queue", "sleeps.sh", overlap_policy=OverlapPolicy.QUEUE, args=("1",))
+    live.add_job("allow", "sleeps.sh", overlap_policy=OverlapPolicy.ALLOW, args=("1.5",))
     with ThreadPoolExecutor(6) as pool:
         first_skip = pool.submit(http.post, "/jobs/skip/run")
         wait_until(lambda: running(http, "skip"))

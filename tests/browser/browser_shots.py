@@ -7,10 +7,18 @@ from typing import Any
 
 
 def screenshots(
-    browser: Any, base_url: str, shots: Path, path: str, name: str, session: str | None = None
+    browser: Any,
+    base_url: str,
+    shots: Path | None,
+    path: str,
+    name: str,
+    session: str | None = None,
 ) -> None:
     """Light, dark and phone-width screenshots of one page, in one context (logged in with
-    `session`, a token's secret, when given)."""
+    `session`, a token's secret, when given); none when `shots` is None ($JR_SCREENSHOTS
+    unset)."""
+    if shots is None:
+        return
     context = browser.new_context(base_url=base_url)
     if session is not None:
         context.add_cookies([{"name": "jr_session", "value": session, "url": base_url}])

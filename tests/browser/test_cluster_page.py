@@ -25,7 +25,7 @@ def beat(store: PostgresStore, node_id: str, at: str, labels: tuple[str, ...] = 
 
 
 def test_the_cluster_page_follows_its_nodes(
-    browser: Any, tmp_path: Path, pg_url: str, shots_dir: Path
+    browser: Any, tmp_path: Path, pg_url: str, shots_dir: Path | None
 ) -> None:
     from playwright.sync_api import expect
 

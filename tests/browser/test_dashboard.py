@@ -58,10 +58,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     runner.add_job("slow", "sleeps.sh", args=("3",))
     # Made long ago, due once a year: its fire of 2021 never came.
     store.jobs.add_job(Job(id="tardy", name="Tardy", schedule=NEVER, script="/bin/true"), LONG_AGO)
+    # A line every quarter second for 2 s: long enough to be followed while it runs.
     runner.add_job(
         "printer",
         "",
-        command=("/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.5; done"),
+        command=("/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.25; done"),
     )
     made = Site(runner, tokens)
     with made.api() as client:
@@ -85,7 +86,7 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
         context.close()
 
 
-def shoot(browser: Any, site: Site, shots: Path, path: str, name: str) -> None:
+def shoot(browser: Any, site: Site, shots: Path | None, path: str, name: str) -> None:
     """Light, dark and phone-width screenshots of one page, in one admin context."""
     screenshots(browser, site.url, shots, path, name, site.tokens["admin"])
 
@@ -102,7 +103,7 @@ def wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
 
 
 def test_the_jobs_page_lists_every_job_with_its_badge(
-    page: Any, site: Site, browser: Any, shots_dir: Path
+    page: Any, site: Site, browser: Any, shots_dir: Path | None
 ) -> None:
     from playwright.sync_api import expect
 
@@ -210,7 +211,7 @@ def test_with_javascript_off_the_forms_still_work(browser: Any, site: Site) -> N
 
 
 def test_the_run_page_shows_the_run_as_it_goes(
-    page: Any, site: Site, browser: Any, shots_dir: Path
+    page: Any, site: Site, browser: Any, shots_dir: Path | None
 ) -> None:
     from playwright.sync_api import expect
 
@@ -231,7 +232,7 @@ def test_the_run_page_shows_the_run_as_it_goes(
 
 
 def test_the_job_page_shows_definition_fires_and_history(
-    page: Any, site: Site, browser: Any, shots_dir: Path
+    page: Any, site: Site, browser: Any, shots_dir: Path | None
 ) -> None:
     from playwright.sync_api import expect
 
@@ -316,7 +317,9 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, site: Site) -> None
         client.post("/jobs/paused/disable").raise_for_status()
 
 
-def test_queues_state_and_audit_pages(page: Any, site: Site, browser: Any, shots_dir: Path) -> None:
+def test_queues_state_and_audit_pages(
+    page: Any, site: Site, browser: Any, shots_dir: Path | None
+) -> None:
     from playwright.sync_api import expect
 
     store = site.runner.runner.sync_store
