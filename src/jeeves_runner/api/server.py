@@ -13,9 +13,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from email.utils import formatdate
-from typing import Any, cast
 
 import httptools
 import uvicorn
@@ -89,9 +88,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if len(self.connections) > MAX_CONNECTIONS:
             transport.abort()
             return
-        # Answers go out through this: a response's head and body in one write.
-        # (What it does not define is the transport's own: see __getattr__.)
-        self.transport = cast(asyncio.Transport, _CoalescingTransport(transport, self.loop))
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -242,54 +238,6 @@ def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
             return True
     return False
-
-
-class _CoalescingTransport:
-    """The connection's transport, with the writes made in one turn of the loop sent as one.
-
-    uvicorn writes a response's head when the app sends `http.response.start` and its body at
-    `http.response.body`, each a `send()` of its own: two TCP segments on loopback, two wakes
-    of the client, for an answer that was ready at once. Here the writes wait for the end of
-    the loop's turn and go out together (a streamed body's head still leaves in the same turn
-    it was sent, not with the first chunk). Closing sends what waits first; aborting drops
-    it, as the transport's own abort does. Everything else is the transport's.
-    """
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._waiting: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._waiting:
-            self._loop.call_soon(self._flush)
-        self._waiting.append(bytes(data))
-
-    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
-        for data in lines:
-            self.write(data)
-
-    def _flush(self) -> None:
-        if not self._waiting:
-            return
-        data = self._waiting[0] if len(self._waiting) == 1 else b"".join(self._waiting)
-        self._waiting.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._waiting.clear()
-        self._transport.abort()
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._waiting))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class ListenError(OSError):
