@@ -93,14 +93,22 @@ ORDER BY id DESC LIMIT ?
 """
 # list_runs as the API's JSON body, built by SQLite: 50 runs as one text value cost less
 # than 50 Python dicts encoded by orjson. The subquery's order is the aggregate's.
-# One run as the lists show it.
-_RUN_OBJECT = """json_object(
-    'id', id, 'job_id', job_id, 'started_at', started_at, 'finished_at', finished_at,
-    'status', status, 'exit_code', exit_code, 'stdout', coalesce(stdout, ''),
-    'stderr', coalesce(stderr, ''), 'duration_ms', duration_ms, 'error', error,
-    'trigger', trigger, 'tokens', tokens, 'result_meta', result_meta,
-    'skipped_count', skipped_count, 'last_skipped_at', last_skipped_at
+
+
+def _run_object(table: str = "") -> str:
+    """One run as the lists show it (`table`: the prefix of its columns in a join)."""
+    t = table
+    return f"""json_object(
+    'id', {t}id, 'job_id', {t}job_id, 'started_at', {t}started_at,
+    'finished_at', {t}finished_at, 'status', {t}status, 'exit_code', {t}exit_code,
+    'stdout', coalesce({t}stdout, ''), 'stderr', coalesce({t}stderr, ''),
+    'duration_ms', {t}duration_ms, 'error', {t}error, 'trigger', {t}trigger,
+    'tokens', {t}tokens, 'result_meta', {t}result_meta, 'skipped_count', {t}skipped_count,
+    'last_skipped_at', {t}last_skipped_at
 )"""
+
+
+_RUN_OBJECT = _run_object()
 _LIST_JSON = f"""
 SELECT '{{"runs":' || coalesce(json_group_array({_RUN_OBJECT}), '[]') || '}}'
 FROM ({_LIST})
@@ -108,7 +116,15 @@ FROM ({_LIST})
 # refresh_runs_list: the change log's position, the changes past a mark, a job's newest runs
 # as fragments, and the runs that changed as they are now.
 _CHANGES_POSITION = "SELECT coalesce(max(seq), 0) FROM runs_changes"
-_CHANGES_SINCE = "SELECT seq, job_id, run_id FROM runs_changes WHERE seq > ? ORDER BY seq"
+# The changes past a mark, each with its run as it is now when the run is the asked job's:
+# one statement (one snapshot), so the common case, a page read again after its own job
+# changed, needs no transaction around several.
+_CHANGES_SINCE = f"""
+SELECT c.seq, c.job_id, c.run_id, r.job_id,
+       CASE WHEN c.job_id = ? AND r.id IS NOT NULL THEN {_run_object("r.")} END
+FROM runs_changes AS c LEFT JOIN runs AS r ON r.id = c.run_id
+WHERE c.seq > ? ORDER BY c.seq
+"""
 _NEWEST_PIECES = f"""
 SELECT id, {_RUN_OBJECT} FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?
 """
@@ -369,44 +385,54 @@ class SqliteRunStore:
         return str(row[0]).encode("utf-8")
 
     def refresh_runs_list(self, view: RunsListView, job_id: str, limit: int) -> bytes:
-        """See the Protocol. Nothing is read while the connection sees no commit;
-        otherwise one read transaction: the log's position and, when it moved, the changes
-        past the view's mark, then the changed runs of the jobs the view holds."""
+        """See the Protocol. Nothing is read while the connection sees no commit; otherwise
+        the changes past the view's mark, with the asked job's changed runs (one statement),
+        and the changed runs of the other jobs the view holds. Each statement is its own
+        snapshot: a run is always put in place as it is at least as late as its change, and
+        put in place again when a later change comes (only the newest state stays)."""
         conn = self._db.connection()
         # Before the snapshot: a commit in between makes the next call look again.
         # data_version moves with other connections' commits, total_changes with this one's.
         seen = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
         if seen == view.seen and (body := view.body(job_id, limit)) is not None:
             return body
-        conn.execute("BEGIN")
-        try:
-            mark = view.mark if isinstance(view.mark, int) else None
-            changes = [] if mark is None else conn.execute(_CHANGES_SINCE, (mark,)).fetchall()
-            if changes and mark is not None and changes[0][0] == mark + 1:
-                touched = view.held_runs((row[1], row[2]) for row in changes)
-                if touched:
-                    view.apply(touched, _current_pieces(conn, set().union(*touched.values())))
-                view.mark = changes[-1][0]
-            else:
-                # Nothing past the mark, or the log was trimmed past it: the position says
-                # whether the view still holds (a file restored from an older copy counts
-                # fewer changes than the view has seen).
-                position = int(conn.execute(_CHANGES_POSITION).fetchone()[0])
-                if changes or position != mark:
-                    view.reset(position)
-            view.seen = seen
-            body = view.body(job_id, limit)
-            if body is None:
-                rows = [
-                    (int(r[0]), str(r[1]).encode("utf-8"))
-                    for r in conn.execute(_NEWEST_PIECES, (job_id, view.depth))
-                ]
-                view.put(job_id, rows)
-                # Not kept when too large: answered as read.
-                body = view.body(job_id, limit) or runs_body([r[1] for r in rows[:limit]])
-            return body
-        finally:
-            conn.execute("COMMIT")
+        mark = view.mark if isinstance(view.mark, int) else None
+        changes = [] if mark is None else conn.execute(_CHANGES_SINCE, (job_id, mark)).fetchall()
+        if changes and mark is not None and changes[0][0] == mark + 1:
+            touched = view.held_runs((row[1], row[2]) for row in changes)
+            if touched:
+                # The asked job's runs came with the changes; other jobs' are read now (a
+                # later snapshot: a run put in place newer than the mark is put in place
+                # again, as it is then, when the log gets there).
+                current = {
+                    int(row[2]): (str(row[3]), str(row[4]).encode("utf-8"))
+                    for row in changes
+                    if row[4] is not None
+                }
+                others = {r for j, runs in touched.items() if j != job_id for r in runs}
+                if others:
+                    current.update(_current_pieces(conn, others))
+                view.apply(touched, current)
+            view.mark = changes[-1][0]
+        elif changes:  # the log was trimmed past the mark
+            view.reset(changes[-1][0])
+        else:
+            # Nothing past the mark: the position says whether the view still holds (a file
+            # restored from an older copy counts fewer changes than the view has seen).
+            position = int(conn.execute(_CHANGES_POSITION).fetchone()[0])
+            if position != mark:
+                view.reset(position)
+        view.seen = seen
+        body = view.body(job_id, limit)
+        if body is None:
+            rows = [
+                (int(r[0]), str(r[1]).encode("utf-8"))
+                for r in conn.execute(_NEWEST_PIECES, (job_id, view.depth))
+            ]
+            view.put(job_id, rows)
+            # Not kept when too large: answered as read.
+            body = view.body(job_id, limit) or runs_body([r[1] for r in rows[:limit]])
+        return body
 
     def list_all_runs(
         self,
