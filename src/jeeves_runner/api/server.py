@@ -132,6 +132,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._reading_head and self._head_bytes > MAX_HEAD_BYTES:
             self._refuse(_BAD_REQUEST)
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp leaves out the whitespace before a value but keeps what trails it; it is not
+        # part of the value (RFC 9110 5.5), and h11 left it out: an Origin or Host ending in a
+        # space would otherwise not be this server's own. httptools calls this once a header
+        # is whole, so the value is never a piece of one.
+        super().on_header(name, value.rstrip(b" \t"))
+
     def on_headers_complete(self) -> None:
         hosts = 0
         for name, _ in self.headers:
