@@ -70,22 +70,46 @@ def test_a_log_behind_the_view_reads_afresh(store: SqliteStore, tmp_db: Path) ->
     assert b"unlogged" in store.runs.refresh_runs_list(view, "a", 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: REPLACE's delete fires no trigger; the log misses the old job (open)",
-)
-def test_a_run_replaced_by_plain_sql_leaves_its_old_job_page(
-    store: SqliteStore, tmp_db: Path
-) -> None:
-    """`INSERT OR REPLACE` deletes the row it replaces without firing delete triggers
-    (recursive_triggers is off): the old job's page must lose the run all the same."""
-    view = setup(store)
-    assert b'"id":1' in store.runs.refresh_runs_list(view, "a", 10)
-    with closing(sqlite3.connect(tmp_db, isolation_level=None)) as shell:
-        shell.execute(
+SCHEDULED = "INSERT INTO runs (job_id, status, started_at, trigger, scheduled_for)"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param(
             "INSERT OR REPLACE INTO runs (id, job_id, status, started_at, trigger)"
-            " VALUES (1, 'b', 'ok', ?, 'manual')",
-            (T1,),
-        )
-    assert store.runs.refresh_runs_list(view, "a", 10) == store.runs.list_runs_json("a", 10)
-    assert store.runs.refresh_runs_list(view, "b", 10) == store.runs.list_runs_json("b", 10)
+            " VALUES (1, 'b', 'ok', '2026-03-02T01:00:01.000Z', 'manual')",
+            id="insert-or-replace-an-id",
+        ),
+        pytest.param(
+            SCHEDULED.replace("INSERT", "INSERT OR REPLACE")
+            + " VALUES ('a', 'ok', '2026-03-02T01:00:01.000Z', 'schedule', '"
+            + T0
+            + "')",
+            id="insert-or-replace-an-instant",
+        ),
+        pytest.param("UPDATE runs SET id = 99 WHERE id = 1", id="update-of-id"),
+        pytest.param(
+            "UPDATE OR REPLACE runs SET scheduled_for = '" + T0 + "' WHERE id = 3",
+            id="update-or-replace-an-instant",
+        ),
+    ],
+)
+def test_runs_replaced_or_renumbered_by_plain_sql_leave_their_pages(
+    store: SqliteStore, tmp_db: Path, statement: str
+) -> None:
+    """REPLACE conflict resolution deletes rows without firing delete triggers
+    (recursive_triggers is off), and an id may be written by hand: every page still follows."""
+    view = setup(store)
+    with closing(sqlite3.connect(tmp_db, isolation_level=None)) as shell:
+        shell.execute(SCHEDULED + " VALUES ('a', 'ok', ?, 'schedule', ?)", (T0, T0))  # run 2
+        shell.execute(SCHEDULED + " VALUES ('a', 'ok', ?, 'schedule', ?)", (T1, T1))  # run 3
+        for job_id in ("a", "b"):
+            got = store.runs.refresh_runs_list(view, job_id, 10)
+            assert got == store.runs.list_runs_json(job_id, 10)
+        shell.execute(statement)
+        assert shell.execute("SELECT changes()").fetchone()[0] >= 1
+    for job_id in ("a", "b"):
+        assert store.runs.refresh_runs_list(view, job_id, 10) == store.runs.list_runs_json(
+            job_id, 10
+        ), job_id
