@@ -5,7 +5,9 @@ shutdown lets queued calls finish."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import time
 
 import pytest
 
@@ -68,3 +70,37 @@ def test_shutdown_lets_queued_calls_finish() -> None:
     gate.set()
     lane.shutdown()
     assert sorted(done) == list(range(6))
+
+
+def test_a_call_after_shutdown_is_refused_rather_than_left_waiting() -> None:
+    lane = Lane("test-lane")
+    lane.shutdown()
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="after its shutdown"):
+            await lane.call(lambda: 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_lane_nobody_shut_down_ends_its_threads_once_it_is_garbage() -> None:
+    class Owner:  # as a gateway: its calls are its bound methods, it holds the lane
+        def __init__(self) -> None:
+            self.lane = Lane("test-lane-dropped", threads=2)
+
+        def work(self) -> int:
+            return 1
+
+    async def scenario() -> Owner:
+        owner = Owner()
+        assert await owner.lane.call(owner.work) == 1
+        return owner
+
+    owner = asyncio.run(scenario())
+    threads = list(owner.lane._threads)
+    del owner
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while any(thread.is_alive() for thread in threads):
+        assert time.monotonic() < deadline, "the lane's threads outlived it"
+        time.sleep(0.01)
