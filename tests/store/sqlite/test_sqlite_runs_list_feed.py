@@ -4,9 +4,12 @@ ran ahead of it) reads afresh."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +116,75 @@ def test_runs_replaced_or_renumbered_by_plain_sql_leave_their_pages(
         assert store.runs.refresh_runs_list(view, job_id, 10) == store.runs.list_runs_json(
             job_id, 10
         ), job_id
+
+
+class _WritesBetweenStatements:
+    """A connection that lets another connection write before each statement it runs: every
+    interleaving of commits with the single-statement snapshots of refresh_runs_list."""
+
+    def __init__(self, conn: sqlite3.Connection, write: Callable[[], None]) -> None:
+        self._conn, self._write = conn, write
+        self.armed = False
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        if self.armed:
+            self._write()
+        return self._conn.execute(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_commits_between_the_refresh_statements_are_caught_up_by_the_next_read(
+    tmp_db: Path, seed: int
+) -> None:
+    pick = random.Random(seed)
+    depth = (1, 2, 4, 7)[seed]
+    reader, writer = SqliteStore(tmp_db), SqliteStore(tmp_db)
+    with closing(sqlite3.connect(tmp_db, isolation_level=None)) as shell:
+        shell.execute("PRAGMA foreign_keys = ON")
+        for job_id in "abc":
+            writer.jobs.add_job(Job(id=job_id, name=job_id, schedule="* * * * *", script="/x"), T0)
+        open_runs: list[int] = []
+
+        def write() -> None:
+            roll, job_id = pick.random(), pick.choice("abc")
+            ids = [row[0] for row in shell.execute("SELECT id FROM runs")]
+            if roll < 0.3:
+                status = RunStatus.RUNNING
+                open_runs.append(writer.runs.create_run(job_id, RunTrigger.MANUAL, status, T0))
+            elif roll < 0.5 and open_runs:
+                run_id = open_runs.pop(pick.randrange(len(open_runs)))
+                result = RunResult(status=RunStatus.OK, duration_ms=1, stdout=str(roll))
+                writer.runs.finish_run(run_id, result, T1)
+            elif roll < 0.6 and ids:
+                shell.execute("UPDATE runs SET job_id = ? WHERE id = ?", (job_id, pick.choice(ids)))
+            elif roll < 0.7 and ids:
+                shell.execute("DELETE FROM runs WHERE id = ?", (pick.choice(ids),))
+            elif roll < 0.75:
+                writer.jobs.delete_job(job_id)
+                writer.jobs.add_job(
+                    Job(id=job_id, name=job_id, schedule="* * * * *", script="/x"), T0
+                )
+            elif roll < 0.85 and ids:
+                shell.execute(
+                    "UPDATE runs SET stderr = ? WHERE id = ?", (str(roll), pick.choice(ids))
+                )
+
+        hooked = _WritesBetweenStatements(reader.db.connection(), write)
+        reader.db.connection = lambda: hooked  # type: ignore[method-assign, assignment, return-value]
+        view = RunsListView(depth=depth)
+        limits = sorted({1, min(2, depth), depth})
+        try:
+            for _ in range(150):
+                hooked.armed = pick.random() < 0.5
+                reader.runs.refresh_runs_list(view, pick.choice("abc"), pick.choice(limits))
+                hooked.armed = False
+                for job_id in "abc":
+                    for limit in limits:
+                        page = reader.runs.refresh_runs_list(view, job_id, limit)
+                        assert page == writer.runs.list_runs_json(job_id, limit), (job_id, limit)
+        finally:
+            reader.close()
+            writer.close()
