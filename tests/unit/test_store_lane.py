@@ -104,3 +104,23 @@ def test_a_lane_nobody_shut_down_ends_its_threads_once_it_is_garbage() -> None:
     while any(thread.is_alive() for thread in threads):
         assert time.monotonic() < deadline, "the lane's threads outlived it"
         time.sleep(0.01)
+
+
+def test_a_call_given_up_before_it_starts_is_not_run() -> None:
+    lane = Lane("test-lane")
+    ran: list[str] = []
+    release = threading.Event()
+
+    async def scenario() -> None:
+        busy = lane.call(release.wait, 5)  # holds the lane's one thread
+        queued = lane.call(ran.append, "queued")
+        queued.cancel()
+        release.set()
+        await busy
+        await lane.call(ran.append, "after")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        lane.shutdown()
+    assert ran == ["after"]
