@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from email.utils import formatdate
 
 import httptools
+import structlog
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+log = structlog.get_logger("jeeves_runner.api")
 
 BACKLOG = 128
 # A client has this long to send a request's headers, from connecting or from the end of
@@ -277,6 +280,12 @@ class _SignalFreeServer(uvicorn.Server):
         try:
             await asyncio.wait_for(self._drained(), timeout=self.config.timeout_graceful_shutdown)
         except TimeoutError:
+            if self.server_state.tasks:
+                log.warning(
+                    "requests cancelled at the end of the drain time",
+                    requests=len(self.server_state.tasks),
+                    drain_s=self.config.timeout_graceful_shutdown,
+                )
             for task in self.server_state.tasks:
                 task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
         if not self.force_exit:
