@@ -43,9 +43,9 @@ def extra_values(job: Job) -> tuple[Any, ...]:
     )
 
 
-def insert_values(job: Job, now: str) -> tuple[Any, ...]:
+def _fields(job: Job) -> tuple[Any, ...]:
+    """The columns both statements write, between the id and the timestamps."""
     return (
-        job.id,
         job.name,
         job.schedule,
         job.script,
@@ -56,28 +56,15 @@ def insert_values(job: Job, now: str) -> tuple[Any, ...]:
         job.overlap_policy.value,
         job.on_failure,
         job.on_success,
-        now,
-        now,
-        *extra_values(job),
     )
+
+
+def insert_values(job: Job, now: str) -> tuple[Any, ...]:
+    return (job.id, *_fields(job), now, now, *extra_values(job))
 
 
 def update_values(job: Job, now: str) -> tuple[Any, ...]:
-    return (
-        job.name,
-        job.schedule,
-        job.script,
-        job.type.value,
-        job.description,
-        int(job.enabled),
-        job.timeout_ms,
-        job.overlap_policy.value,
-        job.on_failure,
-        job.on_success,
-        now,
-        *extra_values(job),
-        job.id,
-    )
+    return (*_fields(job), now, *extra_values(job), job.id)
 
 
 def decoded(row: dict[str, Any]) -> dict[str, Any]:

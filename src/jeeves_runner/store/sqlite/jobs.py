@@ -13,7 +13,7 @@ from jeeves_runner.models import (
     OverlapPolicy,
     ScheduleEntry,
 )
-from jeeves_runner.store.job_values import decoded, extra_values, insert_values, update_values
+from jeeves_runner.store.job_values import decoded, insert_values, update_values
 from jeeves_runner.store.jobs_list import JobsListView
 from jeeves_runner.store.sqlite.database import Database
 
@@ -169,25 +169,7 @@ class SqliteJobStore:
     def add_job(self, job: Job, now: str) -> Job:
         try:
             with self._db.transaction() as conn:
-                conn.execute(
-                    _INSERT,
-                    (
-                        job.id,
-                        job.name,
-                        job.schedule,
-                        job.script,
-                        job.type.value,
-                        job.description,
-                        int(job.enabled),
-                        job.timeout_ms,
-                        job.overlap_policy.value,
-                        job.on_failure,
-                        job.on_success,
-                        now,
-                        now,
-                        *extra_values(job),
-                    ),
-                )
+                conn.execute(_INSERT, insert_values(job, now))
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
                 raise JobExistsError(job.id) from None
@@ -198,24 +180,7 @@ class SqliteJobStore:
 
     def update_job(self, job: Job, now: str) -> bool:
         with self._db.transaction() as conn:
-            cur = conn.execute(
-                _UPDATE,
-                (
-                    job.name,
-                    job.schedule,
-                    job.script,
-                    job.type.value,
-                    job.description,
-                    int(job.enabled),
-                    job.timeout_ms,
-                    job.overlap_policy.value,
-                    job.on_failure,
-                    job.on_success,
-                    now,
-                    *extra_values(job),
-                    job.id,
-                ),
-            )
+            cur = conn.execute(_UPDATE, update_values(job, now))
             if not job.enabled:
                 conn.execute(_FORGET_MARK, (job.id,))
         return cur.rowcount == 1
