@@ -34,7 +34,7 @@ from jeeves_runner.models import (
     RunStatus,
     format_instant,
 )
-from jeeves_runner.store.protocols import Store
+from jeeves_runner.store.protocols import Store, output_as_text
 
 RUN_NOT_FOUND = "Run not found"
 CANCELLED_THROUGH_API = "Cancelled through the API"
@@ -236,18 +236,6 @@ SINCE_PARAM = _query(
 RUN_FILTER_PARAMS = [STATUS_PARAM, BEFORE_PARAM]
 
 
-# ---- run rows ------------------------------------------------------------------------
-
-
-def run_body(row: dict[str, Any]) -> dict[str, Any]:
-    # A run still going (or a skipped fire) may have no output yet; the field stays text.
-    if row["stdout"] is None:
-        row["stdout"] = ""
-    if row["stderr"] is None:
-        row["stderr"] = ""
-    return row
-
-
 @router.get(
     "/runs",
     response_model=RunListBody,
@@ -263,7 +251,7 @@ async def list_all_runs(request: Request) -> Response:
     rows = await get_control(request).store.read(
         lambda s: s.runs.list_all_runs(limit, statuses=statuses, since=since, before=before)
     )
-    return json_response({"runs": [run_body(r) for r in rows]})
+    return json_response({"runs": [output_as_text(r) for r in rows]})
 
 
 @router.get(
@@ -277,7 +265,7 @@ async def get_run(run_id: str, request: Request) -> Response:
     row = await get_control(request).store.read(lambda s: s.runs.get_run(number))
     if row is None:
         raise ApiError(404, RUN_NOT_FOUND)
-    return json_response({"run": run_body(row)})
+    return json_response({"run": output_as_text(row)})
 
 
 @router.post(
@@ -320,7 +308,7 @@ async def cancel_run(run_id: str, request: Request) -> Response:
     row = await control.store.read(lambda s: s.runs.get_run(number))
     assert row is not None
     audit.record_later(request, AuditAction.RUN_CANCELLED, row["job_id"], after={"run_id": number})
-    return json_response({"run": run_body(row)})
+    return json_response({"run": output_as_text(row)})
 
 
 def _waiting_retry(store: Store, row: dict[str, Any]) -> int | None:

@@ -40,6 +40,16 @@ RUN_DETAIL_COLUMNS = (
 )
 
 
+def output_as_text(run: dict[str, Any]) -> dict[str, Any]:
+    """A run row as the API answers it: a run still going (or a skipped fire) has no output
+    yet, and its `stdout`/`stderr` are empty text rather than null (in place)."""
+    if run["stdout"] is None:
+        run["stdout"] = ""
+    if run["stderr"] is None:
+        run["stderr"] = ""
+    return run
+
+
 class JobStore(Protocol):
     def add_job(self, job: Job, now: str) -> Job: ...
 

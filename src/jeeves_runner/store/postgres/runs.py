@@ -22,7 +22,7 @@ from jeeves_runner.models import (
 from jeeves_runner.store.postgres.database import Database
 from jeeves_runner.store.postgres.database import output_text as _text
 from jeeves_runner.store.postgres.logs import SEQ_END, write_log
-from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS
+from jeeves_runner.store.protocols import RUN_DETAIL_COLUMNS, output_as_text
 from jeeves_runner.store.runs_list import RunsListView, runs_body
 
 _CREATE = """
@@ -384,7 +384,7 @@ class PostgresRunStore:
         before: int | None = None,
     ) -> bytes:
         runs = self.list_runs(job_id, limit, statuses=statuses, before=before)
-        return orjson.dumps({"runs": [_with_output_text(run) for run in runs]})
+        return orjson.dumps({"runs": [output_as_text(run) for run in runs]})
 
     def refresh_runs_list(self, view: RunsListView, job_id: str, limit: int) -> bytes:
         """See the Protocol. No change log of runs here: the view is emptied whenever the
@@ -396,7 +396,7 @@ class PostgresRunStore:
             view.reset(seen)
             view.seen = seen
         runs = self.list_runs(job_id, view.depth)
-        rows = [(int(run["id"]), orjson.dumps(_with_output_text(run))) for run in runs]
+        rows = [(int(run["id"]), orjson.dumps(output_as_text(run))) for run in runs]
         view.put(job_id, rows)
         # Not kept when too large: answered as read.
         return view.body(job_id, limit) or runs_body([row[1] for row in rows[:limit]])
@@ -508,12 +508,3 @@ class PostgresRunStore:
 
 def _below(before: int | None) -> int:
     return SEQ_END if before is None else before
-
-
-def _with_output_text(run: dict[str, Any]) -> dict[str, Any]:
-    """A run still going (or a skipped fire) has no output yet; the fields stay text."""
-    if run["stdout"] is None:
-        run["stdout"] = ""
-    if run["stderr"] is None:
-        run["stderr"] = ""
-    return run
