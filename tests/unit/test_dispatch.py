@@ -516,3 +516,25 @@ def test_a_cancel_just_after_the_fire_took_the_row_stops_the_run(harness: Harnes
         assert h.executor.running() == []
 
     run(harness, scenario)
+
+
+def test_a_runs_start_is_the_instant_before_its_child_was_spawned(harness: Harness) -> None:
+    """The child's output is read and stamped in another thread from the moment it exists;
+    a spawn that hands the process back late (a loaded host) must not put the run's
+    started_at after its first line."""
+    spawn = harness.executor.spawn
+
+    async def slow_spawn(job: Job, run_id: int, log: RunLog | None = None) -> HeldProcess:
+        process = await spawn(job, run_id, log)
+        harness.clock.advance(0.25)  # the loop comes back to the spawn a while later
+        return process
+
+    harness.executor.spawn = slow_spawn  # type: ignore[method-assign]
+
+    async def scenario(h: Harness) -> None:
+        h.add_job("s")
+        fired = await h.fire("s")
+        await until(lambda: h.runs("s") and h.runs("s")[0]["status"] == "running", "the mark")
+        assert h.runs("s")[0]["started_at"] == fired
+
+    run(harness, scenario)

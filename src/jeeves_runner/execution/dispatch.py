@@ -56,7 +56,8 @@ log = structlog.get_logger("jeeves_runner.execution.dispatch")
 T = TypeVar("T")
 
 # Rows of runs that started in the same instant are marked `running` in one commit,
-# a few milliseconds after their children started (their started_at is the true start).
+# a few milliseconds after their children started (their started_at is the instant before
+# each child was spawned).
 MARK_BATCH_S = 0.005
 # A write the database refuses (locked by another process, disk full) is tried again, never
 # dropped: first after RETRY_FIRST_S, doubling up to RETRY_MAX_S.
@@ -942,15 +943,18 @@ class RunDispatcher:
         if job.type is JobType.SESSION:
             return await self._execute_session(job, run_id)
         run_log = self.logs.live.get(run_id)
+        # The start is the instant before the child exists: its output is read (and stamped)
+        # in another thread from then on, possibly before spawn() hands the process back.
+        started_at = format_instant(self.clock.now())
         try:
             process = await self.executor.spawn(job, run_id, log=run_log)
         except SpawnError as exc:
             if run_log is not None:
                 run_log.warn(str(exc))
-            self._mark_running(run_id, job.id)
+            self._mark_running(run_id, job.id, started_at)
             elapsed = int((self.clock.monotonic() - started_mono) * 1000)
             return RunResult(status=RunStatus.ERROR, duration_ms=elapsed, error=str(exc))
-        self._mark_running(run_id, job.id)
+        self._mark_running(run_id, job.id, started_at)
         self.run_watch.run_started(job, run_id)
         # Its group id is its pid (a session of its own). Kept with the run, so a runner
         # killed with -9 leaves the next start what it needs to end this group.
@@ -1004,8 +1008,11 @@ class RunDispatcher:
                 self._session_tasks.discard(me)
             self.executing -= 1
 
-    def _mark_running(self, run_id: int, job_id: str) -> None:
-        self._marks.append((run_id, job_id, format_instant(self.clock.now())))
+    def _mark_running(self, run_id: int, job_id: str, at: str | None = None) -> None:
+        """Queue the run's `running` mark with its start (`at`; default: now)."""
+        self._marks.append(
+            (run_id, job_id, at if at is not None else format_instant(self.clock.now()))
+        )
         if self._mark_handle is None:
             loop = asyncio.get_running_loop()
             self._mark_handle = loop.call_later(MARK_BATCH_S, self._flush_marks_soon)
