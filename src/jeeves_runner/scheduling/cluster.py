@@ -84,6 +84,8 @@ BUSY_POLL_S = 0.02
 # At most this many runs per claim: nodes woken by one NOTIFY share an instant's runs (a
 # train of 20 spawns on one node starts its last child later than 3 trains of 7).
 CLAIM_BATCH = 5
+# A claimed fire whose job was disabled after its instant, before the claim could start it.
+DISABLED_SINCE_DUE = "The job was disabled after this fire was due, before it could start"
 # The leader re-reads the enabled jobs at least this often (a job change also notifies).
 RECONCILE_S = 5.0
 # catch_up: a fire missed while nobody led is run late when it is at most this old; older ones
@@ -574,13 +576,18 @@ class ClusterNode:
             gone: list[int] = []
             for claim in claims:
                 job = jobs.get(claim.job_id)
-                # Disabled since it was planned (or deleted: its row went with it).
-                if job is None or (instant is not None and not job.enabled):
+                if job is not None and (instant is None or job.enabled):
+                    prepared.append(
+                        PreparedFire(job, claim.run_id, on_skip=self._skipper(claim.run_id))
+                    )
+                elif job is not None and (job.updated_at or "") >= (instant or ""):
+                    # Disabled after its instant came (the claim was late: a loaded node):
+                    # the instant was an enabled job's, so it keeps its row, as a skip.
+                    await self._skipper(claim.run_id)(DISABLED_SINCE_DUE)
+                else:
+                    # Disabled before its instant, since it was planned (or deleted: its
+                    # row went with it): the instant is no fire of an enabled job.
                     gone.append(claim.run_id)
-                    continue
-                prepared.append(
-                    PreparedFire(job, claim.run_id, on_skip=self._skipper(claim.run_id))
-                )
             if gone:
                 await self._db(lambda: _discard(self.store, gone))
             if instant is not None and prepared and self.dispatcher.accepting:

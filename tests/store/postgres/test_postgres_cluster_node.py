@@ -429,3 +429,43 @@ def test_a_leader_that_cannot_write_gives_the_lock_up_until_a_heartbeat_lands(
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+def test_a_claim_whose_job_was_disabled_keeps_its_instant_when_it_was_due_before(
+    pg_url: str,
+) -> None:
+    """A node that takes up claims late (loaded) finds their jobs disabled meanwhile. Disabled
+    after the instant came: the instant was an enabled job's fire and keeps its row, as a
+    skip with the reason (never silently gone). Disabled before it: no fire, no row."""
+    store = PostgresStore(pg_url)
+    for job_id in ("late", "early"):
+        store.jobs.add_job(
+            Job(id=job_id, name=job_id, schedule="@yearly", script="", command=("true",)),
+            at(-60),
+        )
+    due = format_instant(datetime.now(UTC) - timedelta(seconds=2))
+    plans = [JobPlan(j, None, due, (due,)) for j in ("late", "early")]
+    store.cluster.write_plans(plans, at(-60))
+    claims = store.cluster.claim_runs("n1", [], due, 5)
+    assert len(claims) == 2
+    store.jobs.set_enabled("late", False, format_instant(datetime.now(UTC)))  # after `due`
+    store.jobs.set_enabled("early", False, at(-30))  # before it (as written by then)
+    node, executor = real_node(store, pg_url, "n1")
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(due, claims)
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        by_job = {c.job_id: c.run_id for c in claims}
+        late = store.runs.get_run(by_job["late"])
+        assert late is not None and late["status"] == "skipped", late
+        assert late["error"] == cluster_module.DISABLED_SINCE_DUE
+        assert store.runs.get_run(by_job["early"]) is None
+    finally:
+        store.close()
