@@ -692,6 +692,15 @@ class ClusterStore(Protocol):
         (its instant keeps its one row); a run no longer the node's is left alone."""
         ...
 
+    def cancel_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
+        """A claimed run of this node cancelled before its child started (it waited for its
+        instant, a slot or its turn) becomes `cancelled` in place, finished at `at` with
+        `reason` as its error. Only a run still open and still the node's (`pending`, or
+        marked `running` by it just before its instant) changes: a claim a peer gave to
+        another node while this one looked dead (a freeze) is that node's to run and
+        record, and is left alone. False when nothing changed."""
+        ...
+
     def expire_pool(self, before: str, at: str, reason: str) -> int:
         """Scheduled runs still unclaimed whose instant is older than `before` (no node
         that may run them was free): recorded as `missed` with `reason`."""

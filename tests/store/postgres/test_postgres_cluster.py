@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from jeeves_runner.cluster_model import JobPlan, MissedGap, NodeBeat
-from jeeves_runner.models import Job, RunStatus, RunTrigger
+from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.postgres import PostgresStore
 from jeeves_runner.store.postgres.cluster import PostgresClusterLink
 
@@ -439,6 +439,42 @@ def test_a_run_marked_ahead_and_never_started_goes_back_to_the_pool(
     assert _row(store, two.run_id) == ("skipped", "n1", "busy")
     store.runs.mark_running([(three.run_id, "c", "2026-03-02T01:00:01.004Z")])
     assert store.runs.get_run(three.run_id)["started_at"] == "2026-03-02T01:00:01.004Z"  # type: ignore[index]
+
+
+def test_a_cancel_changes_only_a_claim_still_the_nodes_own(store: PostgresStore) -> None:
+    """cancel_claimed is the cancel of a claim whose child has not started: its own claim
+    (`pending`, or marked `running` just before its instant) becomes `cancelled` in place;
+    a claim given to another node (which holds it, runs it, or has finished it) is left as
+    it is, and so is one already closed."""
+    add_jobs(store, "a", "b", "c")
+    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
+    mine, marked, lost = store.cluster.claim_runs("n1", [], T1, 5)
+    assert store.cluster.start_runs("n1", [marked.run_id], T1) == {marked.run_id}
+    # n1 looked dead (a freeze): its claim went back to the pool and n2 took it.
+    assert store.cluster.unclaim("n1", [lost.run_id]) == 1
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [lost.run_id]
+
+    assert store.cluster.cancel_claimed(lost.run_id, T2, "Cancelled", "n1") is False
+    assert _row(store, lost.run_id) == ("pending", "n2", None)
+    assert store.cluster.start_runs("n2", [lost.run_id], T1) == {lost.run_id}
+    assert store.cluster.cancel_claimed(lost.run_id, T2, "Cancelled", "n1") is False
+    assert _row(store, lost.run_id) == ("running", "n2", None)
+    store.runs.finish_run(lost.run_id, RunResult(RunStatus.OK, 5, exit_code=0), T2)
+    assert store.cluster.cancel_claimed(lost.run_id, T3, "Cancelled", "n1") is False
+    assert _row(store, lost.run_id) == ("ok", "n2", None)
+
+    assert store.cluster.cancel_claimed(mine.run_id, T2, "Cancelled before it started", "n1")
+    assert store.cluster.cancel_claimed(marked.run_id, T2, "Cancelled", "n1")
+    assert _row(store, mine.run_id) == ("cancelled", "n1", "Cancelled before it started")
+    assert _row(store, marked.run_id) == ("cancelled", "n1", "Cancelled")
+    detail = store.runs.get_run(mine.run_id)
+    assert detail is not None
+    assert (detail["finished_at"], detail["duration_ms"]) == (T2, 0)
+    # Closed now: a second cancel changes nothing, and no node claims or starts it.
+    assert store.cluster.cancel_claimed(mine.run_id, T3, "Again", "n1") is False
+    assert _row(store, mine.run_id) == ("cancelled", "n1", "Cancelled before it started")
+    assert store.cluster.start_runs("n1", [mine.run_id], T3) == set()
+    assert store.cluster.claim_runs("n2", [], LATER, 5) == []
 
 
 def test_a_node_stopped_inside_a_cluster_transaction_does_not_hold_up_its_peers(

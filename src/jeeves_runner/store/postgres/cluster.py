@@ -208,6 +208,14 @@ UPDATE runs SET status = 'skipped', finished_at = %s, duration_ms = 0, error = %
        skipped_count = 1, last_skipped_at = %s
 WHERE id = %s AND node_id = %s AND status IN ('pending', 'running') AND finished_at IS NULL
 """
+# The cancel of a claim whose child has not started (it waited for its instant, a slot or its
+# turn; or it was marked `running` just before its instant): in place, like a skip. Only a run
+# still this node's and open: a claim a peer gave to another node (after this node froze) is
+# that node's to run and record.
+_CANCEL_CLAIMED = """
+UPDATE runs SET status = 'cancelled', finished_at = %s, duration_ms = 0, error = %s
+WHERE id = %s AND node_id = %s AND status IN ('pending', 'running') AND finished_at IS NULL
+"""
 _EXPIRE_SCHEDULED = """
 UPDATE runs SET status = 'missed', finished_at = %s, duration_ms = 0, error = %s,
        missed_count = 1, missed_first = scheduled_for, missed_last = scheduled_for
@@ -424,6 +432,10 @@ class PostgresClusterStore:
         with self._db.connection() as conn:
             params = (at, _text(reason), at, run_id, node_id)
             return conn.execute(_SKIP_CLAIMED, params).rowcount == 1
+
+    def cancel_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
+        with self._db.connection() as conn:
+            return conn.execute(_CANCEL_CLAIMED, (at, _text(reason), run_id, node_id)).rowcount == 1
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:
         with self._transaction() as conn:
