@@ -100,9 +100,22 @@ class StartGate(Protocol):
         it. Raises StoreError while the database refuses."""
         ...
 
+    async def cancel_claim(self, run_id: int, reason: str) -> bool:
+        """A run the gate has not marked for a child cancelled: recorded as `cancelled`
+        (with `reason`) only while it is still this node's claim. False: another node has
+        it (a peer gave the claim away while this node looked dead), or it is closed;
+        nothing is written. Raises StoreError while the database refuses."""
+        ...
+
 
 class StartRefused(Exception):
     """A run the start gate refused: another node has it, or it is closed."""
+
+
+# What the task of a run answers when nothing of it was run or written here (cluster mode: its
+# claim turned out to be another node's): a cancel of it answers False, as for a run not in
+# flight here.
+CLAIM_LOST = RunResult(RunStatus.ERROR, 0, error=CLAIM_TAKEN_BACK)
 
 
 class ResultJournal(Protocol):
@@ -614,6 +627,7 @@ class RunDispatcher:
         cancelled = False
         keep_pending = False
         refused = False
+        cancel_claim = False  # cluster mode: a cancel written only while the claim is ours
         retry: tuple[str, int, int] | None = None
         try:
             if run_id is None:
@@ -634,7 +648,7 @@ class RunDispatcher:
                 result = await self._take_turn(job, run_id, trigger, queued, turn)
             except StartRefused:
                 refused = True
-                result = RunResult(RunStatus.ERROR, 0, error=CLAIM_TAKEN_BACK)
+                result = CLAIM_LOST
             except asyncio.CancelledError:
                 reason = self._cancel_reasons.get(run_id)
                 if reason is not None:
@@ -644,6 +658,10 @@ class RunDispatcher:
                         me.uncancel()
                     text = reason if turn.started else f"{reason} before it started"
                     result = RunResult(RunStatus.CANCELLED, 0, error=text)
+                    # Cluster mode: no child started (the gate has not marked the run for
+                    # this node), so the row may be a claim a peer gave to another node
+                    # while this one was frozen: the cancel is written only if it is not.
+                    cancel_claim = self.start_gate is not None and run_id not in self._through_gate
                 else:
                     cancelled = True
                     # Cluster mode: a run the gate has not marked for this node is not
@@ -672,6 +690,8 @@ class RunDispatcher:
             activity.in_flight -= 1
             activity.released()
             self.run_watch.run_ended(run_id)
+        if cancel_claim:
+            return await self._cancel_claim(job, run_id, trigger, result)
         if keep_pending or refused:
             # Nothing of this run is written here: a retry's row waits for the next start;
             # a refused run's row is another node's (or closed).
@@ -882,6 +902,18 @@ class RunDispatcher:
                 log.exception("could not record a run", job_id=job.id, run_id=run_id)
                 self._to_journal(run_id, result, finished, started)
                 break
+        self._recorded(job, run_id, trigger, result, retry_id)
+        return retry_id
+
+    def _recorded(
+        self,
+        job: Job,
+        run_id: int,
+        trigger: RunTrigger,
+        result: RunResult,
+        retry_id: int | None = None,
+    ) -> None:
+        """A run's end is stored (or kept in the journal): counted, logged, notified."""
         self._changed()
         self.metrics.run_finished(job.id, result.status.value, result.duration_ms / 1000)
         log.info(
@@ -895,7 +927,6 @@ class RunDispatcher:
         # The final outcome only: a failed try that will be retried is not one.
         if self.notifier is not None and result.status is not RunStatus.SKIPPED and not retry_id:
             self.notifier.notify_run_later(job, result, run_id)
-        return retry_id
 
     def _to_journal(
         self, run_id: int, result: RunResult, finished: str, started: tuple[str, str] | None
@@ -1089,9 +1120,13 @@ class RunDispatcher:
             await process.cancel(reason)
         else:
             task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(task)
-        return True
+        try:
+            ended = await asyncio.shield(task)
+        except BaseException:
+            return True
+        # Cluster mode: a claim another node had taken meanwhile was neither run nor
+        # cancelled here.
+        return bool(ended != CLAIM_LOST)
 
     async def _cancel_prepared(self, prepared: PreparedFire, reason: str) -> bool:
         """A fire's row made ahead of its instant, cancelled before the instant: taken here,
@@ -1108,6 +1143,49 @@ class RunDispatcher:
         finally:
             self._recording.discard(run_id)
         return True
+
+    async def _cancel_claim(
+        self, job: Job, run_id: int, trigger: RunTrigger, result: RunResult
+    ) -> RunResult:
+        """Cluster mode: the cancel of a run no child was started for, written through the
+        gate's guarded write (never finish_run, which writes over whoever owns the row).
+        Answers `result` once written; CLAIM_LOST when nothing was (the claim is another
+        node's, or the runner's last moment came first)."""
+        gate = self.start_gate
+        assert gate is not None
+        # Recording: a second cancel meanwhile waits for this write instead of cutting it.
+        self._recording.add(run_id)
+        try:
+            await self.logs.close(run_id)  # empty: no child ever wrote to it
+            try:
+                mine = await self._retrying(
+                    lambda: gate.cancel_claim(run_id, result.error or ""), "record a cancel"
+                )
+            except StoreError as exc:
+                # The claim is still this node's: the stop's last sweep (or the next start)
+                # deals with it as with any claim of a stopping node.
+                log.warning(
+                    "could not record a cancel before the stop",
+                    job_id=job.id,
+                    run_id=run_id,
+                    reason=str(exc),
+                )
+                return CLAIM_LOST
+            if not mine:
+                log.warning(
+                    "cancel not recorded: the run's claim went to another node",
+                    job_id=job.id,
+                    run_id=run_id,
+                )
+                self._changed()
+                return CLAIM_LOST
+            self._recorded(job, run_id, trigger, result)
+            return result
+        finally:
+            self.logs.recorded(run_id)
+            self._run_tasks.pop(run_id, None)
+            self._cancel_reasons.pop(run_id, None)
+            self._recording.discard(run_id)
 
     def subscribe_log(self, run_id: int) -> LogSubscription | None:
         """A live reader of a run of this runner that has not been recorded yet; None for any

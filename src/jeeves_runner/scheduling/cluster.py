@@ -701,6 +701,14 @@ class ClusterNode:
             if not waiting.done():
                 waiting.set_result(run_id in mine)
 
+    async def cancel_claim(self, run_id: int, reason: str) -> bool:
+        """`dispatch.StartGate`: a run of this node cancelled before its child started is
+        written `cancelled` only while it is still this node's claim: one a peer gave to
+        another node while this node was frozen is that node's (cluster.cancel_claimed)."""
+        self._admitted.discard(run_id)
+        at, node = format_instant(self.clock.now()), self.identity.node_id
+        return await self._db(lambda: self.store.cluster.cancel_claimed(run_id, at, reason, node))
+
     def _skipper(self, run_id: int) -> Callable[[str], Awaitable[None]]:
         async def skip(reason: str) -> None:
             self._admitted.discard(run_id)

@@ -16,7 +16,7 @@ from jeeves_runner.cluster_model import JobPlan, NodeBeat
 from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
 from jeeves_runner.execution.executor import ProcessExecutor, RunningProcess
 from jeeves_runner.execution.run_log import RunLog
-from jeeves_runner.models import Job, format_instant, parse_instant
+from jeeves_runner.models import Job, RunResult, RunStatus, format_instant, parse_instant
 from jeeves_runner.scheduling import cluster as cluster_module
 from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
 from jeeves_runner.store.errors import StoreError
@@ -374,6 +374,100 @@ def test_a_stopping_node_writes_nothing_to_a_claim_it_had_lost(pg_url: str) -> N
         asyncio.run(scenario())
         assert executor.at_spawn == []
         assert status_of(store, claim.run_id) == ("running", "n2")
+    finally:
+        store.close()
+
+
+async def in_flight(dispatcher: RunDispatcher, run_id: int) -> None:
+    """Until the run's task has taken its row (its first step, a turn of the loop away)."""
+    deadline = time.monotonic() + 5
+    while dispatcher.in_flight_run_ids != (run_id,):
+        assert time.monotonic() < deadline, dispatcher.in_flight_run_ids
+        await asyncio.sleep(0.001)
+
+
+@pytest.mark.parametrize("peer", ["claimed", "running", "finished"])
+def test_a_cancel_writes_nothing_to_a_claim_the_node_had_lost(pg_url: str, peer: str) -> None:
+    """n1 froze while a claimed run waited for a slot; a peer gave the claim to n2, which
+    holds it, runs it or has recorded it. n1, resumed, is asked to cancel that run: it
+    writes nothing to n2's run and answers that the run is not its own."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    assert store.cluster.sweep_lost(now) != []
+    (again,) = store.cluster.claim_runs("n2", [], now, 5)
+    assert again.run_id == claim.run_id
+    if peer != "claimed":
+        assert store.cluster.start_runs("n2", [claim.run_id], now) == {claim.run_id}
+    if peer == "finished":
+        store.runs.finish_run(claim.run_id, RunResult(RunStatus.OK, 7, exit_code=0), now)
+    before = store.runs.get_run(claim.run_id)
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+
+    async def scenario() -> None:
+        try:
+            slots = node.dispatcher.slots
+            for _ in range(slots.limit):  # every slot busy: the run waits for one
+                await slots.acquire()
+            await node._start_group(claim.scheduled_for, [claim])
+            await in_flight(node.dispatcher, claim.run_id)
+            assert (
+                await node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API") is False
+            )
+            assert node.dispatcher.in_flight_run_ids == ()
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        assert store.runs.get_run(claim.run_id) == before
+    finally:
+        store.close()
+
+
+def test_a_cancel_of_a_claim_still_the_nodes_own_is_recorded(pg_url: str) -> None:
+    """The same cancel of a waiting claim that is still n1's: recorded as `cancelled`
+    before it started, in place."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    node, executor = real_node(store, pg_url, "n1")
+
+    async def scenario() -> None:
+        try:
+            slots = node.dispatcher.slots
+            for _ in range(slots.limit):  # every slot busy: the run waits for one
+                await slots.acquire()
+            await node._start_group(claim.scheduled_for, [claim])
+            await in_flight(node.dispatcher, claim.run_id)
+            assert await node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API")
+            assert node.dispatcher.in_flight_run_ids == ()
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        row = store.runs.get_run(claim.run_id)
+        assert row is not None
+        assert (row["status"], row["node_id"], row["error"]) == (
+            "cancelled",
+            "n1",
+            "Cancelled through the API before it started",
+        )
     finally:
         store.close()
 
