@@ -589,7 +589,8 @@ class ClusterNode:
                     # row went with it): the instant is no fire of an enabled job.
                     gone.append(claim.run_id)
             if gone:
-                await self._db(lambda: _discard(self.store, gone))
+                node = self.identity.node_id
+                await self._db(lambda: self.store.cluster.drop_claims(node, gone))
             if instant is not None and prepared and self.dispatcher.accepting:
                 prepared = await self._mark_ahead(prepared, fire_at, early)
                 await wait_until(self.clock, fire_at.timestamp())
@@ -818,8 +819,3 @@ class ClusterNode:
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
-
-
-def _discard(store: ClusteredStore, run_ids: list[int]) -> None:
-    for run_id in run_ids:
-        store.runs.discard_pending(run_id)

@@ -687,6 +687,12 @@ class ClusterStore(Protocol):
         `running` just before their instant too (the caller knows none of them started)."""
         ...
 
+    def drop_claims(self, node_id: str, run_ids: Collection[int]) -> int:
+        """Claimed runs that are no fire any more (their job was disabled before their
+        instant) are deleted: only those still `pending` and still this node's (a claim a
+        peer gave to another node meanwhile is that node's to decide). Answers how many."""
+        ...
+
     def skip_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
         """A claimed run of this node the overlap policy skips becomes `skipped` in place
         (its instant keeps its one row); a run no longer the node's is left alone."""

@@ -477,6 +477,24 @@ def test_a_cancel_changes_only_a_claim_still_the_nodes_own(store: PostgresStore)
     assert store.cluster.claim_runs("n2", [], LATER, 5) == []
 
 
+def test_dropped_claims_are_only_the_nodes_own_pending_ones(store: PostgresStore) -> None:
+    """drop_claims deletes claims whose fire is no fire any more (the job was disabled
+    before its instant): only rows still `pending` and still this node's; a claim a peer
+    gave to another node meanwhile is that node's to decide."""
+    add_jobs(store, "a", "b", "c")
+    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
+    mine, marked, lost = store.cluster.claim_runs("n1", [], T1, 5)
+    assert store.cluster.start_runs("n1", [marked.run_id], T1) == {marked.run_id}
+    assert store.cluster.unclaim("n1", [lost.run_id]) == 1
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [lost.run_id]
+    ids = [mine.run_id, marked.run_id, lost.run_id]
+    assert store.cluster.drop_claims("n1", ids) == 1
+    assert store.runs.get_run(mine.run_id) is None
+    assert _row(store, marked.run_id) == ("running", "n1", None)
+    assert _row(store, lost.run_id) == ("pending", "n2", None)
+    assert store.cluster.drop_claims("n1", []) == 0
+
+
 def test_a_node_stopped_inside_a_cluster_transaction_does_not_hold_up_its_peers(
     store: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -563,3 +563,39 @@ def test_a_claim_whose_job_was_disabled_keeps_its_instant_when_it_was_due_before
         assert store.runs.get_run(by_job["early"]) is None
     finally:
         store.close()
+
+
+def test_a_claim_dropped_for_its_disabled_job_is_not_deleted_once_another_nodes(
+    pg_url: str,
+) -> None:
+    """n1 claimed a fire whose job was disabled before its instant, then froze; a peer gave
+    the claim to n2 (whose decision it now is: the job may be enabled again by the time n2
+    looks). n1, resumed, drops only its own claims: n2's row stays."""
+    store = PostgresStore(pg_url)
+    store.jobs.add_job(
+        Job(id="early", name="e", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    due = format_instant(datetime.now(UTC) - timedelta(seconds=2))
+    store.cluster.write_plans([JobPlan("early", None, due, (due,))], at(-60))
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, due, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], due, 5)
+    store.jobs.set_enabled("early", False, at(-30))  # before its instant
+    assert store.cluster.sweep_lost(due) != []
+    (again,) = store.cluster.claim_runs("n2", [], due, 5)
+    assert again.run_id == claim.run_id
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+
+    async def scenario() -> None:
+        try:
+            await node._start_group(due, [claim])
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    try:
+        asyncio.run(scenario())
+        assert executor.at_spawn == []
+        assert status_of(store, claim.run_id) == ("pending", "n2")
+    finally:
+        store.close()

@@ -203,6 +203,13 @@ UPDATE runs SET node_id = NULL, status = 'pending', started_at = scheduled_for
 WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status IN ('pending', 'running')
   AND finished_at IS NULL AND scheduled_for IS NOT NULL
 """
+# Claims whose fire is no fire any more (the job was disabled before the instant): deleted,
+# but only while still `pending` and this node's (a claim a peer gave to another node after
+# this one froze is that node's to decide: the job may be enabled again by then).
+_DROP_CLAIMS = """
+DELETE FROM runs
+WHERE id = ANY(%s::bigint[]) AND node_id = %s AND status = 'pending' AND finished_at IS NULL
+"""
 _SKIP_CLAIMED = """
 UPDATE runs SET status = 'skipped', finished_at = %s, duration_ms = 0, error = %s,
        skipped_count = 1, last_skipped_at = %s
@@ -427,6 +434,12 @@ class PostgresClusterStore:
             if count:
                 conn.execute(_NOTIFY_RUNS)
         return count
+
+    def drop_claims(self, node_id: str, run_ids: Collection[int]) -> int:
+        if not run_ids:
+            return 0
+        with self._db.connection() as conn:
+            return conn.execute(_DROP_CLAIMS, (list(run_ids), node_id)).rowcount
 
     def skip_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
         with self._db.connection() as conn:
