@@ -1,7 +1,7 @@
 """What one keep-alive connection can carry on this machine before any runner work: the
 floor under bench_api's figures; prints its figures as JSON.
 
-The same 17 KB answer (a page of 50 runs) from six servers, one after the other, each
+The same 17 KB answer (a page of 50 runs) from eight servers, one after the other, each
 driven by bench_api's client (another process, one connection, requests back to back):
 
 - `raw_asyncio`: an asyncio Protocol writing the bytes back (no HTTP parsing at all);
@@ -15,13 +15,21 @@ driven by bench_api's client (another process, one connection, requests back to 
 - `uvicorn_fastapi_route`: the runner's server and a FastAPI app with one route returning
   the bytes (FastAPI's and Starlette's middleware and router, no runner code);
 - `runner_runs_warm`: the runner's app answering GET /jobs/:id/runs?limit=50 from its
-  cached body (bench_api's `runs_limit50_warm`).
+  cached body (bench_api's `runs_limit50_warm`);
+- `bare_asgi_store_trip_after_write`: the client writes a run into the database before
+  every request (as in bench_api's `runs_limit50_write`), and the bare ASGI function first
+  makes one trip to a store thread (the runner's `Lane`) that asks SQLite whether the file
+  changed and reads one row: the least any answer costs that reads the database off the
+  event loop after another process wrote it (the runner's rule: no SQLite call on the loop);
+- `runner_runs_after_write`: bench_api's `runs_limit50_write`, the runner's app in that
+  same situation (`runner_write_over_its_floor`: its rate over the row above).
 
 Rounds alternate the servers so that a busy moment of a shared host falls on all of them;
 each figure is the median over rounds, with the server's CPU time a request (this process
 serves, the client is another: steadier than the rates on a shared host). A target above
 `uvicorn_fastapi_route` cannot be met by any code behind the chosen stack (FastAPI on
-uvicorn).
+uvicorn); one above `bare_asgi_store_trip_after_write`, by no read of the database after a
+write that keeps SQLite off the event loop.
 
     .venv/bin/python benchmarks/bench_http_floor.py [--seconds N] [--rounds N]
 """
@@ -32,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -47,6 +56,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import bench_api
 from jeeves_runner.api.server import ApiServer
+from jeeves_runner.store.gateway import Lane
 
 BODY = b'{"runs":[' + b"x" * 17_000 + b"]}"
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
@@ -70,6 +80,38 @@ async def _bare(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
+def _bare_after_write(db: str) -> tuple[ASGIApp, Lane]:
+    """The bare ASGI answer behind the least any read of the database off the event loop
+    costs after another process's write: one trip to a store thread (the runner's Lane)
+    that asks SQLite whether the file changed (`PRAGMA data_version`, which must read the
+    WAL index) and reads the newest change (one indexed row)."""
+    lane = Lane("floor-probe")
+    conn: list[sqlite3.Connection] = []
+
+    def probe() -> int:
+        if not conn:  # opened on the lane's thread, which alone uses it
+            conn.append(sqlite3.connect(db, isolation_level=None))
+        version = int(conn[0].execute("PRAGMA data_version").fetchone()[0])
+        conn[0].execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return version
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await lane.call(probe)
+        await _bare(scope, receive, send)
+
+    return app, lane
+
+
+async def _served_after_write(db: str, seconds: float, paths: list[str]) -> dict[str, Any]:
+    app, lane = _bare_after_write(db)
+    try:
+        return await _served(app, seconds, paths, write_db=db)
+    finally:
+        lane.shutdown()
+
+
 def _fastapi() -> FastAPI:
     app = FastAPI()
 
@@ -80,7 +122,9 @@ def _fastapi() -> FastAPI:
     return app
 
 
-async def _client(port: int, seconds: float, paths: list[str]) -> dict[str, Any]:
+async def _client(
+    port: int, seconds: float, paths: list[str], write_db: str = "-"
+) -> dict[str, Any]:
     cpu_before = time.process_time()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -88,7 +132,7 @@ async def _client(port: int, seconds: float, paths: list[str]) -> dict[str, Any]
         "--client",
         str(port),
         str(seconds),
-        "-",
+        write_db,
         *paths,
         stdout=subprocess.PIPE,
     )
@@ -102,14 +146,18 @@ async def _client(port: int, seconds: float, paths: list[str]) -> dict[str, Any]
 
 
 async def _served(
-    app: ASGIApp, seconds: float, paths: list[str], protocol: type | None = None
+    app: ASGIApp,
+    seconds: float,
+    paths: list[str],
+    protocol: type | None = None,
+    write_db: str = "-",
 ) -> dict[str, Any]:
     server = ApiServer(app, "127.0.0.1", 0)
     if protocol is not None:
         server._config.http = protocol  # the runner's server, with another HTTP protocol
     await server.start()
     try:
-        return await _client(server.port, seconds, paths)
+        return await _client(server.port, seconds, paths, write_db)
     finally:
         await server.stop()
 
@@ -147,6 +195,14 @@ def main() -> None:
                 ),
                 "uvicorn_fastapi_route": asyncio.run(_served(_fastapi(), args.seconds, paths)),
                 "runner_runs_warm": bench_api.measure(db, paths, args.seconds, cold=False),
+                # With a write by the client before every request (bench_api's
+                # `runs_limit50_write`), and the floor under it.
+                "bare_asgi_store_trip_after_write": asyncio.run(
+                    _served_after_write(db, args.seconds, paths)
+                ),
+                "runner_runs_after_write": bench_api.measure(
+                    db, paths, args.seconds, cold=False, write=True
+                ),
             }
             for name, figures in rounds.items():
                 rates.setdefault(name, []).append(figures["requests_per_s"])
@@ -175,6 +231,11 @@ def main() -> None:
         servers["runner_runs_warm"]["requests_per_s"] / route, 2
     )
     report["fastapi_route_over_raw"] = round(route / servers["raw_asyncio"]["requests_per_s"], 3)
+    report["runner_write_over_its_floor"] = round(
+        servers["runner_runs_after_write"]["requests_per_s"]
+        / servers["bare_asgi_store_trip_after_write"]["requests_per_s"],
+        2,
+    )
     report["bare_httptools_over_h11"] = round(
         servers["uvicorn_bare_asgi"]["requests_per_s"]
         / servers["uvicorn_bare_asgi_h11"]["requests_per_s"],
