@@ -12,8 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from fake_control import NOW, FakeControl
+from hypothesis import given
+from hypothesis import strategies as st
 from live_api import wait_for
+from starlette.requests import Request
 
+from jeeves_runner.api.errors import ApiError
+from jeeves_runner.api.params import LIMIT_DEFAULT, limit_from
+from jeeves_runner.api.runs import before_from, run_filters, statuses_from
 from jeeves_runner.models import LogChunk, LogStream, RunLogWrite, RunResult, RunStatus
 from jeeves_runner.store import SqliteStore
 
@@ -312,3 +318,61 @@ def test_follow_with_tail_starts_from_the_last_lines(
         ("line", "three"),
     ]
     assert events[-1][0] == "end" and events[-1][1]["status"] == "ok"
+
+
+# run_filters reads the common query strings (none, or `limit` in plain digits) straight from
+# the raw bytes; these are the strings it must answer exactly as the general readers do.
+_QUERY_PIECES = st.sampled_from(
+    [
+        "limit=50",
+        "limit=1",
+        "limit=0",
+        "limit=1000",
+        "limit=1001",
+        "limit=0050",
+        "limit=99999999",
+        "limit=",
+        "limit",
+        "limit=5x",
+        "limit=%35",
+        "LIMIT=5",
+        "limit=-1",
+        "limit=+5",
+        "limit= 5",
+        "status=ok",
+        "status=ok,error",
+        "status=bogus",
+        "before=3",
+        "before=0",
+        "before=x",
+        "other=1",
+        "",
+    ]
+)
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        return ("value", read())
+    except ApiError as exc:
+        return ("error", exc.status_code, exc.message)
+
+
+@given(st.lists(_QUERY_PIECES, max_size=3), st.sampled_from(["&", ";"]))
+def test_run_filters_answer_every_query_string_as_the_general_readers(
+    pieces: list[str], joiner: str
+) -> None:
+    query = joiner.join(pieces).encode()
+    request = Request({"type": "http", "query_string": query, "headers": []})
+    general = _outcome(
+        lambda: (limit_from(request), tuple(statuses_from(request)), before_from(request))
+    )
+    assert _outcome(lambda: run_filters(request)) == general, query
+
+
+def test_run_filters_take_the_plain_limit_without_the_general_parse() -> None:
+    """What the shortcut is for: `limit=50` and no query at all never build QueryParams."""
+    for query, limit in ((b"limit=7", 7), (b"", LIMIT_DEFAULT)):
+        request = Request({"type": "http", "query_string": query, "headers": []})
+        assert run_filters(request) == (limit, (), None)
+        assert not hasattr(request, "_query_params"), query

@@ -20,8 +20,8 @@ from jeeves_runner.api import audit
 from jeeves_runner.api.deps import get_control
 from jeeves_runner.api.errors import ApiError
 from jeeves_runner.api.job_schedule import NextRunList, next_run
-from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response, limit_from
-from jeeves_runner.api.runs import RUN_FILTER_PARAMS, before_from, statuses_from
+from jeeves_runner.api.params import JSON, LIMIT_OPENAPI, error_responses, json_response
+from jeeves_runner.api.runs import RUN_FILTER_PARAMS, run_filters
 from jeeves_runner.models import (
     JobType,
     OverlapPolicy,
@@ -271,9 +271,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     summary="A job's runs, newest first",
 )
 async def list_runs(job_id: str, request: Request) -> Response:
-    limit = limit_from(request)
-    statuses = tuple(statuses_from(request))
-    before = before_from(request)
+    limit, statuses, before = run_filters(request)
 
     def found(s: Store, body: bytes) -> bytes | None:
         # Only an empty list needs the second read: a job with runs exists.
