@@ -40,6 +40,7 @@ _TRIGGER_PATHS = re.compile(r"^/jobs/[^/]+/(run|cancel|enable|disable)$|^/runs/[
 _TRIGGER_PATCHES = re.compile(r"^/jobs/[^/]+/(enable|disable)$")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _ADMIN_READS = ("/audit",)
+_ADMIN_READ_PREFIXES = tuple(p + "/" for p in _ADMIN_READS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -65,7 +66,7 @@ def required_scope(method: str, path: str) -> Scope:
     """read: every GET (and HEAD) but the audit log; trigger: run, cancel, enable and
     disable a job; admin: everything else, present and future."""
     if method in _READ_METHODS:
-        if any(path == p or path.startswith(p + "/") for p in _ADMIN_READS):
+        if path in _ADMIN_READS or path.startswith(_ADMIN_READ_PREFIXES):
             return Scope.ADMIN
         return Scope.READ
     if method == "POST" and _TRIGGER_PATHS.match(path):

@@ -11,10 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from live_api import wait_for
+from starlette.datastructures import Headers
 
 from jeeves_runner import auth
 from jeeves_runner.access_model import Scope, StoredToken
+from jeeves_runner.api.access import _access_headers, secret_of_cookie, session_secret
 from jeeves_runner.auth import InsecureBindError, hash_secret
 from jeeves_runner.models import RunResult, RunStatus, RunTrigger, format_instant
 from jeeves_runner.store import SqliteStore
@@ -318,3 +322,25 @@ def test_a_cancel_names_the_token_and_is_audited(guarded: LiveRunner) -> None:
         wait_for(cancel_entries, "the cancel's audit entry")
         [entry] = cancel_entries()
         assert (entry["actor"], entry["after"]) == ("trigger", {"run_id": run_id})
+
+
+_HEADER = st.tuples(
+    st.sampled_from([b"authorization", b"cookie", b"origin", b"host", b"x-origin", b"cookies"]),
+    st.sampled_from(
+        [b"Bearer a", b"jr_session=s1", b"jr_session=s2; x=1", b"http://h", b"", b"\xe9"]
+    ),
+)
+
+
+@given(st.lists(_HEADER, max_size=6))
+def test_access_headers_are_what_starlette_headers_give(raw: list[tuple[bytes, bytes]]) -> None:
+    """AccessControl reads Authorization, Cookie and Origin in one pass over the raw headers:
+    each must be what Starlette's Headers.get answers (the first of its name), and the
+    session secret what session_secret reads from them."""
+    scope = {"type": "http", "headers": raw}
+    headers = Headers(scope=scope)
+    authorization, cookie, origin = _access_headers(scope)
+    assert authorization == headers.get("authorization")
+    assert cookie == headers.get("cookie")
+    assert origin == headers.get("origin")
+    assert secret_of_cookie(cookie) == session_secret(headers)

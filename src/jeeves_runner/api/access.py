@@ -43,16 +43,15 @@ class AccessControl:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         method: str = scope["method"]
         path: str = scope["path"]
         dashboard = is_dashboard_path(path)
-        authorization = headers.get("authorization")
+        authorization, cookie, origin = _access_headers(scope)
         # A browser adds a cookie by itself, never a bearer header: only the header counts
         # as proof below that the request is not a forgery.
         header_token = authorization is not None
         if authorization is None and (dashboard or method in _SAFE_METHODS):
-            secret = session_secret(headers)
+            secret = secret_of_cookie(cookie)
             if secret is not None:
                 authorization = f"Bearer {secret}"
         verdict = await self.guard.verdict(authorization)
@@ -67,12 +66,14 @@ class AccessControl:
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
             return
-        origin = headers.get("origin")
         if (
             method not in _SAFE_METHODS
             and origin is not None
             and not origin_allowed(
-                origin, scope, headers, header_token and verdict.name not in (None, ANONYMOUS)
+                origin,
+                scope,
+                Headers(scope=scope),
+                header_token and verdict.name not in (None, ANONYMOUS),
             )
         ):
             await json_response({"error": OTHER_ORIGIN}, 403)(scope, receive, send)
@@ -94,9 +95,29 @@ def is_dashboard_path(path: str) -> bool:
     return path in ("/", DASHBOARD) or path.startswith(DASHBOARD + "/")
 
 
+_ACCESS_HEADERS = (b"authorization", b"cookie", b"origin")
+
+
+def _access_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """Authorization, Cookie and Origin, each the first of its name as Starlette's
+    `Headers.get` gives it (the server lowercases names), in one pass over the raw headers:
+    every API request passes here."""
+    found: list[str | None] = [None, None, None]
+    for name, value in scope["headers"]:
+        if name in _ACCESS_HEADERS:
+            at = _ACCESS_HEADERS.index(name)
+            if found[at] is None:
+                found[at] = value.decode("latin-1")
+    return found[0], found[1], found[2]
+
+
 def session_secret(headers: Headers) -> str | None:
     """The token the dashboard's session cookie holds, if any."""
-    raw = headers.get("cookie")
+    return secret_of_cookie(headers.get("cookie"))
+
+
+def secret_of_cookie(raw: str | None) -> str | None:
+    """The session token in a Cookie header's value, if any."""
     if not raw:
         return None
     for part in raw.split(";"):
