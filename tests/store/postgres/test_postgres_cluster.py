@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from jeeves_runner.cluster_model import JobPlan, MissedGap, NodeBeat
+from jeeves_runner.cluster_model import ClaimedRun, JobPlan, MissedGap, NodeBeat
 from jeeves_runner.models import Job, RunResult, RunStatus, RunTrigger
 from jeeves_runner.store.postgres import PostgresStore
 from jeeves_runner.store.postgres.cluster import PostgresClusterLink
@@ -441,18 +441,24 @@ def test_a_run_marked_ahead_and_never_started_goes_back_to_the_pool(
     assert store.runs.get_run(three.run_id)["started_at"] == "2026-03-02T01:00:01.004Z"  # type: ignore[index]
 
 
+def _claims_one_marked_one_lost(store: PostgresStore) -> tuple[ClaimedRun, ...]:
+    """Three claims of n1 at T1: one pending, one marked `running` just before its instant,
+    and one n2 took after n1 looked dead (a freeze: back to the pool, claimed by n2)."""
+    add_jobs(store, "a", "b", "c")
+    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
+    mine, marked, lost = store.cluster.claim_runs("n1", [], T1, 5)
+    assert store.cluster.start_runs("n1", [marked.run_id], T1) == {marked.run_id}
+    assert store.cluster.unclaim("n1", [lost.run_id]) == 1
+    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [lost.run_id]
+    return mine, marked, lost
+
+
 def test_a_cancel_changes_only_a_claim_still_the_nodes_own(store: PostgresStore) -> None:
     """cancel_claimed is the cancel of a claim whose child has not started: its own claim
     (`pending`, or marked `running` just before its instant) becomes `cancelled` in place;
     a claim given to another node (which holds it, runs it, or has finished it) is left as
     it is, and so is one already closed."""
-    add_jobs(store, "a", "b", "c")
-    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
-    mine, marked, lost = store.cluster.claim_runs("n1", [], T1, 5)
-    assert store.cluster.start_runs("n1", [marked.run_id], T1) == {marked.run_id}
-    # n1 looked dead (a freeze): its claim went back to the pool and n2 took it.
-    assert store.cluster.unclaim("n1", [lost.run_id]) == 1
-    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [lost.run_id]
+    mine, marked, lost = _claims_one_marked_one_lost(store)
 
     assert store.cluster.cancel_claimed(lost.run_id, T2, "Cancelled", "n1") is False
     assert _row(store, lost.run_id) == ("pending", "n2", None)
@@ -481,12 +487,7 @@ def test_dropped_claims_are_only_the_nodes_own_pending_ones(store: PostgresStore
     """drop_claims deletes claims whose fire is no fire any more (the job was disabled
     before its instant): only rows still `pending` and still this node's; a claim a peer
     gave to another node meanwhile is that node's to decide."""
-    add_jobs(store, "a", "b", "c")
-    store.cluster.write_plans([JobPlan(j, None, T1, (T1,)) for j in ("a", "b", "c")], T0)
-    mine, marked, lost = store.cluster.claim_runs("n1", [], T1, 5)
-    assert store.cluster.start_runs("n1", [marked.run_id], T1) == {marked.run_id}
-    assert store.cluster.unclaim("n1", [lost.run_id]) == 1
-    assert [c.run_id for c in store.cluster.claim_runs("n2", [], T1, 5)] == [lost.run_id]
+    mine, marked, lost = _claims_one_marked_one_lost(store)
     ids = [mine.run_id, marked.run_id, lost.run_id]
     assert store.cluster.drop_claims("n1", ids) == 1
     assert store.runs.get_run(mine.run_id) is None

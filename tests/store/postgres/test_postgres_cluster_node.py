@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from jeeves_runner.clock import FakeClock, SystemClock
-from jeeves_runner.cluster_model import JobPlan, NodeBeat
+from jeeves_runner.cluster_model import ClaimedRun, JobPlan, NodeBeat
 from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
 from jeeves_runner.execution.executor import ProcessExecutor, RunningProcess
 from jeeves_runner.execution.run_log import RunLog
@@ -161,6 +162,50 @@ def real_node(store: PostgresStore, pg_url: str, node_id: str) -> tuple[ClusterN
     return node, executor
 
 
+def resumed_node(store: PostgresStore, pg_url: str) -> tuple[ClusterNode, Any]:
+    """n1 (as real_node), resumed after a freeze it knows nothing of: its last heartbeat
+    looks recent to it."""
+    node, executor = real_node(store, pg_url, "n1")
+    node._last_beat_mono = node.clock.monotonic()
+    return node, executor
+
+
+def run_and_stop(node: ClusterNode, steps: Callable[[], Awaitable[None]]) -> None:
+    """`steps` on a fresh event loop, then the node stopped and its dispatcher shut down
+    (1 s of grace), whatever happened."""
+
+    async def scenario() -> None:
+        try:
+            await steps()
+        finally:
+            await node.stop()
+            await node.dispatcher.shutdown(1)
+
+    asyncio.run(scenario())
+
+
+def plan_tick(store: PostgresStore) -> str:
+    """A job `tick` with one instant planned now (returned), in the pool."""
+    store.jobs.add_job(
+        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
+    )
+    now = format_instant(datetime.now(UTC))
+    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    return now
+
+
+def claim_given_to_n2(store: PostgresStore) -> tuple[ClaimedRun, str]:
+    """n1 claimed tick's instant and froze; a peer declared it lost and n2 took the run:
+    the claim as n1 holds it, and the instant."""
+    now = plan_tick(store)
+    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    assert store.cluster.sweep_lost(now) != []
+    (again,) = store.cluster.claim_runs("n2", [], now, 5)
+    assert again.run_id == claim.run_id
+    return claim, now
+
+
 def status_of(store: PostgresStore, run_id: int) -> tuple[str, str | None]:
     row = store.runs.get_run(run_id)
     assert row is not None
@@ -180,24 +225,16 @@ def test_a_claimed_run_is_running_in_the_database_before_its_child_starts(
     """At-most-once: a node that died after starting the child leaves a `running` row (a
     peer closes it), never a `pending` claim a peer would give to another node."""
     store = PostgresStore(pg_url)
-    store.jobs.add_job(
-        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
-    )
-    now = format_instant(datetime.now(UTC))
-    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    now = plan_tick(store)
     (claim,) = store.cluster.claim_runs("n1", [], now, 5)
     node, executor = real_node(store, pg_url, "n1")
 
-    async def scenario() -> None:
-        try:
-            await node._start_group(claim.scheduled_for, [claim])
-            await asyncio.to_thread(wait_status, store, claim.run_id, "ok")
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        await node._start_group(claim.scheduled_for, [claim])
+        await asyncio.to_thread(wait_status, store, claim.run_id, "ok")
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == [(claim.run_id, "running", "n1")]
         assert status_of(store, claim.run_id) == ("ok", "n1")
     finally:
@@ -213,32 +250,18 @@ def test_a_claim_given_to_another_node_is_never_started_by_the_first(
     Refused by the mark made just before the instant, or (a run that could not start at
     once) by the mark its dispatcher asks for right before the child."""
     store = PostgresStore(pg_url)
-    store.jobs.add_job(
-        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
-    )
-    now = format_instant(datetime.now(UTC))
-    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
-    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
-    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
-    assert store.cluster.sweep_lost(now) != []
-    (again,) = store.cluster.claim_runs("n2", [], now, 5)
-    assert again.run_id == claim.run_id
-    node, executor = real_node(store, pg_url, "n1")
-    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+    claim, _ = claim_given_to_n2(store)
+    node, executor = resumed_node(store, pg_url)
     if not marked_ahead:
         node.dispatcher.starts_at_once = lambda job: False  # type: ignore[method-assign]
 
-    async def scenario() -> None:
-        try:
-            await node._start_group(claim.scheduled_for, [claim])
-            for _ in range(50):  # its run task goes as far as it can
-                await asyncio.sleep(0.01)
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        await node._start_group(claim.scheduled_for, [claim])
+        for _ in range(50):  # its run task goes as far as it can
+            await asyncio.sleep(0.01)
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == []
         assert status_of(store, claim.run_id) == ("pending", "n2")
     finally:
@@ -317,22 +340,18 @@ def test_a_run_marked_ahead_then_closed_by_a_peer_is_not_started_after_a_freeze(
     node, executor = real_node(store, pg_url, "n1")
     fire_at = parse_instant(now)
 
-    async def scenario() -> None:
-        try:
-            prepared = [PreparedFire(job, claim.run_id)]
-            assert await node._mark_ahead(prepared, fire_at, set()) == prepared
-            assert status_of(store, claim.run_id) == ("running", "n1")
-            assert await asyncio.to_thread(store.cluster.sweep_lost, now) != []
-            node._confirm_claims = True  # what its next heartbeat learns
-            await node.dispatcher.fire(prepared, fire_at)
-            for _ in range(50):
-                await asyncio.sleep(0.01)
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        prepared = [PreparedFire(job, claim.run_id)]
+        assert await node._mark_ahead(prepared, fire_at, set()) == prepared
+        assert status_of(store, claim.run_id) == ("running", "n1")
+        assert await asyncio.to_thread(store.cluster.sweep_lost, now) != []
+        node._confirm_claims = True  # what its next heartbeat learns
+        await node.dispatcher.fire(prepared, fire_at)
+        for _ in range(50):
+            await asyncio.sleep(0.01)
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == []
         row = store.runs.get_run(claim.run_id)
         assert row is not None
@@ -346,24 +365,12 @@ def test_a_stopping_node_writes_nothing_to_a_claim_it_had_lost(pg_url: str) -> N
     started it. n1, resumed and then stopped, drops the waiting run without writing to it
     (the run is n2's); the stop's last sweep handles only n1's own rows."""
     store = PostgresStore(pg_url)
-    store.jobs.add_job(
-        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
-    )
-    now = format_instant(datetime.now(UTC))
-    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
-    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
-    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
-    assert store.cluster.sweep_lost(now) != []
-    (again,) = store.cluster.claim_runs("n2", [], now, 5)
-    assert store.cluster.start_runs("n2", [again.run_id], now) == {claim.run_id}
-    node, executor = real_node(store, pg_url, "n1")
-    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+    claim, now = claim_given_to_n2(store)
+    assert store.cluster.start_runs("n2", [claim.run_id], now) == {claim.run_id}
+    node, executor = resumed_node(store, pg_url)
 
     async def scenario() -> None:
-        slots = node.dispatcher.slots
-        for _ in range(slots.limit):  # every slot busy: the run waits for one
-            await slots.acquire()
-        await node._start_group(claim.scheduled_for, [claim])
+        await start_waiting_for_a_slot(node, claim)
         await asyncio.sleep(0.05)
         assert node.dispatcher.in_flight_run_ids == (claim.run_id,)
         node.dispatcher.accepting = False
@@ -376,6 +383,14 @@ def test_a_stopping_node_writes_nothing_to_a_claim_it_had_lost(pg_url: str) -> N
         assert status_of(store, claim.run_id) == ("running", "n2")
     finally:
         store.close()
+
+
+async def start_waiting_for_a_slot(node: ClusterNode, claim: ClaimedRun) -> None:
+    """The claim's group started while every slot of the node is busy: its run waits."""
+    slots = node.dispatcher.slots
+    for _ in range(slots.limit):
+        await slots.acquire()
+    await node._start_group(claim.scheduled_for, [claim])
 
 
 async def in_flight(dispatcher: RunDispatcher, run_id: int) -> None:
@@ -392,41 +407,22 @@ def test_a_cancel_writes_nothing_to_a_claim_the_node_had_lost(pg_url: str, peer:
     holds it, runs it or has recorded it. n1, resumed, is asked to cancel that run: it
     writes nothing to n2's run and answers that the run is not its own."""
     store = PostgresStore(pg_url)
-    store.jobs.add_job(
-        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
-    )
-    now = format_instant(datetime.now(UTC))
-    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
-    store.cluster.beat(NodeBeat("n1", "host", ("n1",), 1000, now, at(-60), False))
-    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
-    assert store.cluster.sweep_lost(now) != []
-    (again,) = store.cluster.claim_runs("n2", [], now, 5)
-    assert again.run_id == claim.run_id
+    claim, now = claim_given_to_n2(store)
     if peer != "claimed":
         assert store.cluster.start_runs("n2", [claim.run_id], now) == {claim.run_id}
     if peer == "finished":
         store.runs.finish_run(claim.run_id, RunResult(RunStatus.OK, 7, exit_code=0), now)
     before = store.runs.get_run(claim.run_id)
-    node, executor = real_node(store, pg_url, "n1")
-    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+    node, executor = resumed_node(store, pg_url)
 
-    async def scenario() -> None:
-        try:
-            slots = node.dispatcher.slots
-            for _ in range(slots.limit):  # every slot busy: the run waits for one
-                await slots.acquire()
-            await node._start_group(claim.scheduled_for, [claim])
-            await in_flight(node.dispatcher, claim.run_id)
-            assert (
-                await node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API") is False
-            )
-            assert node.dispatcher.in_flight_run_ids == ()
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        await start_waiting_for_a_slot(node, claim)
+        await in_flight(node.dispatcher, claim.run_id)
+        assert await node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API") is False
+        assert node.dispatcher.in_flight_run_ids == ()
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == []
         assert store.runs.get_run(claim.run_id) == before
     finally:
@@ -437,29 +433,18 @@ def test_a_cancel_of_a_claim_still_the_nodes_own_is_recorded(pg_url: str) -> Non
     """The same cancel of a waiting claim that is still n1's: recorded as `cancelled`
     before it started, in place."""
     store = PostgresStore(pg_url)
-    store.jobs.add_job(
-        Job(id="tick", name="t", schedule="@yearly", script="", command=("true",)), at(-60)
-    )
-    now = format_instant(datetime.now(UTC))
-    store.cluster.write_plans([JobPlan("tick", None, now, (now,))], now)
+    now = plan_tick(store)
     (claim,) = store.cluster.claim_runs("n1", [], now, 5)
     node, executor = real_node(store, pg_url, "n1")
 
-    async def scenario() -> None:
-        try:
-            slots = node.dispatcher.slots
-            for _ in range(slots.limit):  # every slot busy: the run waits for one
-                await slots.acquire()
-            await node._start_group(claim.scheduled_for, [claim])
-            await in_flight(node.dispatcher, claim.run_id)
-            assert await node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API")
-            assert node.dispatcher.in_flight_run_ids == ()
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        await start_waiting_for_a_slot(node, claim)
+        await in_flight(node.dispatcher, claim.run_id)
+        assert await node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API")
+        assert node.dispatcher.in_flight_run_ids == ()
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == []
         row = store.runs.get_run(claim.run_id)
         assert row is not None
@@ -546,15 +531,11 @@ def test_a_claim_whose_job_was_disabled_keeps_its_instant_when_it_was_due_before
     store.jobs.set_enabled("early", False, at(-30))  # before it (as written by then)
     node, executor = real_node(store, pg_url, "n1")
 
-    async def scenario() -> None:
-        try:
-            await node._start_group(due, claims)
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        await node._start_group(due, claims)
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == []
         by_job = {c.job_id: c.run_id for c in claims}
         late = store.runs.get_run(by_job["late"])
@@ -583,18 +564,13 @@ def test_a_claim_dropped_for_its_disabled_job_is_not_deleted_once_another_nodes(
     assert store.cluster.sweep_lost(due) != []
     (again,) = store.cluster.claim_runs("n2", [], due, 5)
     assert again.run_id == claim.run_id
-    node, executor = real_node(store, pg_url, "n1")
-    node._last_beat_mono = node.clock.monotonic()  # it does not know it was frozen
+    node, executor = resumed_node(store, pg_url)
 
-    async def scenario() -> None:
-        try:
-            await node._start_group(due, [claim])
-        finally:
-            await node.stop()
-            await node.dispatcher.shutdown(1)
+    async def steps() -> None:
+        await node._start_group(due, [claim])
 
     try:
-        asyncio.run(scenario())
+        run_and_stop(node, steps)
         assert executor.at_spawn == []
         assert status_of(store, claim.run_id) == ("pending", "n2")
     finally:
