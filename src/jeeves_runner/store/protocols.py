@@ -702,9 +702,10 @@ class ClusterStore(Protocol):
         """A claimed run of this node cancelled before its child started (it waited for its
         instant, a slot or its turn) becomes `cancelled` in place, finished at `at` with
         `reason` as its error. Only a run still open and still the node's (`pending`, or
-        marked `running` by it just before its instant) changes: a claim a peer gave to
-        another node while this one looked dead (a freeze) is that node's to run and
-        record, and is left alone. False when nothing changed."""
+        marked `running` by it just before its instant) changes, or a manual run no node
+        has adopted yet (start_runs lets it through too; it is recorded as this node's): a
+        claim a peer gave to another node while this one looked dead (a freeze) is that
+        node's to run and record, and is left alone. False when nothing changed."""
         ...
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:

@@ -483,6 +483,20 @@ def test_a_cancel_changes_only_a_claim_still_the_nodes_own(store: PostgresStore)
     assert store.cluster.claim_runs("n2", [], LATER, 5) == []
 
 
+def test_a_cancel_takes_a_manual_run_no_node_has_adopted_yet(store: PostgresStore) -> None:
+    """A manual run's row has no node until the next heartbeat adopts it (start_runs lets
+    such a row through too): cancelled before then, it is recorded as the cancelling node's.
+    Once another node adopted it, it is that node's and is left alone."""
+    add_jobs(store, "a")
+    fresh = store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.PENDING, T1)
+    assert store.cluster.cancel_claimed(fresh, T2, "Cancelled", "n1")
+    assert _row(store, fresh) == ("cancelled", "n1", "Cancelled")
+    adopted = store.runs.create_run("a", RunTrigger.MANUAL, RunStatus.PENDING, T1)
+    store.cluster.beat(beat("n2", T1, run_ids=(adopted,)))
+    assert store.cluster.cancel_claimed(adopted, T2, "Cancelled", "n1") is False
+    assert _row(store, adopted) == ("pending", "n2", None)
+
+
 def test_dropped_claims_are_only_the_nodes_own_pending_ones(store: PostgresStore) -> None:
     """drop_claims deletes claims whose fire is no fire any more (the job was disabled
     before its instant): only rows still `pending` and still this node's; a claim a peer

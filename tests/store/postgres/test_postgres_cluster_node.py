@@ -575,3 +575,30 @@ def test_a_claim_dropped_for_its_disabled_job_is_not_deleted_once_another_nodes(
         assert status_of(store, claim.run_id) == ("pending", "n2")
     finally:
         store.close()
+
+
+def test_a_cancel_of_a_manual_run_not_yet_adopted_is_recorded(pg_url: str) -> None:
+    """A manual run on a cluster node waits for a slot; its row has no node yet (the next
+    heartbeat adopts it). Cancelled meanwhile: recorded `cancelled`, as this node's, and
+    cancel_run says so (the guard lets through what start_runs lets through)."""
+    store = PostgresStore(pg_url)
+    plan_tick(store)
+    node, _ = real_node(store, pg_url, "n1")
+    answer: list[bool] = []
+    made: list[int] = []
+
+    async def steps() -> None:
+        slots = node.dispatcher.slots
+        for _ in range(slots.limit):
+            await slots.acquire()
+        run_id = await node.dispatcher.start_run("tick")
+        made.append(run_id)
+        await in_flight(node.dispatcher, run_id)
+        answer.append(await node.dispatcher.cancel_run(run_id, "Cancelled through the API"))
+
+    try:
+        run_and_stop(node, steps)
+        assert answer == [True]
+        assert status_of(store, made[0]) == ("cancelled", "n1")
+    finally:
+        store.close()

@@ -217,11 +217,14 @@ WHERE id = %s AND node_id = %s AND status IN ('pending', 'running') AND finished
 """
 # The cancel of a claim whose child has not started (it waited for its instant, a slot or its
 # turn; or it was marked `running` just before its instant): in place, like a skip. Only a run
-# still this node's and open: a claim a peer gave to another node (after this node froze) is
+# still this node's and open, or a manual run not adopted yet (as _START_RUNS lets through;
+# recorded as this node's): a claim a peer gave to another node (after this node froze) is
 # that node's to run and record.
 _CANCEL_CLAIMED = """
-UPDATE runs SET status = 'cancelled', finished_at = %s, duration_ms = 0, error = %s
-WHERE id = %s AND node_id = %s AND status IN ('pending', 'running') AND finished_at IS NULL
+UPDATE runs SET status = 'cancelled', finished_at = %(at)s, duration_ms = 0, error = %(error)s,
+       node_id = %(node)s
+WHERE id = %(id)s AND status IN ('pending', 'running') AND finished_at IS NULL
+  AND (node_id = %(node)s OR (node_id IS NULL AND scheduled_for IS NULL))
 """
 _EXPIRE_SCHEDULED = """
 UPDATE runs SET status = 'missed', finished_at = %s, duration_ms = 0, error = %s,
@@ -448,7 +451,8 @@ class PostgresClusterStore:
 
     def cancel_claimed(self, run_id: int, at: str, reason: str, node_id: str) -> bool:
         with self._db.connection() as conn:
-            return conn.execute(_CANCEL_CLAIMED, (at, _text(reason), run_id, node_id)).rowcount == 1
+            params = {"at": at, "error": _text(reason), "node": node_id, "id": run_id}
+            return conn.execute(_CANCEL_CLAIMED, params).rowcount == 1
 
     def expire_pool(self, before: str, at: str, reason: str) -> int:
         with self._transaction() as conn:
