@@ -95,7 +95,8 @@ def is_dashboard_path(path: str) -> bool:
     return path in ("/", DASHBOARD) or path.startswith(DASHBOARD + "/")
 
 
-_ACCESS_HEADERS = (b"authorization", b"cookie", b"origin")
+# The headers access control reads, each with its place in _access_headers' answer.
+_ACCESS_HEADERS = {b"authorization": 0, b"cookie": 1, b"origin": 2}
 
 
 def _access_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
@@ -104,10 +105,9 @@ def _access_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
     every API request passes here."""
     found: list[str | None] = [None, None, None]
     for name, value in scope["headers"]:
-        if name in _ACCESS_HEADERS:
-            at = _ACCESS_HEADERS.index(name)
-            if found[at] is None:
-                found[at] = value.decode("latin-1")
+        at = _ACCESS_HEADERS.get(name)
+        if at is not None and found[at] is None:
+            found[at] = value.decode("latin-1")
     return found[0], found[1], found[2]
 
 

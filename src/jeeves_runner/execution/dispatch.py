@@ -696,10 +696,7 @@ class RunDispatcher:
             # Nothing of this run is written here: a retry's row waits for the next start;
             # a refused run's row is another node's (or closed).
             await self.logs.close(run_id)
-            self.logs.recorded(run_id)
-            self._run_tasks.pop(run_id, None)
-            self._cancel_reasons.pop(run_id, None)
-            self._through_gate.discard(run_id)
+            self._forget(run_id)
             if refused:
                 log.warning("run not started: its claim went to another node", run_id=run_id)
                 self._changed()
@@ -722,11 +719,7 @@ class RunDispatcher:
                 raise
             retry_id = await self._record(job, run_id, trigger, result, rest_of_log, retry)
         finally:
-            self.logs.recorded(run_id)
-            self._run_tasks.pop(run_id, None)
-            self._cancel_reasons.pop(run_id, None)
-            self._recording.discard(run_id)
-            self._through_gate.discard(run_id)
+            self._forget(run_id)
             if retry is not None:
                 if retry_id is not None and self.accepting:
                     due, attempt, first = retry
@@ -1126,7 +1119,7 @@ class RunDispatcher:
             return True
         # Cluster mode: a claim another node had taken meanwhile was neither run nor
         # cancelled here.
-        return bool(ended != CLAIM_LOST)
+        return ended is not CLAIM_LOST
 
     async def _cancel_prepared(self, prepared: PreparedFire, reason: str) -> bool:
         """A fire's row made ahead of its instant, cancelled before the instant: taken here,
@@ -1182,10 +1175,16 @@ class RunDispatcher:
             self._recorded(job, run_id, trigger, result)
             return result
         finally:
-            self.logs.recorded(run_id)
-            self._run_tasks.pop(run_id, None)
-            self._cancel_reasons.pop(run_id, None)
-            self._recording.discard(run_id)
+            self._forget(run_id)
+
+    def _forget(self, run_id: int) -> None:
+        """The run's end is settled here (recorded, or another node's to record): its live
+        log and the runner's bookkeeping of it go."""
+        self.logs.recorded(run_id)
+        self._run_tasks.pop(run_id, None)
+        self._cancel_reasons.pop(run_id, None)
+        self._recording.discard(run_id)
+        self._through_gate.discard(run_id)
 
     def subscribe_log(self, run_id: int) -> LogSubscription | None:
         """A live reader of a run of this runner that has not been recorded yet; None for any
