@@ -1154,14 +1154,18 @@ class RunDispatcher:
                 mine = await self._retrying(
                     lambda: gate.cancel_claim(run_id, result.error or ""), "record a cancel"
                 )
-            except StoreError as exc:
-                # The claim is still this node's: the stop's last sweep (or the next start)
-                # deals with it as with any claim of a stopping node.
+            except (StoreError, asyncio.CancelledError) as exc:
+                # The database refused until the stop's last moment (or the stop ended this
+                # task meanwhile): nothing is recorded, and cancel_run says so. The claim is
+                # still this node's: the stop's last sweep (or the next start) closes it as
+                # never started, as any claim of a stopping node.
+                if isinstance(exc, asyncio.CancelledError) and (me := asyncio.current_task()):
+                    me.uncancel()
                 log.warning(
                     "could not record a cancel before the stop",
                     job_id=job.id,
                     run_id=run_id,
-                    reason=str(exc),
+                    reason=str(exc) or "stopping",
                 )
                 return CLAIM_LOST
             if not mine:

@@ -17,7 +17,15 @@ from jeeves_runner.cluster_model import ClaimedRun, JobPlan, NodeBeat
 from jeeves_runner.execution.dispatch import PreparedFire, RunDispatcher
 from jeeves_runner.execution.executor import ProcessExecutor, RunningProcess
 from jeeves_runner.execution.run_log import RunLog
-from jeeves_runner.models import Job, RunResult, RunStatus, format_instant, parse_instant
+from jeeves_runner.models import (
+    STOPPED_BEFORE_RUN,
+    STOPPED_DURING_RUN,
+    Job,
+    RunResult,
+    RunStatus,
+    format_instant,
+    parse_instant,
+)
 from jeeves_runner.scheduling import cluster as cluster_module
 from jeeves_runner.scheduling.cluster import ClusterNode, NodeIdentity
 from jeeves_runner.store.errors import StoreError
@@ -453,6 +461,56 @@ def test_a_cancel_of_a_claim_still_the_nodes_own_is_recorded(pg_url: str) -> Non
             "n1",
             "Cancelled through the API before it started",
         )
+    finally:
+        store.close()
+
+
+def test_a_cancel_the_database_refuses_until_the_stop_leaves_the_claim_to_the_last_sweep(
+    pg_url: str,
+) -> None:
+    """The database refuses the guarded cancel of n1's waiting claim until the stop's last
+    moment: nothing is written, cancel_run answers False (the cancel did not happen: the API
+    says 409), no child starts, and the row is still n1's pending claim. The runner's last
+    sweep gives it back to the pool, as every claim of a stopping node: no row is left
+    running or held by the stopped node."""
+    store = PostgresStore(pg_url)
+    now = plan_tick(store)
+    (claim,) = store.cluster.claim_runs("n1", [], now, 5)
+    node, executor = real_node(store, pg_url, "n1")
+    refused: list[int] = []
+
+    def refuse(run_id: int, *args: object) -> bool:
+        refused.append(run_id)
+        raise StoreError("The database is busy; try again")
+
+    store.cluster.cancel_claimed = refuse  # type: ignore[method-assign]
+    answers: list[bool] = []
+
+    async def steps() -> None:
+        await start_waiting_for_a_slot(node, claim)
+        await in_flight(node.dispatcher, claim.run_id)
+        cancel = asyncio.ensure_future(
+            node.dispatcher.cancel_run(claim.run_id, "Cancelled through the API")
+        )
+        deadline = time.monotonic() + 5
+        while not refused:
+            assert time.monotonic() < deadline, "the cancel never reached the database"
+            await asyncio.sleep(0.005)
+        # The stop, as the runner makes it; the dispatcher's last moment ends the retries.
+        node.dispatcher.accepting = False
+        await node.stop()
+        await node.dispatcher.shutdown(0.1)
+        answers.append(await cancel)
+
+    try:
+        asyncio.run(steps())
+        assert answers == [False]
+        assert executor.at_spawn == []
+        assert status_of(store, claim.run_id) == ("pending", "n1")
+        at = format_instant(datetime.now(UTC))
+        closed = store.cluster.close_node_runs("n1", at, STOPPED_DURING_RUN, STOPPED_BEFORE_RUN)
+        assert closed == 0
+        assert status_of(store, claim.run_id) == ("pending", None)
     finally:
         store.close()
 
